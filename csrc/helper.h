@@ -1,0 +1,226 @@
+/*
+ * helper.h -- the whole interface between pyoci's Python code and its C helper.
+ *
+ * csrc/build_helper.py feeds this file (between the CDEF markers) to cffi's
+ * cdef(), so Python and C read the same declarations and cannot drift.  Keep it
+ * free of preprocessor logic inside the CDEF block: only plain declarations and
+ * "#define NAME ..." constants that cffi fills in from the compiler.
+ *
+ * Process stages (see csrc/spawn.c):
+ *   parent  the pyoci process (Python).  Calls pyoci_spawn() and drives the sync
+ *           protocol from pyoci/native/spawn.py.
+ *   stage1  forked by pyoci_spawn().  Joins namespaces by path, unshares the new
+ *           ones (asking the parent to write the id maps), forks stage2 with
+ *           CLONE_PARENT and exits.  Title "pyoci:[1:NS]".
+ *   stage2  the container's init.  Mounts, pivot_root, devices, masked paths;
+ *           waits for `start`; execve()s the user's program.  Never returns into
+ *           Python.  Title "pyoci:[2:INIT]".
+ */
+#ifndef PYOCI_HELPER_H
+#define PYOCI_HELPER_H
+
+/* CDEF-BEGIN */
+
+#define PYOCI_ABI_VERSION 3
+
+/* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
+ * Sync points are numbered; the same numbers are written beside the code on
+ * both sides (csrc/spawn.c and pyoci/native/spawn.py).
+ *   SYNC 1  stage1 -> parent  USERMAP_REQUEST   (pid = stage1's pid)
+ *           parent -> stage1  USERMAP_DONE
+ *   SYNC 2  stage1 -> parent  CHILD_PID         (pid = stage2's pid in the parent's pid ns)
+ *           parent -> stage2  CHILD_GO          (stage2 placed in its cgroups, oom_score_adj set)
+ *   SYNC 3  stage2 -> parent  HOOKS_REQUEST     (mounts done, before pivot_root)
+ *           parent -> stage2  HOOKS_DONE        (cgroups joined, createRuntime/createContainer hooks ran)
+ *   SYNC 4  stage2 -> parent  READY             (waiting for start on the start socket)
+ *   any     child  -> parent  ERROR             (stage, index of the failed op, errno, text)
+ * Start protocol, on the start socket (a listening unix socket bound in the state dir):
+ *   SYNC 5  start  -> stage2  START
+ *           stage2 -> start   EXEC_FAILED (only on failure; success = EOF because the fd is O_CLOEXEC)
+ */
+#define PYOCI_MSG_USERMAP_REQUEST 1
+#define PYOCI_MSG_USERMAP_DONE 2
+#define PYOCI_MSG_CHILD_PID 3
+#define PYOCI_MSG_HOOKS_REQUEST 4
+#define PYOCI_MSG_HOOKS_DONE 5
+#define PYOCI_MSG_READY 6
+#define PYOCI_MSG_ERROR 7
+#define PYOCI_MSG_START 8
+#define PYOCI_MSG_EXEC_FAILED 9
+#define PYOCI_MSG_WARNING 10
+#define PYOCI_MSG_CHILD_GO 11
+
+/* Stages, for ERROR messages: which list `index` refers to. */
+#define PYOCI_STAGE_NS 1        /* index: position in join[] or a PYOCI_STEP_* */
+#define PYOCI_STAGE_OPS 2       /* index: position in ops[] */
+#define PYOCI_STAGE_PROCESS 3   /* index: a PYOCI_STEP_* */
+
+/* Steps outside the ops list (stage PYOCI_STAGE_NS and PYOCI_STAGE_PROCESS). */
+#define PYOCI_STEP_FORK 1
+#define PYOCI_STEP_OPEN_NS 2
+#define PYOCI_STEP_SETNS 3
+#define PYOCI_STEP_UNSHARE_USER 4
+#define PYOCI_STEP_UNSHARE 5
+#define PYOCI_STEP_SETID_ROOT 6
+#define PYOCI_STEP_SYNC 7
+#define PYOCI_STEP_HOSTNAME 8
+#define PYOCI_STEP_DOMAINNAME 9
+#define PYOCI_STEP_RLIMIT 10
+#define PYOCI_STEP_CHDIR 11
+#define PYOCI_STEP_SETGROUPS 12
+#define PYOCI_STEP_SETGID 13
+#define PYOCI_STEP_SETUID 14
+#define PYOCI_STEP_CAPBSET 15
+#define PYOCI_STEP_CAPSET 16
+#define PYOCI_STEP_AMBIENT 17
+#define PYOCI_STEP_NO_NEW_PRIVS 18
+#define PYOCI_STEP_EXEC 19
+#define PYOCI_STEP_LOOKUP_EXEC 20
+#define PYOCI_STEP_UNSHARE_CGROUP 21
+#define PYOCI_STEP_TIMENS 22
+#define PYOCI_STEP_HOOK 23
+#define PYOCI_STEP_START_WAIT 24
+#define PYOCI_STEP_FDS 25
+#define PYOCI_STEP_UMASK 26
+#define PYOCI_STEP_SETSID 27
+#define PYOCI_STEP_PRESEED 28
+
+struct pyoci_msg {
+    int type;       /* PYOCI_MSG_* */
+    int stage;      /* PYOCI_STAGE_* for ERROR/WARNING */
+    int index;      /* op index or PYOCI_STEP_* */
+    int err;        /* errno */
+    int pid;        /* CHILD_PID, USERMAP_REQUEST */
+    char text[512]; /* detail: path, hook name, ... */
+};
+
+/* ---- the filesystem program stage2 runs, in order ----
+ * Paths marked "in root" are resolved inside the rootfs without following a
+ * symlink out of it (openat2 RESOLVE_IN_ROOT, or a checked walk), then the
+ * mount goes through the resulting fd (/proc/self/fd/N), so a symlink swapped
+ * in after the check cannot redirect it. */
+#define PYOCI_OP_MOUNT 1          /* mount(source, target in root, fstype, mflags, data); then remount/propagation */
+#define PYOCI_OP_MOUNT_HOST 2     /* same, target is a host path (not resolved in root) */
+#define PYOCI_OP_MKNOD 3          /* mknod(target in root, mode, dev); chown(uid, gid) */
+#define PYOCI_OP_BIND_DEV 4       /* create an empty file at target in root, bind source (host) over it */
+#define PYOCI_OP_SYMLINK 5        /* symlink(source, target in root) */
+#define PYOCI_OP_PIVOT 6          /* pivot_root into the rootfs (or MS_MOVE + chroot with PYOCI_F_NO_PIVOT) */
+#define PYOCI_OP_MASK 7           /* after pivot: hide target (/dev/null over a file, ro tmpfs over a dir) */
+#define PYOCI_OP_READONLY 8       /* after pivot: bind target over itself read-only */
+#define PYOCI_OP_WRITE_FILE 9     /* after pivot: write data to target (sysctl under /proc/sys) */
+#define PYOCI_OP_REMOUNT 10       /* remount target (host or root-relative per flags) with mflags */
+#define PYOCI_OP_PROPAGATION 11   /* mount(NULL, target, NULL, mflags, NULL): change propagation */
+#define PYOCI_OP_MKDIR 12         /* mkdir -p target in root, mode */
+#define PYOCI_OP_HOOKS_SYNC 13    /* SYNC 3: ask the parent to run createRuntime/createContainer hooks */
+#define PYOCI_OP_CHMOD 14         /* chmod target in root to mode; chown to uid/gid when uid >= 0 */
+
+/* op flags */
+#define PYOCI_F_MKDIR 1           /* create target as a directory (and its parents) */
+#define PYOCI_F_MKFILE 2          /* create target as an empty file (parents as dirs) */
+#define PYOCI_F_OPTIONAL 4        /* a missing target is not an error (masked/readonly paths) */
+#define PYOCI_F_HOST_TARGET 16    /* REMOUNT/PROPAGATION/CHMOD: target is an absolute path in the current root */
+#define PYOCI_F_MKLIKE 3          /* MKDIR|MKFILE: a directory if the (host) source is one, else a file */
+#define PYOCI_F_NO_PIVOT 8        /* PIVOT: use MS_MOVE + chroot */
+#define PYOCI_F_WARN_ONLY 128     /* failure is reported as a WARNING and skipped */
+
+struct pyoci_op {
+    int kind;                 /* PYOCI_OP_* */
+    int flags;                /* PYOCI_F_* */
+    const char *source;
+    const char *target;
+    const char *fstype;
+    const char *data;         /* mount data, or file contents for WRITE_FILE */
+    unsigned long mflags;     /* mount flags */
+    unsigned long remount;    /* if non-zero: a second MS_REMOUNT|MS_BIND call with these flags */
+    unsigned long propagation;/* if non-zero: a propagation change (MS_SHARED, MS_SLAVE, ... | MS_REC) */
+    unsigned int mode;        /* MKNOD/MKDIR/CHMOD mode, incl. file type bits for MKNOD */
+    unsigned long long dev;   /* MKNOD: makedev(major, minor) */
+    long long uid;            /* MKNOD/CHMOD: owner, -1 = leave */
+    long long gid;
+};
+
+/* ---- namespaces ---- */
+struct pyoci_ns {
+    int type;                 /* CLONE_NEW* */
+    const char *path;         /* join this one (setns) */
+};
+
+struct pyoci_rlimit {
+    int resource;
+    unsigned long long soft;
+    unsigned long long hard;
+};
+
+struct pyoci_hook {
+    const char *path;
+    const char *const *argv;  /* NULL-terminated */
+    const char *const *envp;  /* NULL-terminated */
+    int timeout;              /* seconds, 0 = none */
+};
+
+struct pyoci_spawn_config {
+    int abi_version;          /* PYOCI_ABI_VERSION */
+    int sync_fd;              /* child's end of the sync socketpair */
+    int start_fd;             /* listening socket stage2 waits on for `start`; -1 = exec at once */
+
+    /* namespaces */
+    unsigned long unshare_flags;   /* CLONE_NEW* to create (CLONE_NEWCGROUP is unshared by stage2 after SYNC 3) */
+    int n_join;
+    const struct pyoci_ns *join;   /* joined in this order (the user ns first) */
+    int usermap;              /* 1: stage1 unshares a user ns and asks the parent for maps (SYNC 1) */
+    const char *timens_offsets;    /* written to /proc/self/timens_offsets after unsharing a time ns, or NULL */
+
+    /* identity of the box */
+    const char *hostname;     /* NULL = leave */
+    const char *domainname;   /* NULL = leave */
+
+    /* the filesystem program */
+    const char *rootfs;       /* absolute host path */
+    int n_ops;
+    const struct pyoci_op *ops;
+
+    /* the process */
+    const char *const *argv;
+    const char *const *envp;
+    const char *cwd;
+    const char *exec_path;    /* path to execve (already resolved against PATH by stage2 if it has no '/') */
+    unsigned int uid;
+    unsigned int gid;
+    int n_groups;
+    const unsigned int *groups;
+    int set_groups;           /* 1: call setgroups(groups) (0 when setgroups is denied) */
+    int umask;                /* -1: leave */
+    int set_caps;             /* 1: apply the capability sets below */
+    unsigned long long cap_bounding;
+    unsigned long long cap_effective;
+    unsigned long long cap_permitted;
+    unsigned long long cap_inheritable;
+    unsigned long long cap_ambient;
+    int no_new_privs;
+    int n_rlimits;
+    const struct pyoci_rlimit *rlimits;
+    int preserve_fds;         /* fds 3 .. 3+preserve_fds-1 reach the program */
+    int setsid;               /* 1: become a session leader */
+    int n_start_hooks;        /* startContainer hooks, run in the container after START */
+    const struct pyoci_hook *start_hooks;
+    const char *hook_state;   /* state JSON given to startContainer hooks on stdin */
+};
+
+/* Fork stage1, which runs the stages above; returns stage1's pid or -errno.
+ * The parent then reads pyoci_msg records from its end of the sync socket. */
+int pyoci_spawn(const struct pyoci_spawn_config *cfg);
+
+/* Set the calling process's title (argv[0] area and comm). */
+void pyoci_set_title(const char *title);
+
+/* Small syscall wrappers Python lacks; return 0 / fd or -errno. */
+int pyoci_seqpacket_pair(int fds[2]);          /* O_CLOEXEC socketpair for the sync protocol */
+int pyoci_listen(int dirfd, const char *name); /* bind+listen a unix socket at dirfd/name */
+int pyoci_connect(int dirfd, const char *name);
+int pyoci_setns_path(const char *path, int nstype);
+int pyoci_pidfd_open(int pid);
+int pyoci_pidfd_send_signal(int pidfd, int sig);
+
+/* CDEF-END */
+
+#endif

@@ -1,0 +1,32 @@
+/* internal.h -- declarations shared by the C files of the helper; not part of
+ * the Python ABI (that is helper.h alone). */
+#ifndef PYOCI_INTERNAL_H
+#define PYOCI_INTERNAL_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdnoreturn.h>
+#include "helper.h"
+
+/* The fd errors and warnings go to: the sync socket until READY, then the
+ * connection from `start`. */
+extern int pyoci_report_fd;
+
+/* Send one message on fd; returns 0 or -errno. */
+int pyoci_send(int fd, int type, int stage, int index, int err, int pid, const char *text);
+/* Receive one message; returns 0, -errno, or -EPIPE on EOF. */
+int pyoci_recv(int fd, struct pyoci_msg *msg);
+/* Report a failed step on pyoci_report_fd and exit the child. */
+noreturn void pyoci_fail(int stage, int index, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ops.c */
+void pyoci_run_ops(const struct pyoci_spawn_config *cfg);
+
+/* process.c */
+noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg);
+
+#endif

@@ -1,0 +1,496 @@
+/* ops.c -- the filesystem program of stage2: mounts, devices, pivot_root,
+ * masked and readonly paths.
+ *
+ * Every path inside the container is resolved relative to an fd of its root
+ * with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so a symlink in the
+ * image can never lead out of the rootfs, and mounts go through the resolved
+ * fd (/proc/self/fd/N) so that a symlink swapped in after the check changes
+ * nothing. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static int rootfd = -1;          /* the container's root: rootfs before pivot, "/" after */
+
+static int openat2_in_root(int dirfd, const char *path, int flags)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    long r;
+    do
+        r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    while (r < 0 && (errno == EINTR || errno == EAGAIN));
+    return (int)r;
+}
+
+/* Open `path` (absolute, inside the container) relative to the root. */
+static int open_in_root(const char *path, int flags)
+{
+    while (*path == '/')
+        path++;
+    if (*path == '\0')
+        path = ".";
+    return openat2_in_root(rootfd, path, flags);
+}
+
+/* mkdir -p inside the root; returns an O_PATH fd of the directory. */
+static int mkdir_in_root(const char *path, mode_t mode)
+{
+    int fd = open_in_root(path, O_PATH | O_DIRECTORY);
+    if (fd >= 0 || errno != ENOENT)
+        return fd;
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    const char *name = buf;
+    int parent;
+    if (slash) {
+        *slash = '\0';
+        name = slash + 1;
+        parent = mkdir_in_root(buf[0] ? buf : "/", 0755);
+    } else {
+        parent = open_in_root("/", O_PATH | O_DIRECTORY);
+    }
+    if (parent < 0)
+        return -1;
+    if (mkdirat(parent, name, mode) < 0 && errno != EEXIST) {
+        int e = errno;
+        close(parent);
+        errno = e;
+        return -1;
+    }
+    close(parent);
+    return open_in_root(path, O_PATH | O_DIRECTORY);
+}
+
+/* Split path into parent (created as directories) and last component;
+ * returns an O_PATH fd of the parent and points *name into buf. */
+static int parent_in_root(const char *path, char *buf, size_t len, const char **name)
+{
+    snprintf(buf, len, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash[1] == '\0') {
+        errno = EINVAL;
+        return -1;
+    }
+    *slash = '\0';
+    *name = slash + 1;
+    return mkdir_in_root(buf[0] ? buf : "/", 0755);
+}
+
+/* Create an empty file at path (parents as directories) unless something exists. */
+static int mkfile_in_root(const char *path)
+{
+    int fd = open_in_root(path, O_PATH);
+    if (fd >= 0 || errno != ENOENT)
+        return fd;
+    char buf[PATH_MAX];
+    const char *name;
+    int parent = parent_in_root(path, buf, sizeof buf, &name);
+    if (parent < 0)
+        return -1;
+    int f = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int e = errno;
+    close(parent);
+    if (f < 0 && e != EEXIST) {
+        errno = e;
+        return -1;
+    }
+    if (f >= 0)
+        close(f);
+    return open_in_root(path, O_PATH);
+}
+
+static void fdpath(char *buf, size_t len, int fd)
+{
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* Flags a remount in a user namespace may not clear: the kernel locks them. */
+static unsigned long locked_flags(const char *target)
+{
+    struct statvfs sv;
+    unsigned long f = 0;
+    if (statvfs(target, &sv) < 0)
+        return 0;
+    if (sv.f_flag & ST_RDONLY)
+        f |= MS_RDONLY;
+    if (sv.f_flag & ST_NOSUID)
+        f |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV)
+        f |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        f |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME)
+        f |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME)
+        f |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME)
+        f |= MS_RELATIME;
+    return f;
+}
+
+/* MS_REMOUNT|MS_BIND with flags; on EPERM retry keeping the locked flags. */
+static int bind_remount(const char *target, unsigned long flags)
+{
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL) == 0)
+        return 0;
+    if (errno != EPERM)
+        return -1;
+    unsigned long keep = locked_flags(target);
+    if (!(flags & MS_RDONLY))
+        keep &= ~(unsigned long)MS_RDONLY;
+    return mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags | keep, NULL);
+}
+
+#define FAIL(i, ...) pyoci_fail(PYOCI_STAGE_OPS, (i), errno, __VA_ARGS__)
+
+static int target_fd(int i, const struct pyoci_op *op, const char *source)
+{
+    int fd;
+    int kind = op->flags & PYOCI_F_MKLIKE;
+    if (kind == PYOCI_F_MKLIKE) {
+        struct stat st;
+        kind = PYOCI_F_MKDIR;
+        if (source && stat(source, &st) == 0 && !S_ISDIR(st.st_mode))
+            kind = PYOCI_F_MKFILE;
+    }
+    if (kind == PYOCI_F_MKDIR)
+        fd = mkdir_in_root(op->target, 0755);
+    else if (kind == PYOCI_F_MKFILE)
+        fd = mkfile_in_root(op->target);
+    else
+        fd = open_in_root(op->target, O_PATH);
+    if (fd < 0)
+        FAIL(i, "resolve %s in the rootfs", op->target);
+    return fd;
+}
+
+static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
+{
+    char tp[64];
+    const char *target = op->target;
+    int fd = -1;
+    if (op->kind == PYOCI_OP_MOUNT) {
+        fd = target_fd(i, op, op->source);
+        fdpath(tp, sizeof tp, fd);
+        target = tp;
+    }
+    if (mount(op->source, target, op->fstype, op->mflags, op->data) < 0)
+        FAIL(i, "mount %s", op->target);
+    if (fd >= 0) {
+        close(fd);
+        /* Re-resolve: the new mount now covers the old target. */
+        fd = open_in_root(op->target, O_PATH);
+        if (fd < 0)
+            FAIL(i, "reopen %s after mounting", op->target);
+        fdpath(tp, sizeof tp, fd);
+    }
+    if (op->remount && bind_remount(target, op->remount) < 0)
+        FAIL(i, "remount %s", op->target);
+    if (op->propagation && mount(NULL, target, NULL, op->propagation, NULL) < 0)
+        FAIL(i, "set propagation of %s", op->target);
+    if (fd >= 0)
+        close(fd);
+    if (op->kind == PYOCI_OP_MOUNT_HOST && strcmp(op->target, rootfs) == 0) {
+        /* The rootfs was bound on itself: later ops must see the new mount. */
+        close(rootfd);
+        rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            FAIL(i, "reopen the rootfs %s", rootfs);
+    }
+}
+
+static void op_mknod(int i, const struct pyoci_op *op)
+{
+    char buf[PATH_MAX];
+    const char *name;
+    int parent = parent_in_root(op->target, buf, sizeof buf, &name);
+    if (parent < 0)
+        FAIL(i, "resolve %s in the rootfs", op->target);
+    char pp[64];
+    fdpath(pp, sizeof pp, parent);
+    /* O_PATH fds can't be used with mknodat: go through /proc/self/fd. */
+    int dir = open(pp, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (dir < 0)
+        FAIL(i, "open parent of %s", op->target);
+    unlinkat(dir, name, 0);
+    if (mknodat(dir, name, op->mode, (dev_t)op->dev) < 0)
+        FAIL(i, "mknod %s", op->target);
+    if (fchmodat(dir, name, op->mode & 07777, 0) < 0)
+        FAIL(i, "chmod %s", op->target);
+    if (op->uid >= 0 && fchownat(dir, name, (uid_t)op->uid, (gid_t)op->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        FAIL(i, "chown %s", op->target);
+    close(dir);
+    close(parent);
+}
+
+static void op_symlink(int i, const struct pyoci_op *op)
+{
+    char buf[PATH_MAX];
+    const char *name;
+    int parent = parent_in_root(op->target, buf, sizeof buf, &name);
+    if (parent < 0)
+        FAIL(i, "resolve %s in the rootfs", op->target);
+    char pp[64];
+    fdpath(pp, sizeof pp, parent);
+    int dir = open(pp, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (dir < 0)
+        FAIL(i, "open parent of %s", op->target);
+    if (op->flags & PYOCI_F_OPTIONAL) {
+        /* replace whatever is there (e.g. /dev/ptmx) */
+        unlinkat(dir, name, 0);
+    }
+    if (symlinkat(op->source, dir, name) < 0 && errno != EEXIST)
+        FAIL(i, "symlink %s -> %s", op->target, op->source);
+    close(dir);
+    close(parent);
+}
+
+static void op_pivot(int i, const struct pyoci_op *op, const char *rootfs)
+{
+    if (op->flags & PYOCI_F_NO_PIVOT) {
+        if (chdir(rootfs) < 0)
+            FAIL(i, "chdir %s", rootfs);
+        if (mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0)
+            FAIL(i, "move the rootfs to /");
+        if (chroot(".") < 0)
+            FAIL(i, "chroot %s", rootfs);
+    } else {
+        int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        int newroot = open(rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (oldroot < 0 || newroot < 0)
+            FAIL(i, "open / and %s", rootfs);
+        if (fchdir(newroot) < 0)
+            FAIL(i, "chdir %s", rootfs);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+            FAIL(i, "pivot_root %s", rootfs);
+        /* The old root is now stacked under the new one: detach it. */
+        if (fchdir(oldroot) < 0)
+            FAIL(i, "chdir to the old root");
+        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+            FAIL(i, "make the old root a slave");
+        if (umount2(".", MNT_DETACH) < 0)
+            FAIL(i, "unmount the old root");
+        close(oldroot);
+        close(newroot);
+    }
+    if (chdir("/") < 0)
+        FAIL(i, "chdir /");
+    close(rootfd);
+    rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        FAIL(i, "open the new root");
+}
+
+static int optional_missing(const struct pyoci_op *op)
+{
+    return (op->flags & PYOCI_F_OPTIONAL) && (errno == ENOENT || errno == ENOTDIR);
+}
+
+static void op_mask(int i, const struct pyoci_op *op)
+{
+    int fd = open_in_root(op->target, O_PATH);
+    if (fd < 0) {
+        if (optional_missing(op))
+            return;
+        FAIL(i, "resolve masked path %s", op->target);
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        FAIL(i, "stat masked path %s", op->target);
+    char tp[64];
+    fdpath(tp, sizeof tp, fd);
+    if (S_ISDIR(st.st_mode)) {
+        if (mount("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0)
+            FAIL(i, "mask %s with an empty tmpfs", op->target);
+    } else {
+        /* The container's /dev/null must be the real null device. */
+        int null = open_in_root("/dev/null", O_PATH);
+        struct stat ns;
+        if (null < 0 || fstat(null, &ns) < 0)
+            FAIL(i, "open /dev/null to mask %s", op->target);
+        if (!S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3)) {
+            errno = EPERM;
+            FAIL(i, "mask %s: /dev/null in the container is not the null device", op->target);
+        }
+        char np[64];
+        fdpath(np, sizeof np, null);
+        if (mount(np, tp, NULL, MS_BIND, NULL) < 0)
+            FAIL(i, "mask %s with /dev/null", op->target);
+        close(null);
+    }
+    close(fd);
+}
+
+static void op_readonly(int i, const struct pyoci_op *op)
+{
+    int fd = open_in_root(op->target, O_PATH);
+    if (fd < 0) {
+        if (optional_missing(op))
+            return;
+        FAIL(i, "resolve readonly path %s", op->target);
+    }
+    char tp[64];
+    fdpath(tp, sizeof tp, fd);
+    if (mount(tp, tp, NULL, MS_BIND | MS_REC, NULL) < 0)
+        FAIL(i, "bind readonly path %s", op->target);
+    close(fd);
+    fd = open_in_root(op->target, O_PATH);
+    if (fd < 0)
+        FAIL(i, "reopen readonly path %s", op->target);
+    fdpath(tp, sizeof tp, fd);
+    if (bind_remount(tp, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC) < 0)
+        FAIL(i, "remount %s read-only", op->target);
+    close(fd);
+}
+
+static void op_write_file(int i, const struct pyoci_op *op)
+{
+    int fd = open_in_root(op->target, O_WRONLY | O_TRUNC);
+    if (fd < 0)
+        FAIL(i, "open %s", op->target);
+    size_t len = strlen(op->data);
+    if (write(fd, op->data, len) != (ssize_t)len)
+        FAIL(i, "write %s", op->target);
+    close(fd);
+}
+
+static const char *resolve_target(int i, const struct pyoci_op *op, int *fd, char *buf, size_t len)
+{
+    *fd = -1;
+    if (op->flags & PYOCI_F_HOST_TARGET)
+        return op->target;
+    *fd = open_in_root(op->target, O_PATH);
+    if (*fd < 0)
+        FAIL(i, "resolve %s", op->target);
+    fdpath(buf, len, *fd);
+    return buf;
+}
+
+static void op_remount(int i, const struct pyoci_op *op)
+{
+    char tp[64];
+    int fd;
+    const char *target = resolve_target(i, op, &fd, tp, sizeof tp);
+    if (bind_remount(target, op->mflags) < 0)
+        FAIL(i, "remount %s", op->target);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void op_propagation(int i, const struct pyoci_op *op)
+{
+    char tp[64];
+    int fd;
+    const char *target = resolve_target(i, op, &fd, tp, sizeof tp);
+    if (mount(NULL, target, NULL, op->mflags, NULL) < 0)
+        FAIL(i, "set propagation of %s", op->target);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void op_chmod(int i, const struct pyoci_op *op)
+{
+    char tp[64];
+    int fd;
+    const char *target = resolve_target(i, op, &fd, tp, sizeof tp);
+    if (chmod(target, op->mode & 07777) < 0)
+        FAIL(i, "chmod %s", op->target);
+    if (op->uid >= 0 && chown(target, (uid_t)op->uid, (gid_t)op->gid) < 0)
+        FAIL(i, "chown %s", op->target);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void op_bind_dev(int i, const struct pyoci_op *op)
+{
+    int fd = mkfile_in_root(op->target);
+    if (fd < 0)
+        FAIL(i, "create %s", op->target);
+    char tp[64];
+    fdpath(tp, sizeof tp, fd);
+    if (mount(op->source, tp, NULL, MS_BIND, NULL) < 0)
+        FAIL(i, "bind %s to %s", op->source, op->target);
+    close(fd);
+}
+
+void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
+{
+    rootfd = open(cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        pyoci_fail(PYOCI_STAGE_OPS, -1, errno, "open rootfs %s", cfg->rootfs);
+
+    for (int i = 0; i < cfg->n_ops; i++) {
+        const struct pyoci_op *op = &cfg->ops[i];
+        switch (op->kind) {
+        case PYOCI_OP_MOUNT:
+        case PYOCI_OP_MOUNT_HOST:
+            op_mount(i, op, cfg->rootfs);
+            break;
+        case PYOCI_OP_MKNOD:
+            op_mknod(i, op);
+            break;
+        case PYOCI_OP_BIND_DEV:
+            op_bind_dev(i, op);
+            break;
+        case PYOCI_OP_SYMLINK:
+            op_symlink(i, op);
+            break;
+        case PYOCI_OP_PIVOT:
+            op_pivot(i, op, cfg->rootfs);
+            break;
+        case PYOCI_OP_MASK:
+            op_mask(i, op);
+            break;
+        case PYOCI_OP_READONLY:
+            op_readonly(i, op);
+            break;
+        case PYOCI_OP_WRITE_FILE:
+            op_write_file(i, op);
+            break;
+        case PYOCI_OP_REMOUNT:
+            op_remount(i, op);
+            break;
+        case PYOCI_OP_PROPAGATION:
+            op_propagation(i, op);
+            break;
+        case PYOCI_OP_CHMOD:
+            op_chmod(i, op);
+            break;
+        case PYOCI_OP_MKDIR: {
+            int fd = mkdir_in_root(op->target, op->mode ? op->mode : 0755);
+            if (fd < 0)
+                FAIL(i, "mkdir %s", op->target);
+            close(fd);
+            break;
+        }
+        case PYOCI_OP_HOOKS_SYNC: {
+            /* SYNC 3: mounts are done; the parent runs createRuntime and
+             * createContainer hooks, then lets us pivot. */
+            struct pyoci_msg msg;
+            if (pyoci_send(cfg->sync_fd, PYOCI_MSG_HOOKS_REQUEST, 0, i, 0, 0, NULL) < 0)
+                _exit(126);
+            if (pyoci_recv(cfg->sync_fd, &msg) < 0 || msg.type != PYOCI_MSG_HOOKS_DONE)
+                _exit(126);
+            break;
+        }
+        default:
+            errno = EINVAL;
+            FAIL(i, "unknown op %d", op->kind);
+        }
+    }
+}

@@ -1,0 +1,260 @@
+/* process.c -- the last part of stage2: the process's credentials and
+ * limits, SYNC 4 (READY), waiting for `start` (SYNC 5), startContainer hooks
+ * and execve. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define PFAIL(step, ...) pyoci_fail(PYOCI_STAGE_PROCESS, (step), errno, __VA_ARGS__)
+
+static char exec_path[PATH_MAX];
+
+static const char *env_get(const char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+static int is_executable(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    if (S_ISDIR(st.st_mode))
+        return -EISDIR;
+    if (!(st.st_mode & 0111))
+        return -EACCES;
+    return 0;
+}
+
+/* Find the program as execvp would, in the container, with the process's PATH. */
+static void lookup_exec(const struct pyoci_spawn_config *cfg)
+{
+    const char *prog = cfg->exec_path ? cfg->exec_path : cfg->argv[0];
+    if (!prog || !*prog) {
+        errno = ENOENT;
+        PFAIL(PYOCI_STEP_LOOKUP_EXEC, "no program to run");
+    }
+    if (strchr(prog, '/')) {
+        int r = is_executable(prog);
+        if (r < 0) {
+            errno = -r;
+            PFAIL(PYOCI_STEP_LOOKUP_EXEC, "%s", prog);
+        }
+        snprintf(exec_path, sizeof exec_path, "%s", prog);
+        return;
+    }
+    const char *path = env_get(cfg->envp, "PATH");
+    if (!path)
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    int last = ENOENT;
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        snprintf(exec_path, sizeof exec_path, "%.*s%s%s", (int)len, path, len ? "/" : "", prog);
+        int r = is_executable(exec_path);
+        if (r == 0)
+            return;
+        if (r != -ENOENT && r != -ENOTDIR)
+            last = -r;
+        path += len + (end ? 1 : 0);
+    }
+    errno = last;
+    PFAIL(PYOCI_STEP_LOOKUP_EXEC, "executable file `%s` not found in $PATH", prog);
+}
+
+static void set_caps(const struct pyoci_spawn_config *cfg)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    data[0].effective = (unsigned)(cfg->cap_effective & 0xffffffffu);
+    data[1].effective = (unsigned)(cfg->cap_effective >> 32);
+    data[0].permitted = (unsigned)(cfg->cap_permitted & 0xffffffffu);
+    data[1].permitted = (unsigned)(cfg->cap_permitted >> 32);
+    data[0].inheritable = (unsigned)(cfg->cap_inheritable & 0xffffffffu);
+    data[1].inheritable = (unsigned)(cfg->cap_inheritable >> 32);
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        PFAIL(PYOCI_STEP_CAPSET, "capset");
+    for (int cap = 0; cap < 64; cap++) {
+        if (!(cfg->cap_ambient & (1ULL << cap)))
+            continue;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            PFAIL(PYOCI_STEP_AMBIENT, "raise ambient capability %d", cap);
+    }
+}
+
+/* Credentials in the order the spec and the kernel need: bounding set while
+ * we still hold CAP_SETPCAP, keep caps across the uid change, groups, gid,
+ * uid, then the final sets and no_new_privs. */
+static void set_credentials(const struct pyoci_spawn_config *cfg)
+{
+    if (cfg->set_caps) {
+        for (int cap = 0; cap < 64; cap++) {
+            if (cfg->cap_bounding & (1ULL << cap))
+                continue;
+            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                PFAIL(PYOCI_STEP_CAPBSET, "drop capability %d from the bounding set", cap);
+        }
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            PFAIL(PYOCI_STEP_CAPSET, "prctl(PR_SET_KEEPCAPS)");
+    }
+    if (cfg->set_groups && setgroups((size_t)cfg->n_groups, (const gid_t *)cfg->groups) < 0)
+        PFAIL(PYOCI_STEP_SETGROUPS, "setgroups");
+    if (setresgid(cfg->gid, cfg->gid, cfg->gid) < 0)
+        PFAIL(PYOCI_STEP_SETGID, "setgid %u", cfg->gid);
+    if (setresuid(cfg->uid, cfg->uid, cfg->uid) < 0)
+        PFAIL(PYOCI_STEP_SETUID, "setuid %u", cfg->uid);
+    if (cfg->set_caps) {
+        prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+        set_caps(cfg);
+    }
+    if (cfg->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        PFAIL(PYOCI_STEP_NO_NEW_PRIVS, "prctl(PR_SET_NO_NEW_PRIVS)");
+    /* A uid change resets dumpable; keep the host's interpreter out of reach
+     * until execve. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Run one startContainer hook inside the container; 0 or fails the child. */
+static void run_hook(const struct pyoci_spawn_config *cfg, int n)
+{
+    const struct pyoci_hook *h = &cfg->start_hooks[n];
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): pipe", n, h->path);
+    pid_t pid = fork();
+    if (pid < 0)
+        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): fork", n, h->path);
+    if (pid == 0) {
+        dup2(pipefd[0], 0);
+        execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
+        _exit(127);
+    }
+    close(pipefd[0]);
+    const char *state = cfg->hook_state ? cfg->hook_state : "{}";
+    size_t len = strlen(state);
+    signal(SIGPIPE, SIG_IGN);
+    if (write(pipefd[1], state, len) < 0) {
+        /* the hook need not read its stdin */
+    }
+    close(pipefd[1]);
+    signal(SIGPIPE, SIG_DFL);
+    int status = 0;
+    long waited = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, h->timeout > 0 ? WNOHANG : 0);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): wait", n, h->path);
+        if (h->timeout > 0 && waited >= (long)h->timeout * 1000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            errno = ETIMEDOUT;
+            PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) timed out after %ds", n, h->path, h->timeout);
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        waited += 10;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return;
+    errno = 0;
+    if (WIFEXITED(status))
+        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) exited with status %d", n, h->path, WEXITSTATUS(status));
+    PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) killed by signal %d", n, h->path, WTERMSIG(status));
+}
+
+noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
+{
+    for (int i = 0; i < cfg->n_rlimits; i++) {
+        struct rlimit rl = {(rlim_t)cfg->rlimits[i].soft, (rlim_t)cfg->rlimits[i].hard};
+        if (setrlimit(cfg->rlimits[i].resource, &rl) < 0)
+            pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_RLIMIT, errno, "setrlimit %d", i);
+    }
+    int cwd_done = 0;
+    if (cfg->cwd && chdir(cfg->cwd) == 0)
+        cwd_done = 1;
+    else if (cfg->cwd && errno != EACCES)
+        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
+
+    lookup_exec(cfg);
+    set_credentials(cfg);
+    /* Retry as the process's user: a directory only it may enter. */
+    if (cfg->cwd && !cwd_done && chdir(cfg->cwd) < 0)
+        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
+
+    int conn = -1;
+    if (cfg->start_fd >= 0) {
+        /* The init stays alive after `create` exits. */
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        /* SYNC 4: ready; the parent records the container and exits. */
+        if (pyoci_send(cfg->sync_fd, PYOCI_MSG_READY, 0, 0, 0, 0, NULL) < 0)
+            _exit(126);
+        close(cfg->sync_fd);
+        pyoci_report_fd = -1;
+        /* SYNC 5: wait for `start`. */
+        for (;;) {
+            conn = accept4(cfg->start_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (conn < 0) {
+                if (errno == EINTR)
+                    continue;
+                _exit(126);
+            }
+            struct pyoci_msg msg;
+            if (pyoci_recv(conn, &msg) == 0 && msg.type == PYOCI_MSG_START)
+                break;
+            close(conn); /* not a start request (e.g. a probe): keep waiting */
+        }
+        close(cfg->start_fd);
+        pyoci_report_fd = conn;
+    } else {
+        pyoci_report_fd = cfg->sync_fd;
+    }
+
+    for (int i = 0; i < cfg->n_start_hooks; i++)
+        run_hook(cfg, i);
+
+    if (cfg->umask >= 0)
+        umask((mode_t)cfg->umask);
+
+    /* Only 0-2 and the preserved fds reach the program. */
+    for (int fd = 3; fd < 3 + cfg->preserve_fds; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0)
+            fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    if (syscall(SYS_close_range, 3 + cfg->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        PFAIL(PYOCI_STEP_FDS, "close_range");
+
+    if (cfg->start_fd < 0) {
+        /* exec at once (no start protocol): READY just before execve. */
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    }
+    execve(exec_path, (char *const *)cfg->argv, (char *const *)cfg->envp);
+    PFAIL(PYOCI_STEP_EXEC, "exec %s", exec_path);
+}

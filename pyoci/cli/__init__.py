@@ -1,0 +1,114 @@
+"""pyoci's command line: runc-compatible global flags and subcommands.
+
+``main(argv) -> int`` parses the global flags, imports only the module of the
+requested subcommand (so `pyoci state` never pays for what `create` needs) and
+turns a PyociError into one line on stderr, the --log line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+
+from pyoci import __version__
+from pyoci.cli import report
+from pyoci.cli.flags import Flag, parse
+from pyoci.errors import PyociError, UsageError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "create": ("pyoci.cli.create", "create a container"),
+    "start": ("pyoci.cli.start", "start a created container"),
+    "run": ("pyoci.cli.run", "create and start a container, wait for it, delete it"),
+    "state": ("pyoci.cli.state", "print a container's state JSON"),
+    "kill": ("pyoci.cli.kill", "send a signal to a container's init (or every process)"),
+    "delete": ("pyoci.cli.delete", "delete a stopped container (--force: any)"),
+    "list": ("pyoci.cli.list_", "list containers"),
+    "spec": ("pyoci.cli.spec", "write a default config.json"),
+    "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
+}
+ALIASES = {"ls": "list", "rm": "delete"}
+
+GLOBAL_FLAGS = [
+    Flag("root", "str", help="state directory (default /run/pyoci, or $XDG_RUNTIME_DIR/pyoci rootless)"),
+    Flag("log", "str", help="append errors (and --debug lines) to this file"),
+    Flag("log-format", "str", default="text", help="text or json"),
+    Flag("debug", help="log debug lines"),
+    Flag("systemd-cgroup", help="accepted for runc compatibility"),
+    Flag("rootless", "str", help="accepted for runc compatibility (auto|true|false)"),
+    Flag("criu", "str", help="accepted for runc compatibility"),
+    Flag("cgroup-manager", "str", help="accepted for Podman (cgroupfs|systemd|disabled)"),
+    Flag("version", aliases=("v",), help="print the version"),
+    Flag("help", aliases=("h",), help="show help"),
+]
+
+
+@dataclass
+class Globals:
+    root: str
+    log: str | None
+    log_format: str
+    debug: bool
+    systemd_cgroup: bool
+
+
+def version_text() -> str:
+    return f"pyoci version {__version__}\ncommit: {__version__}\nspec: 1.2.0\n"
+
+
+def help_text() -> str:
+    lines = ["usage: pyoci [global flags] COMMAND [flags] [ARGS]", "", "commands:"]
+    for name, (_, text) in COMMANDS.items():
+        lines.append(f"  {name:<10} {text}")
+    from pyoci.cli.flags import usage
+
+    lines += ["", "global flags:", usage(GLOBAL_FLAGS), "",
+              "`pyoci COMMAND --help` shows a command's flags."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    try:
+        gopts, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
+        log_format = str(gopts["log-format"] or "text")
+        if log_format not in ("text", "json"):
+            raise UsageError(f"--log-format must be text or json, not {log_format!r}")
+        report.configure(gopts["log"] and str(gopts["log"]), log_format, bool(gopts["debug"]))
+        if gopts["version"]:
+            sys.stdout.write(version_text())
+            return 0
+        if gopts["help"] or not rest:
+            sys.stdout.write(help_text())
+            return 0 if gopts["help"] else 2
+        name = ALIASES.get(rest[0], rest[0])
+        if name not in COMMANDS:
+            raise UsageError(f"unknown command {rest[0]!r} (try --help)")
+        module = importlib.import_module(COMMANDS[name][0])
+        root = gopts["root"]
+        if not root:
+            from pyoci.lifecycle.store import default_root
+
+            root = default_root()
+        g = Globals(root=os.path.abspath(str(root)), log=gopts["log"] and str(gopts["log"]),
+                    log_format=log_format, debug=bool(gopts["debug"]),
+                    systemd_cgroup=bool(gopts["systemd-cgroup"]))
+        flags: list[Flag] = module.FLAGS + [Flag("help", aliases=("h",))]
+        opts, pos = parse(rest[1:], flags, stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
+        if opts.get("help"):
+            from pyoci.cli.flags import usage
+
+            sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
+            return 0
+        rc: int = module.run(g, opts, pos)
+        return rc
+    except PyociError as e:
+        report.error(str(e))
+        return 2 if isinstance(e, UsageError) else e.exit_code
+    except KeyboardInterrupt:
+        report.error("interrupted")
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main(sys.argv[1:]))

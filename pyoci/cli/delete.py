@@ -1,0 +1,18 @@
+"""pyoci delete: remove a stopped container; --force kills a live one first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyoci.cli._common import one_id
+from pyoci.cli.flags import Flag
+
+USAGE = "[--force] ID"
+FLAGS = [Flag("force", aliases=("f",), help="kill the container if it runs; succeed if it is unknown")]
+
+
+def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.lifecycle.container import delete
+
+    delete(g.root, one_id(pos, USAGE), force=bool(opts["force"]))
+    return 0

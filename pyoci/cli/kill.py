@@ -1,0 +1,25 @@
+"""pyoci kill: send a signal (default TERM) to the init, or --all processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyoci.cli.flags import Flag
+from pyoci.errors import UsageError
+
+USAGE = "[--all] ID [SIGNAL]"
+FLAGS = [Flag("all", aliases=("a",), help="signal every process of the container")]
+
+
+def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.lifecycle.container import kill
+    from pyoci.linux.names import parse_signal
+
+    if not 1 <= len(pos) <= 2:
+        raise UsageError(f"usage: pyoci kill {USAGE}")
+    try:
+        sig = parse_signal(pos[1] if len(pos) > 1 else "TERM")
+    except ValueError:
+        raise UsageError(f"unknown signal {pos[1]!r}") from None
+    kill(g.root, pos[0], sig, all_processes=bool(opts["all"]))
+    return 0

@@ -1,0 +1,23 @@
+"""pyoci run: create + start, wait for the container, delete it, exit with its status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyoci.cli._common import one_id
+from pyoci.cli.create import FLAGS as CREATE_FLAGS
+from pyoci.cli.create import create_options
+from pyoci.cli.flags import Flag
+
+USAGE = "[create flags] [--detach] [--keep] ID"
+FLAGS = CREATE_FLAGS + [
+    Flag("detach", aliases=("d",), help="do not wait for the container"),
+    Flag("keep", help="do not delete the container after it exits"),
+]
+
+
+def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.lifecycle.run import run_container
+
+    return run_container(g.root, one_id(pos, USAGE), create_options(opts),
+                         detach=bool(opts["detach"]), keep=bool(opts["keep"]))

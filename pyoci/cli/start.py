@@ -1,0 +1,18 @@
+"""pyoci start: run the user's program in a created container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyoci.cli._common import one_id
+from pyoci.cli.flags import Flag
+
+USAGE = "ID"
+FLAGS: list[Flag] = []
+
+
+def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.lifecycle.container import start
+
+    start(g.root, one_id(pos, USAGE))
+    return 0

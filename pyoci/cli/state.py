@@ -1,0 +1,20 @@
+"""pyoci state: the runtime-spec state JSON of a container."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pyoci.cli._common import one_id
+from pyoci.cli.flags import Flag
+
+USAGE = "ID"
+FLAGS: list[Flag] = []
+
+
+def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.lifecycle.container import state
+
+    sys.stdout.write(json.dumps(state(g.root, one_id(pos, USAGE)), indent=2) + "\n")
+    return 0

@@ -1,0 +1,97 @@
+"""One exception tree for pyoci.
+
+Every failure that reaches the user is a :class:`PyociError`.  Its fields say
+*what* failed (``op``: a syscall or step, ``field``: a JSON path in config.json,
+``path``: a file) and *why* (``errno``), plus a ``hint`` where we know the usual
+cause.  ``str(err)`` is the one line the CLI prints; it reads like a path from
+the outer operation to the cause, e.g.::
+
+    mount proc on /proc: Operation not permitted (hint: ...)
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class PyociError(Exception):
+    """Root of every error pyoci raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        op: str | None = None,
+        path: str | None = None,
+        field: str | None = None,
+        errno: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.op = op
+        self.path = path
+        self.field = field
+        self.errno = errno
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = self.msg
+        if self.errno:
+            text = f"{text}: {os.strerror(self.errno)}"
+        if self.hint:
+            text = f"{text} (hint: {self.hint})"
+        return text
+
+    @classmethod
+    def from_os(cls, op: str, exc: OSError, *, path: str | None = None,
+                hint: str | None = None) -> PyociError:
+        where = path or exc.filename
+        msg = f"{op} {where}" if where else op
+        return cls(msg, op=op, path=str(where) if where else None,
+                   errno=exc.errno, hint=hint)
+
+
+class UsageError(PyociError):
+    """Bad command line."""
+
+
+class ConfigError(PyociError):
+    """config.json is missing, unreadable, not valid JSON, fails the schema or a
+    semantic check.  ``field`` is the JSON path of the offending value
+    (``$.process.args``) and is part of the message."""
+
+    def __init__(self, field: str, msg: str, *, hint: str | None = None) -> None:
+        super().__init__(f"config.json {field}: {msg}", field=field, hint=hint)
+
+
+class ContainerNotFound(PyociError):
+    def __init__(self, cid: str) -> None:
+        super().__init__(f"container {cid!r} does not exist")
+        self.cid = cid
+
+
+class ContainerExists(PyociError):
+    def __init__(self, cid: str) -> None:
+        super().__init__(f"container {cid!r} already exists")
+        self.cid = cid
+
+
+class InvalidTransition(PyociError):
+    """The verb is not allowed in the container's current status."""
+
+    def __init__(self, cid: str, verb: str, status: str) -> None:
+        super().__init__(f"cannot {verb} container {cid!r}: it is {status}")
+        self.cid = cid
+        self.verb = verb
+        self.status = status
+
+
+class ChildError(PyociError):
+    """A step of the C helper failed in the child; ``op`` names the step."""
+
+
+class HookError(PyociError):
+    """A hook exited non-zero, timed out or could not be started."""

@@ -1,0 +1,296 @@
+"""The lifecycle operations: the only code that changes a container's status.
+
+create -> created -> (start) -> running -> (exit) -> stopped -> (delete)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pyoci.errors import ConfigError, ContainerNotFound, InvalidTransition, PyociError
+from pyoci.lifecycle import store
+from pyoci.lifecycle.status import Status, can
+from pyoci.linux import proc
+
+# The status each hook stage sees on stdin (runtime-spec config.md, "Hooks").
+HOOK_STATUS = {
+    "prestart": Status.CREATING,
+    "createRuntime": Status.CREATING,
+    "createContainer": Status.CREATING,
+    "startContainer": Status.CREATED,
+    "poststart": Status.RUNNING,
+    "poststop": Status.STOPPED,
+}
+SPEC_VERSION = "1.2.0"
+
+
+@dataclass
+class CreateOptions:
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+def _warn(msg: str) -> None:
+    from pyoci.cli.report import warning
+
+    warning(msg)
+
+
+def oci_state(c: store.Container, status: Status) -> dict[str, Any]:
+    st = c.state or {}
+    out: dict[str, Any] = {
+        "ociVersion": st.get("ociVersion", SPEC_VERSION),
+        "id": c.cid,
+        "status": status.value,
+        "pid": c.pid if status is not Status.STOPPED else 0,
+        "bundle": st.get("bundle", ""),
+    }
+    if st.get("annotations"):
+        out["annotations"] = st["annotations"]
+    return out
+
+
+def _hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: Status) -> dict[str, Any]:
+    out: dict[str, Any] = {"ociVersion": cfg.get("ociVersion", SPEC_VERSION), "id": cid,
+                           "status": status.value, "pid": pid, "bundle": bundle}
+    if cfg.get("annotations"):
+        out["annotations"] = cfg["annotations"]
+    return out
+
+
+def create(root: str, cid: str, opts: CreateOptions) -> int:
+    """Create the container; return its init's pid."""
+    import json
+
+    from pyoci.linux import hooks as hooklib
+    from pyoci.linux import idmap as idmaplib
+    from pyoci.native import spawn
+    from pyoci.plan.build import Host, build_plan
+    from pyoci.spec.load import load_config
+
+    store.check_id(cid)
+    bundle = os.path.abspath(opts.bundle)
+    cfg = load_config(bundle)
+    root_path = (cfg.get("root") or {}).get("path") or "rootfs"
+    rootfs = os.path.realpath(os.path.join(bundle, root_path))
+    if not os.path.isdir(rootfs):
+        raise ConfigError("$.root.path", f"{rootfs} is not a directory")
+    host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
+                no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds)
+    plan = build_plan(cfg, bundle, rootfs, host)
+    hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
+    user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
+
+    c = store.new_container(root, cid)
+    pid = 0
+    start_fd = -1
+    try:
+        start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
+        state_for = lambda status, p: _hook_state(cid, cfg, bundle, p, status)  # noqa: E731
+
+        def write_idmap(stage1: int) -> None:
+            assert plan.idmap is not None
+            if plan.idmap_writer == "direct":
+                idmaplib.write_direct(stage1, plan.idmap)
+            else:
+                idmaplib.write_with_helpers(stage1, plan.idmap)
+
+        def child_created(p: int) -> None:
+            nonlocal pid
+            pid = p
+            adj = plan.process.oom_score_adj
+            if adj is not None:
+                try:
+                    with open(f"/proc/{p}/oom_score_adj", "w") as f:
+                        f.write(str(adj))
+                except OSError as e:
+                    raise PyociError(f"set oom_score_adj {adj} ($.process.oomScoreAdj)",
+                                     op="write oom_score_adj", errno=e.errno,
+                                     hint="lowering it needs CAP_SYS_RESOURCE") from None
+
+        def run_create_hooks(p: int) -> None:
+            for stage in ("prestart", "createRuntime"):
+                if hooks.get(stage):
+                    hooklib.run_hooks(stage, hooks[stage], state_for(HOOK_STATUS[stage], p))
+            if hooks.get("createContainer"):
+                hooklib.run_hooks("createContainer", hooks["createContainer"],
+                                  state_for(HOOK_STATUS["createContainer"], p),
+                                  preexec=hooklib.in_namespaces_of(p, user_ns and os.geteuid() != 0))
+
+        callbacks = spawn.Callbacks(write_idmap=write_idmap, child_created=child_created,
+                                    run_create_hooks=run_create_hooks, warning=_warn)
+        # startContainer hooks get the pid as the runtime sees it: filled in
+        # after the child exists would need another round trip, so they get
+        # the state without it being final; see HOOK_STATUS.
+        start_state = json.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
+        pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
+                          start_state)
+        os.close(start_fd)
+        start_fd = -1
+        c.save({
+            "ociVersion": cfg.get("ociVersion", SPEC_VERSION),
+            "id": cid,
+            "pid": pid,
+            "pid_start": proc.start_time(pid),
+            "bundle": bundle,
+            "rootfs": rootfs,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "owner": os.geteuid(),
+            "annotations": cfg.get("annotations") or {},
+            "hooks": {k: hooks.get(k) or [] for k in ("poststart", "poststop")},
+            "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
+        })
+        if opts.pid_file:
+            store.write_file_atomic(opts.pid_file, str(pid).encode())
+        os.unlink("creator", dir_fd=c.dirfd)
+    except BaseException:
+        if start_fd >= 0:
+            os.close(start_fd)
+        if pid > 0 and proc.is_alive(pid, None):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        c.remove()
+        c.close()
+        raise
+    c.close()
+    return pid
+
+
+def start(root: str, cid: str) -> None:
+    from pyoci.native import spawn
+
+    with store.open_container(root, cid) as c:
+        status = c.status()
+        if not can("start", status):
+            raise InvalidTransition(cid, "start", status.value)
+        try:
+            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c))
+        finally:
+            _drop_socket(c)
+        st = c.state or {}
+        poststart = (st.get("hooks") or {}).get("poststart") or []
+        if poststart:
+            _run_warn_only(c, "poststart", poststart, Status.RUNNING)
+
+
+def _drop_socket(c: store.Container) -> None:
+    try:
+        os.unlink(store.START_SOCKET, dir_fd=c.dirfd)
+    except FileNotFoundError:
+        pass
+
+
+def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], status: Status) -> None:
+    from pyoci.errors import HookError
+    from pyoci.linux.hooks import run_hooks
+
+    state = oci_state(c, status)
+    state["pid"] = c.pid
+    try:
+        run_hooks(stage, hooks, state)
+    except HookError as e:
+        _warn(str(e))
+
+
+def state(root: str, cid: str) -> dict[str, Any]:
+    with store.open_container(root, cid, shared=True) as c:
+        return oci_state(c, c.status())
+
+
+def _signal_all(c: store.Container, sig: int) -> None:
+    pids = proc.pids_in_namespace_of(c.pid) if (c.state or {}).get("pid_ns_own") else [c.pid]
+    for p in pids or [c.pid]:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
+    with store.open_container(root, cid) as c:
+        status = c.status()
+        if not can("kill", status):
+            if all_processes:
+                return  # the runc shim sends kill --all after the exit: succeed quietly
+            raise InvalidTransition(cid, "kill", status.value)
+        if all_processes:
+            _signal_all(c, sig)
+            return
+        _signal_pid(c, sig)
+
+
+def _signal_pid(c: store.Container, sig: int) -> None:
+    from pyoci.native._helper import lib
+
+    pidfd = lib.pyoci_pidfd_open(c.pid)
+    if pidfd < 0:
+        raise PyociError(f"signal the container's init (pid {c.pid})", op="pidfd_open", errno=-pidfd)
+    try:
+        # The pidfd pins the process: check it is still the one we created.
+        if not proc.is_alive(c.pid, (c.state or {}).get("pid_start")):
+            raise InvalidTransition(c.cid, "kill", Status.STOPPED.value)
+        r = lib.pyoci_pidfd_send_signal(pidfd, sig)
+        if r < 0:
+            raise PyociError(f"send signal {sig} to pid {c.pid}", op="kill", errno=-r)
+    finally:
+        os.close(pidfd)
+
+
+def _wait_gone(c: store.Container, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    started = (c.state or {}).get("pid_start")
+    while proc.is_alive(c.pid, started):
+        if time.monotonic() > deadline:
+            raise PyociError(f"container's init (pid {c.pid}) did not exit after SIGKILL")
+        try:
+            # our own child (run): reap it
+            os.waitpid(c.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.005)
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    try:
+        c = store.open_container(root, cid)
+    except ContainerNotFound:
+        if force:
+            return
+        raise
+    with c:
+        status = c.status()
+        verb = "delete --force" if force else "delete"
+        if not can(verb, status):
+            raise InvalidTransition(cid, "delete", status.value + " (use --force to kill it first)")
+        if status is not Status.STOPPED and status is not Status.CREATING:
+            _signal_all(c, signal.SIGKILL)
+            _wait_gone(c)
+        poststop = ((c.state or {}).get("hooks") or {}).get("poststop") or []
+        c.remove()
+        if poststop:
+            _run_warn_only(c, "poststop", poststop, Status.STOPPED)
+
+
+def list_containers(root: str) -> list[dict[str, Any]]:
+    out = []
+    for cid in store.list_ids(root):
+        try:
+            with store.open_container(root, cid, shared=True) as c:
+                s = oci_state(c, c.status())
+                s["created"] = (c.state or {}).get("created", "")
+                s["owner"] = (c.state or {}).get("owner", "")
+                out.append(s)
+        except ContainerNotFound:
+            continue
+    return out

@@ -1,0 +1,207 @@
+"""State on disk: ``<root>/<id>/`` per container.
+
+Files in a container's directory:
+  state.json   what create recorded (pid, its start time, bundle, hooks, ...),
+               written atomically (temp file + rename) once create succeeds
+  start.sock   the socket the init waits on until `start` (its presence means
+               "created")
+
+Each command on a container takes an exclusive flock on the directory, so
+concurrent commands on one id are serialised; a second `create` of an id
+fails at mkdir.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from pyoci.errors import ContainerExists, ContainerNotFound, PyociError
+from pyoci.lifecycle.status import Status
+from pyoci.linux import proc
+
+STATE_FILE = "state.json"
+START_SOCKET = "start.sock"
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+
+
+def default_root() -> str:
+    """runc's rule: /run/pyoci for real root, $XDG_RUNTIME_DIR/pyoci for an
+    unprivileged user or root inside a user namespace (rootless Podman)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if os.geteuid() == 0 and (not xdg or proc.in_initial_userns()):
+        return "/run/pyoci"
+    if xdg:
+        return os.path.join(xdg, "pyoci")
+    return f"/tmp/pyoci-{os.geteuid()}"
+
+
+def check_id(cid: str) -> None:
+    if not ID_RE.match(cid) or cid in (".", ".."):
+        raise PyociError(f"invalid container id {cid!r}",
+                         hint="use letters, digits and _ . + -, starting with a letter or digit")
+
+
+def write_atomic(dirfd: int, name: str, data: bytes, mode: int = 0o600) -> None:
+    tmp = f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode, dir_fd=dirfd)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+
+
+def write_file_atomic(path: str, data: bytes) -> None:
+    """Write a file that may live anywhere (the pid file)."""
+    d, base = os.path.split(os.path.abspath(path))
+    dirfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        write_atomic(dirfd, base, data, 0o644)
+    finally:
+        os.close(dirfd)
+
+
+@dataclass
+class Container:
+    """A container's directory, locked, and what its state file says."""
+
+    root: str
+    cid: str
+    dirfd: int
+    state: dict[str, Any] | None
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.cid)
+
+    @property
+    def pid(self) -> int:
+        return int((self.state or {}).get("pid") or 0)
+
+    def status(self) -> Status:
+        """Derived from facts, never trusted from the file."""
+        if self.state is None:
+            return Status.CREATING if self._create_running() else Status.STOPPED
+        if not proc.is_alive(self.pid, self.state.get("pid_start")):
+            return Status.STOPPED
+        if self.has_start_socket():
+            return Status.CREATED
+        if self._frozen():
+            return Status.PAUSED
+        return Status.RUNNING
+
+    def _create_running(self) -> bool:
+        creator = 0
+        try:
+            with open(os.path.join(self.path, "creator")) as f:
+                creator = int(f.read() or 0)
+        except (OSError, ValueError):
+            return False
+        return proc.is_alive(creator, None)
+
+    def has_start_socket(self) -> bool:
+        try:
+            os.stat(START_SOCKET, dir_fd=self.dirfd)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _frozen(self) -> bool:
+        path = (self.state or {}).get("freezer")
+        if not path:
+            return False
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+        except OSError:
+            return False
+        return value in ("FROZEN", "1")
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.state = state
+        write_atomic(self.dirfd, STATE_FILE, json.dumps(state).encode())
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def close(self) -> None:
+        if self.dirfd >= 0:
+            os.close(self.dirfd)
+            self.dirfd = -1
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _lock(dirfd: int, shared: bool) -> None:
+    fcntl.flock(dirfd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+
+
+def _read_state(dirfd: int) -> dict[str, Any] | None:
+    try:
+        fd = os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dirfd)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    try:
+        state: dict[str, Any] = json.loads(data)
+    except ValueError:
+        return None
+    return state
+
+
+def open_container(root: str, cid: str, *, shared: bool = False) -> Container:
+    """Open and lock an existing container; ContainerNotFound if there is none."""
+    check_id(cid)
+    path = os.path.join(root, cid)
+    while True:
+        try:
+            dirfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(cid) from None
+        _lock(dirfd, shared)
+        if os.fstat(dirfd).st_nlink == 0:
+            # deleted while we waited for the lock
+            os.close(dirfd)
+            raise ContainerNotFound(cid)
+        return Container(root, cid, dirfd, _read_state(dirfd))
+
+
+def new_container(root: str, cid: str) -> Container:
+    """Create and lock the directory of a new container."""
+    check_id(cid)
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise PyociError.from_os("create the state directory", e, path=root,
+                                 hint="pass --root DIR or set XDG_RUNTIME_DIR to a writable directory") from e
+    path = os.path.join(root, cid)
+    try:
+        os.mkdir(path, 0o711)
+    except FileExistsError:
+        raise ContainerExists(cid) from None
+    except OSError as e:
+        raise PyociError.from_os("create the container's state directory", e, path=path) from e
+    dirfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    _lock(dirfd, False)
+    write_atomic(dirfd, "creator", str(os.getpid()).encode())
+    return Container(root, cid, dirfd, None)
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if ID_RE.match(n) and os.path.isdir(os.path.join(root, n)))

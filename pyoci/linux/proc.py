@@ -1,0 +1,65 @@
+"""Facts about processes and the caller, read from /proc."""
+
+from __future__ import annotations
+
+import os
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may hold spaces and parentheses: split after the last ')'.
+    rest = data[data.rindex(")") + 2:].split()
+    return rest  # rest[0] is field 3 (state)
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot), None if gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return int(fields[19])
+
+
+def is_alive(pid: int, started: int | None) -> bool:
+    """True if pid runs (not a zombie) and is the process we recorded."""
+    if pid <= 0:
+        return False
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X", "x"):
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def in_initial_userns() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            lines = f.read().split()
+    except OSError:
+        return True
+    return lines == ["0", "0", "4294967295"]
+
+
+def pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def pids_in_namespace_of(pid: int) -> list[int]:
+    """Every process sharing pid's pid namespace (the container's processes
+    when it has its own pid namespace)."""
+    target = pid_namespace(pid)
+    if target is None:
+        return []
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        if pid_namespace(int(name)) == target:
+            found.append(int(name))
+    return found

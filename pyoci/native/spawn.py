@@ -1,0 +1,339 @@
+"""Python face of the C helper: encode a Plan, spawn the container's init and
+drive the sync protocol (the numbered SYNC points of csrc/helper.h).
+
+The child never runs Python: pyoci_spawn() forks stage1 in C, and everything
+after that is C until execve.  The cffi objects built here stay alive in
+``_Encoded.keep`` until the spawn is over; the child has its own copy of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyoci.errors import ChildError, PyociError
+from pyoci.native._helper import ffi, lib
+from pyoci.plan.build import Op, Plan
+
+OP_KINDS: dict[str, int] = {
+    "mount": lib.PYOCI_OP_MOUNT,
+    "mount_host": lib.PYOCI_OP_MOUNT_HOST,
+    "mknod": lib.PYOCI_OP_MKNOD,
+    "bind_dev": lib.PYOCI_OP_BIND_DEV,
+    "symlink": lib.PYOCI_OP_SYMLINK,
+    "pivot": lib.PYOCI_OP_PIVOT,
+    "mask": lib.PYOCI_OP_MASK,
+    "readonly": lib.PYOCI_OP_READONLY,
+    "write_file": lib.PYOCI_OP_WRITE_FILE,
+    "remount": lib.PYOCI_OP_REMOUNT,
+    "propagation": lib.PYOCI_OP_PROPAGATION,
+    "mkdir": lib.PYOCI_OP_MKDIR,
+    "hooks_sync": lib.PYOCI_OP_HOOKS_SYNC,
+    "chmod": lib.PYOCI_OP_CHMOD,
+}
+OP_FLAGS: dict[str, int] = {
+    "mkdir": lib.PYOCI_F_MKDIR,
+    "mkfile": lib.PYOCI_F_MKFILE,
+    "mklike": lib.PYOCI_F_MKLIKE,
+    "optional": lib.PYOCI_F_OPTIONAL,
+    "no_pivot": lib.PYOCI_F_NO_PIVOT,
+    "host_target": lib.PYOCI_F_HOST_TARGET,
+    "warn_only": lib.PYOCI_F_WARN_ONLY,
+}
+
+# Names of the steps outside the ops list, for error messages.
+STEP_NAMES: dict[int, str] = {
+    lib.PYOCI_STEP_FORK: "fork",
+    lib.PYOCI_STEP_OPEN_NS: "open namespace",
+    lib.PYOCI_STEP_SETNS: "setns",
+    lib.PYOCI_STEP_UNSHARE_USER: "create user namespace",
+    lib.PYOCI_STEP_UNSHARE: "create namespaces",
+    lib.PYOCI_STEP_SETID_ROOT: "become root in the user namespace",
+    lib.PYOCI_STEP_SYNC: "sync with the parent",
+    lib.PYOCI_STEP_HOSTNAME: "set hostname ($.hostname)",
+    lib.PYOCI_STEP_DOMAINNAME: "set domainname ($.domainname)",
+    lib.PYOCI_STEP_RLIMIT: "set rlimit ($.process.rlimits)",
+    lib.PYOCI_STEP_CHDIR: "change to the working directory ($.process.cwd)",
+    lib.PYOCI_STEP_SETGROUPS: "set supplementary groups ($.process.user.additionalGids)",
+    lib.PYOCI_STEP_SETGID: "set gid ($.process.user.gid)",
+    lib.PYOCI_STEP_SETUID: "set uid ($.process.user.uid)",
+    lib.PYOCI_STEP_CAPBSET: "drop bounding capabilities ($.process.capabilities.bounding)",
+    lib.PYOCI_STEP_CAPSET: "set capabilities ($.process.capabilities)",
+    lib.PYOCI_STEP_AMBIENT: "raise ambient capabilities ($.process.capabilities.ambient)",
+    lib.PYOCI_STEP_NO_NEW_PRIVS: "set no_new_privs ($.process.noNewPrivileges)",
+    lib.PYOCI_STEP_EXEC: "exec the process ($.process.args)",
+    lib.PYOCI_STEP_LOOKUP_EXEC: "find the program ($.process.args[0])",
+    lib.PYOCI_STEP_UNSHARE_CGROUP: "create cgroup namespace",
+    lib.PYOCI_STEP_TIMENS: "set time namespace offsets ($.linux.timeOffsets)",
+    lib.PYOCI_STEP_HOOK: "run startContainer hook ($.hooks.startContainer)",
+    lib.PYOCI_STEP_FDS: "close inherited fds",
+    lib.PYOCI_STEP_UMASK: "set umask",
+    lib.PYOCI_STEP_SETSID: "create a session",
+}
+
+HINTS: dict[tuple[str, int], str] = {}
+
+
+@dataclass
+class _Encoded:
+    cfg: Any
+    keep: list[Any] = field(default_factory=list)
+
+    def s(self, value: str | None) -> Any:
+        if value is None:
+            return ffi.NULL
+        buf = ffi.new("char[]", value.encode())
+        self.keep.append(buf)
+        return buf
+
+    def strv(self, values: list[str]) -> Any:
+        bufs = [self.s(v) for v in values]
+        arr = ffi.new("const char *[]", bufs + [ffi.NULL])
+        self.keep.append(arr)
+        return arr
+
+
+def _encode_op(enc: _Encoded, dst: Any, op: Op) -> None:
+    dst.kind = OP_KINDS[op.kind]
+    flags = 0
+    for f in op.flags:
+        flags |= OP_FLAGS[f]
+    dst.flags = flags
+    dst.source = enc.s(op.source)
+    dst.target = enc.s(op.target)
+    dst.fstype = enc.s(op.fstype)
+    dst.data = enc.s(op.data)
+    dst.mflags = op.mflags
+    dst.remount = op.remount
+    dst.propagation = op.propagation
+    dst.mode = op.mode
+    dst.dev = os.makedev(op.major, op.minor)
+    dst.uid = op.uid
+    dst.gid = op.gid
+
+
+def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, Any]],
+           hook_state: str | None) -> _Encoded:
+    cfg = ffi.new("struct pyoci_spawn_config *")
+    enc = _Encoded(cfg)
+    cfg.abi_version = lib.PYOCI_ABI_VERSION
+    cfg.sync_fd = sync_fd
+    cfg.start_fd = start_fd
+    cfg.unshare_flags = plan.unshare_flags
+    cfg.usermap = 1 if plan.idmap is not None else 0
+    joins = ffi.new("struct pyoci_ns[]", max(1, len(plan.join)))
+    enc.keep.append(joins)
+    for i, (flag, path) in enumerate(plan.join):
+        joins[i].type = flag
+        joins[i].path = enc.s(path)
+    cfg.n_join = len(plan.join)
+    cfg.join = joins
+    cfg.timens_offsets = enc.s(plan.timens_offsets)
+    cfg.hostname = enc.s(plan.hostname)
+    cfg.domainname = enc.s(plan.domainname)
+    cfg.rootfs = enc.s(plan.rootfs)
+    ops = ffi.new("struct pyoci_op[]", max(1, len(plan.ops)))
+    enc.keep.append(ops)
+    for i, op in enumerate(plan.ops):
+        _encode_op(enc, ops[i], op)
+    cfg.n_ops = len(plan.ops)
+    cfg.ops = ops
+
+    p = plan.process
+    cfg.argv = enc.strv(p.args)
+    cfg.envp = enc.strv(p.env)
+    cfg.cwd = enc.s(p.cwd)
+    cfg.exec_path = ffi.NULL
+    cfg.uid = p.uid
+    cfg.gid = p.gid
+    groups = ffi.new("unsigned int[]", p.groups or [0])
+    enc.keep.append(groups)
+    cfg.n_groups = len(p.groups)
+    cfg.groups = groups
+    cfg.set_groups = 1 if p.set_groups else 0
+    cfg.umask = p.umask
+    cfg.set_caps = 1 if p.set_caps else 0
+    cfg.cap_bounding = p.caps["bounding"]
+    cfg.cap_effective = p.caps["effective"]
+    cfg.cap_permitted = p.caps["permitted"]
+    cfg.cap_inheritable = p.caps["inheritable"]
+    cfg.cap_ambient = p.caps["ambient"]
+    cfg.no_new_privs = 1 if p.no_new_privs else 0
+    rl = ffi.new("struct pyoci_rlimit[]", max(1, len(p.rlimits)))
+    enc.keep.append(rl)
+    for i, (res, soft, hard) in enumerate(p.rlimits):
+        rl[i].resource = res
+        rl[i].soft = soft
+        rl[i].hard = hard
+    cfg.n_rlimits = len(p.rlimits)
+    cfg.rlimits = rl
+    cfg.preserve_fds = p.preserve_fds
+    cfg.setsid = 1
+    hooks = ffi.new("struct pyoci_hook[]", max(1, len(start_hooks)))
+    enc.keep.append(hooks)
+    for i, h in enumerate(start_hooks):
+        hooks[i].path = enc.s(h["path"])
+        hooks[i].argv = enc.strv(list(h.get("args") or [h["path"]]))
+        hooks[i].envp = enc.strv(list(h.get("env") or []))
+        hooks[i].timeout = int(h.get("timeout") or 0)
+    cfg.n_start_hooks = len(start_hooks)
+    cfg.start_hooks = hooks
+    cfg.hook_state = enc.s(hook_state)
+    return enc
+
+
+@dataclass
+class Message:
+    type: int
+    stage: int
+    index: int
+    err: int
+    pid: int
+    text: str
+
+
+MSG_SIZE = ffi.sizeof("struct pyoci_msg")
+
+
+def recv(fd: int) -> Message | None:
+    """One message from the child, or None at EOF (every child end closed)."""
+    while True:
+        try:
+            data = os.read(fd, MSG_SIZE)
+        except InterruptedError:
+            continue
+        break
+    if not data:
+        return None
+    msg = ffi.new("struct pyoci_msg *")
+    ffi.memmove(msg, data, min(len(data), MSG_SIZE))
+    return Message(msg.type, msg.stage, msg.index, msg.err, msg.pid,
+                   ffi.string(msg.text).decode(errors="replace"))
+
+
+def send(fd: int, mtype: int) -> None:
+    msg = ffi.new("struct pyoci_msg *")
+    msg.type = mtype
+    os.write(fd, bytes(ffi.buffer(msg)))
+
+
+def child_error(msg: Message, plan: Plan | None) -> ChildError:
+    """Turn an ERROR message into an exception naming the failed step."""
+    if msg.stage == lib.PYOCI_STAGE_OPS and plan is not None and 0 <= msg.index < len(plan.ops):
+        what = plan.ops[msg.index].describe
+    else:
+        what = STEP_NAMES.get(msg.index, f"step {msg.index}")
+    text = f"{what}: {msg.text}" if msg.text else what
+    return ChildError(text, op=what, errno=msg.err or None)
+
+
+def socketpair() -> tuple[int, int]:
+    fds = ffi.new("int[2]")
+    r = lib.pyoci_seqpacket_pair(fds)
+    if r < 0:
+        raise PyociError("socketpair", op="socketpair", errno=-r)
+    return fds[0], fds[1]
+
+
+@dataclass
+class Callbacks:
+    """What the parent does at each sync point."""
+
+    # SYNC 1: write the id maps of stage1's user namespace.
+    write_idmap: Callable[[int], None]
+    # SYNC 2: stage2 exists (its pid in our pid namespace); place it (cgroups, oom).
+    child_created: Callable[[int], None]
+    # SYNC 3: mounts are done; run createRuntime/createContainer hooks.
+    run_create_hooks: Callable[[int], None]
+    # A non-fatal warning from the child.
+    warning: Callable[[str], None]
+
+
+def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dict[str, Any]],
+          hook_state: str | None) -> int:
+    """Run the child up to SYNC 4 (READY); return stage2's pid.
+
+    On any failure every child is killed and reaped before the error
+    propagates, so nothing of the container keeps running."""
+    parent_fd, child_fd = socketpair()
+    enc = encode(plan, child_fd, start_fd, start_hooks, hook_state)
+    stage1 = lib.pyoci_spawn(enc.cfg)
+    os.close(child_fd)
+    if stage1 < 0:
+        os.close(parent_fd)
+        raise PyociError("clone the container's first stage", op="clone", errno=-stage1)
+    stage2 = 0
+    stage1_reaped = False
+    try:
+        while True:
+            msg = recv(parent_fd)
+            if msg is None:
+                raise ChildError("the container's init exited during setup without a report")
+            if msg.type == lib.PYOCI_MSG_USERMAP_REQUEST:
+                callbacks.write_idmap(msg.pid)                      # SYNC 1
+                send(parent_fd, lib.PYOCI_MSG_USERMAP_DONE)
+            elif msg.type == lib.PYOCI_MSG_CHILD_PID:
+                stage2 = msg.pid                                    # SYNC 2
+                os.waitpid(stage1, 0)
+                stage1_reaped = True
+                callbacks.child_created(stage2)
+                send(parent_fd, lib.PYOCI_MSG_CHILD_GO)
+            elif msg.type == lib.PYOCI_MSG_HOOKS_REQUEST:
+                callbacks.run_create_hooks(stage2)                  # SYNC 3
+                send(parent_fd, lib.PYOCI_MSG_HOOKS_DONE)
+            elif msg.type == lib.PYOCI_MSG_READY:
+                return stage2                                       # SYNC 4
+            elif msg.type == lib.PYOCI_MSG_WARNING:
+                callbacks.warning(child_error(msg, plan).msg)
+            elif msg.type == lib.PYOCI_MSG_ERROR:
+                raise child_error(msg, plan)
+            else:
+                raise ChildError(f"unexpected message {msg.type} from the container's init")
+    except BaseException:
+        for pid in (stage2, stage1):
+            if pid > 0:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        for pid, done in ((stage2, False), (stage1, stage1_reaped)):
+            if pid > 0 and not done:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+        raise
+    finally:
+        os.close(parent_fd)
+        del enc
+
+
+def listen(dirfd: int, name: str) -> int:
+    fd = lib.pyoci_listen(dirfd, name.encode())
+    if fd < 0:
+        raise PyociError(f"listen on {name}", op="bind", errno=-fd)
+    return int(fd)
+
+
+def start(dirfd: int, name: str, before_start: Callable[[], None]) -> None:
+    """SYNC 5: tell the waiting init to go; raise if it cannot exec.
+
+    ``before_start`` runs once connected (the socket path can go then, which
+    is what marks the container as no longer "created")."""
+    fd = lib.pyoci_connect(dirfd, name.encode())
+    if fd < 0:
+        raise PyociError("connect to the container's init", op="connect", errno=-fd)
+    try:
+        before_start()
+        send(fd, lib.PYOCI_MSG_START)
+        msg = recv(fd)
+        if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
+            raise child_error(msg, None)
+    finally:
+        os.close(fd)
+
+
+def set_title(title: str) -> None:
+    lib.pyoci_set_title(title.encode())

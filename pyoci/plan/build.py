@@ -1,0 +1,432 @@
+"""config.json -> Plan.
+
+Pure functions: the host facts the plan depends on come in a :class:`Host`
+value, so the same config and host always give the same plan (golden files in
+``spec-fixtures/plans/`` pin that).  The plan is what the C helper executes:
+namespaces to join and create, id maps, a list of filesystem ops (each with a
+human description, so an error from the child names the step), and the
+process to run.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyoci.errors import ConfigError
+from pyoci.linux.names import CAPABILITIES, RLIMITS
+from pyoci.plan.mountopts import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_UNBINDABLE,
+    parse_options,
+)
+
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+NAMESPACE_FLAGS: dict[str, int] = {
+    "user": CLONE_NEWUSER,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "network": CLONE_NEWNET,
+    "pid": CLONE_NEWPID,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+    "mount": CLONE_NEWNS,
+}
+# Joining order: the user namespace first (it grants the rights to join the
+# others), the mount namespace last (it changes what later paths mean).
+JOIN_ORDER = list(NAMESPACE_FLAGS)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# The devices every container gets (runtime-spec "Default Devices").
+DEFAULT_DEVICES: list[tuple[str, int, int]] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+]
+DEV_SYMLINKS: list[tuple[str, str]] = [
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+]
+
+S_IFCHR = 0o020000
+S_IFBLK = 0o060000
+S_IFIFO = 0o010000
+
+
+@dataclass(frozen=True)
+class Host:
+    """What the plan needs to know about the caller and the machine."""
+
+    euid: int
+    egid: int
+    # True when the caller is in the initial user namespace (uid_map is the
+    # identity), False inside a user namespace (e.g. rootless Podman's).
+    init_userns: bool
+    no_pivot: bool = False
+    preserve_fds: int = 0
+
+
+@dataclass
+class Op:
+    kind: str                    # "mount", "mount_host", "mknod", ... (see helper.h PYOCI_OP_*)
+    target: str
+    describe: str
+    source: str | None = None
+    fstype: str | None = None
+    data: str | None = None
+    mflags: int = 0
+    remount: int = 0
+    propagation: int = 0
+    flags: list[str] = field(default_factory=list)   # "mkdir", "mkfile", "mklike", "optional", ...
+    mode: int = 0
+    major: int = 0
+    minor: int = 0
+    uid: int = -1
+    gid: int = -1
+
+
+@dataclass
+class IdMap:
+    uid_lines: list[tuple[int, int, int]]
+    gid_lines: list[tuple[int, int, int]]
+    # "deny" when the maps are written without privilege (the kernel requires
+    # it for an unprivileged gid_map), "allow" or None otherwise.
+    setgroups: str | None
+
+    def uid_map(self) -> str:
+        return "".join(f"{c} {h} {s}\n" for c, h, s in self.uid_lines)
+
+    def gid_map(self) -> str:
+        return "".join(f"{c} {h} {s}\n" for c, h, s in self.gid_lines)
+
+
+@dataclass
+class ProcessPlan:
+    args: list[str]
+    env: list[str]
+    cwd: str
+    uid: int
+    gid: int
+    groups: list[int]
+    set_groups: bool
+    umask: int
+    set_caps: bool
+    caps: dict[str, int]          # bounding/effective/permitted/inheritable/ambient -> bitmask
+    no_new_privs: bool
+    rlimits: list[tuple[int, int, int]]
+    oom_score_adj: int | None
+    preserve_fds: int
+    terminal: bool
+
+
+@dataclass
+class Plan:
+    unshare_flags: int
+    join: list[tuple[int, str]]
+    idmap: IdMap | None
+    # How the id maps get written: "direct" (the parent writes them) or
+    # "helper" (newuidmap/newgidmap, for ranges an unprivileged caller may not write).
+    idmap_writer: str
+    timens_offsets: str | None
+    hostname: str | None
+    domainname: str | None
+    rootfs: str
+    ops: list[Op]
+    process: ProcessPlan
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ns_flag(ns_type: str, index: int) -> int:
+    try:
+        return NAMESPACE_FLAGS[ns_type]
+    except KeyError:
+        raise ConfigError(f"$.linux.namespaces[{index}].type",
+                          f"unknown namespace type {ns_type!r}") from None
+
+
+def _namespaces(cfg: dict[str, Any]) -> tuple[int, list[tuple[int, str]], bool]:
+    linux = cfg.get("linux") or {}
+    create = 0
+    join: dict[str, str] = {}
+    for i, ns in enumerate(linux.get("namespaces") or []):
+        flag = _ns_flag(ns["type"], i)
+        if ns.get("path"):
+            join[ns["type"]] = ns["path"]
+        else:
+            create |= flag
+    if not create & CLONE_NEWNS and "mount" not in join:
+        raise ConfigError("$.linux.namespaces", "a mount namespace is required",
+                          hint='add {"type": "mount"}')
+    ordered = [(NAMESPACE_FLAGS[t], join[t]) for t in JOIN_ORDER if t in join]
+    user_joined = "user" in join
+    return create, ordered, user_joined
+
+
+def _id_lines(entries: list[dict[str, int]]) -> list[tuple[int, int, int]]:
+    return [(int(e["containerID"]), int(e["hostID"]), int(e["size"])) for e in entries]
+
+
+def _idmap(cfg: dict[str, Any], host: Host) -> tuple[IdMap, str]:
+    linux = cfg.get("linux") or {}
+    uids = _id_lines(linux.get("uidMappings") or [])
+    gids = _id_lines(linux.get("gidMappings") or [])
+    if not uids:
+        raise ConfigError("$.linux.uidMappings", "required with a new user namespace")
+    if not gids:
+        raise ConfigError("$.linux.gidMappings", "required with a new user namespace")
+    if host.euid == 0:
+        # Root (on the host, or inside Podman's user namespace) writes any map
+        # its namespace holds.
+        return IdMap(uids, gids, None), "direct"
+    own_uid = uids == [(uids[0][0], host.euid, 1)]
+    own_gid = gids == [(gids[0][0], host.egid, 1)]
+    if own_uid and own_gid:
+        # The one map an unprivileged process may write itself; the kernel
+        # requires setgroups to be denied first.
+        return IdMap(uids, gids, "deny"), "direct"
+    return IdMap(uids, gids, None), "helper"
+
+
+def _bind_source(source: str, bundle: str) -> str:
+    if posixpath.isabs(source):
+        return source
+    return posixpath.normpath(posixpath.join(bundle, source))
+
+
+def _mount_ops(cfg: dict[str, Any], bundle: str, userns: bool) -> list[Op]:
+    ops: list[Op] = []
+    for i, m in enumerate(cfg.get("mounts") or []):
+        dest = posixpath.normpath(m["destination"])
+        fstype = m.get("type") or ""
+        opts = parse_options(list(m.get("options") or []))
+        if opts.unsupported:
+            raise ConfigError(f"$.mounts[{i}].options",
+                              f"unsupported mount option {opts.unsupported[0]!r}")
+        source = m.get("source")
+        where = f"$.mounts[{i}]"
+        if fstype == "bind" or opts.is_bind:
+            if not source:
+                raise ConfigError(f"{where}.source", "a bind mount needs a source")
+            src = _bind_source(source, bundle)
+            first = MS_BIND | (opts.flags & MS_REC)
+            rest = opts.flags & ~(MS_BIND | MS_REC)
+            ops.append(Op("mount", dest, f"bind mount {src} on {dest} ({where})", source=src,
+                          mflags=first, remount=rest, flags=["mklike"],
+                          propagation=_one_propagation(opts.propagation)))
+        elif fstype == "cgroup" or fstype == "cgroup2":
+            # The host's hierarchy, bound read-only unless asked otherwise;
+            # per-container cgroup trees come with the cgroup layer.
+            ro = opts.flags & MS_RDONLY
+            ops.append(Op("mount", dest, f"bind the host cgroup hierarchy on {dest} ({where})",
+                          source="/sys/fs/cgroup", mflags=MS_BIND | MS_REC,
+                          remount=(opts.flags & ~(MS_BIND | MS_REC)) | (MS_RDONLY if ro else 0),
+                          flags=["mkdir"], propagation=_one_propagation(opts.propagation)))
+        else:
+            data = ",".join(opts.data) or None
+            ops.append(Op("mount", dest, f"mount {fstype or 'none'} on {dest} ({where})",
+                          source=source or fstype or "none", fstype=fstype or None, data=data,
+                          mflags=opts.flags, flags=["mkdir"],
+                          propagation=_one_propagation(opts.propagation)))
+        if fstype == "sysfs" and userns:
+            # A fresh sysfs needs a network namespace owned by the user
+            # namespace; the rootless issue adds the bind fallback.
+            pass
+    return ops
+
+
+def _one_propagation(props: list[int]) -> int:
+    return props[-1] if props else 0
+
+
+def _device_ops(cfg: dict[str, Any], privileged: bool) -> list[Op]:
+    linux = cfg.get("linux") or {}
+    ops: list[Op] = []
+    mounts = cfg.get("mounts") or []
+    dev_is_bind = any(
+        posixpath.normpath(m.get("destination", "")) == "/dev"
+        and ("bind" in (m.get("options") or []) or "rbind" in (m.get("options") or [])
+             or m.get("type") == "bind")
+        for m in mounts)
+    explicit = {posixpath.normpath(d["path"]) for d in linux.get("devices") or []}
+    if not dev_is_bind:
+        for path, major, minor in DEFAULT_DEVICES:
+            if path in explicit:
+                continue
+            ops.append(_device_op(path, "c", major, minor, 0o666, 0, 0, privileged,
+                                  f"create default device {path}"))
+    for i, d in enumerate(linux.get("devices") or []):
+        path = posixpath.normpath(d["path"])
+        mode = d.get("fileMode", 0o666)
+        ops.append(_device_op(path, d["type"], int(d.get("major", 0)), int(d.get("minor", 0)), mode,
+                              d.get("uid", 0), d.get("gid", 0), privileged,
+                              f"create device {path} ($.linux.devices[{i}])"))
+    if not dev_is_bind:
+        for src, dst in DEV_SYMLINKS:
+            ops.append(Op("symlink", dst, f"symlink {dst} -> {src}", source=src))
+        ops.append(Op("symlink", "/dev/ptmx", "symlink /dev/ptmx -> pts/ptmx", source="pts/ptmx",
+                      flags=["optional"]))
+    return ops
+
+
+def _device_op(path: str, dtype: str, major: int, minor: int, mode: int, uid: int, gid: int,
+               privileged: bool, describe: str) -> Op:
+    if not privileged:
+        # Without CAP_MKNOD in the initial user namespace, bind the host's node.
+        return Op("bind_dev", path, describe + " (bind from the host)", source=path)
+    kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[dtype]
+    return Op("mknod", path, describe, mode=kind | (mode & 0o7777), major=major, minor=minor,
+              uid=uid, gid=gid)
+
+
+def _rootfs_propagation(value: str | None) -> tuple[int, int]:
+    """(flags for / before pivot, flags for / after pivot or 0)."""
+    if value in ("private", "rprivate"):
+        return MS_PRIVATE | MS_REC, 0
+    if value in (None, "", "slave", "rslave"):
+        return MS_SLAVE | MS_REC, 0
+    after = {"shared": MS_SHARED, "rshared": MS_SHARED | MS_REC,
+             "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC}
+    if value not in after:
+        raise ConfigError("$.linux.rootfsPropagation", f"unknown propagation {value!r}")
+    return MS_SLAVE | MS_REC, after[value]
+
+
+def _caps(process: dict[str, Any]) -> tuple[bool, dict[str, int]]:
+    caps = process.get("capabilities")
+    sets = ("bounding", "effective", "permitted", "inheritable", "ambient")
+    if caps is None:
+        return False, {s: 0 for s in sets}
+    masks: dict[str, int] = {}
+    for s in sets:
+        mask = 0
+        for i, name in enumerate(caps.get(s) or []):
+            if name not in CAPABILITIES:
+                raise ConfigError(f"$.process.capabilities.{s}[{i}]", f"unknown capability {name!r}")
+            mask |= 1 << CAPABILITIES[name]
+        masks[s] = mask
+    return True, masks
+
+
+def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> ProcessPlan:
+    p = cfg.get("process") or {}
+    user = p.get("user") or {}
+    rlimits = []
+    for i, r in enumerate(p.get("rlimits") or []):
+        if r["type"] not in RLIMITS:
+            raise ConfigError(f"$.process.rlimits[{i}].type", f"unknown rlimit {r['type']!r}")
+        rlimits.append((RLIMITS[r["type"]], int(r["soft"]), int(r["hard"])))
+    set_caps, caps = _caps(p)
+    umask = user.get("umask")
+    return ProcessPlan(
+        args=list(p.get("args") or []),
+        env=list(p.get("env") or []),
+        cwd=p.get("cwd") or "/",
+        uid=int(user.get("uid", 0)),
+        gid=int(user.get("gid", 0)),
+        groups=[int(g) for g in user.get("additionalGids") or []],
+        set_groups=not setgroups_denied,
+        umask=-1 if umask is None else int(umask),
+        set_caps=set_caps,
+        caps=caps,
+        no_new_privs=bool(p.get("noNewPrivileges")),
+        rlimits=rlimits,
+        oom_score_adj=p.get("oomScoreAdj"),
+        preserve_fds=host.preserve_fds,
+        terminal=bool(p.get("terminal")),
+    )
+
+
+def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Plan:
+    """Turn a validated config into the plan the C helper runs."""
+    linux = cfg.get("linux") or {}
+    create, join, user_joined = _namespaces(cfg)
+    idmap: IdMap | None = None
+    writer = "direct"
+    if create & CLONE_NEWUSER:
+        idmap, writer = _idmap(cfg, host)
+    userns = bool(create & CLONE_NEWUSER) or user_joined
+    # mknod needs CAP_MKNOD in the initial user namespace.
+    privileged = host.euid == 0 and host.init_userns and not userns
+
+    timens = None
+    offsets = linux.get("timeOffsets") or {}
+    if offsets:
+        if not create & CLONE_NEWTIME:
+            raise ConfigError("$.linux.timeOffsets", "needs a new time namespace")
+        clocks = {"monotonic": "monotonic", "boottime": "boottime"}
+        timens = "".join(f"{clocks[k]} {int(v.get('secs', 0))} {int(v.get('nanosecs', 0))}\n"
+                         for k, v in sorted(offsets.items()))
+
+    before, after = _rootfs_propagation(linux.get("rootfsPropagation"))
+    ops: list[Op] = [
+        Op("propagation", "/", "make / a private or slave mount tree", mflags=before,
+           flags=["host_target"]),
+        Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
+           mflags=MS_BIND | MS_REC),
+    ]
+    ops += _mount_ops(cfg, bundle, userns)
+    ops += _device_ops(cfg, privileged)
+    ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
+    ops.append(Op("pivot", "/", "pivot_root into the rootfs" if not host.no_pivot
+                  else "move the rootfs to / and chroot",
+                  flags=["no_pivot"] if host.no_pivot else []))
+    for key, value in sorted((linux.get("sysctl") or {}).items()):
+        path = "/proc/sys/" + key.replace(".", "/")
+        ops.append(Op("write_file", path, f"set sysctl {key} ($.linux.sysctl)", data=str(value)))
+    for i, path in enumerate(linux.get("readonlyPaths") or []):
+        ops.append(Op("readonly", posixpath.normpath(path),
+                      f"make {path} read-only ($.linux.readonlyPaths[{i}])", flags=["optional"]))
+    for i, path in enumerate(linux.get("maskedPaths") or []):
+        ops.append(Op("mask", posixpath.normpath(path), f"mask {path} ($.linux.maskedPaths[{i}])",
+                      flags=["optional"]))
+    if (cfg.get("root") or {}).get("readonly"):
+        ops.append(Op("remount", "/", "remount the rootfs read-only ($.root.readonly)",
+                      mflags=MS_RDONLY, flags=["host_target"]))
+    if after:
+        ops.append(Op("propagation", "/", "set the rootfs propagation ($.linux.rootfsPropagation)",
+                      mflags=after, flags=["host_target"]))
+
+    setgroups_denied = idmap is not None and idmap.setgroups == "deny"
+    hostname = cfg.get("hostname") or None
+    domainname = cfg.get("domainname") or None
+    return Plan(
+        unshare_flags=create,
+        join=join,
+        idmap=idmap,
+        idmap_writer=writer,
+        timens_offsets=timens,
+        hostname=hostname,
+        domainname=domainname,
+        rootfs=rootfs,
+        ops=ops,
+        process=_process(cfg, host, setgroups_denied),
+    )
+
+
+# Flags used by other modules when building extra ops.
+READONLY_REMOUNT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC

@@ -1,0 +1,120 @@
+"""Mount options (config.json ``mounts[].options``) to mount(2) flags.
+
+Pure data and one pure function; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+
+# option -> (flags to clear, flags to set)
+FLAG_OPTIONS: dict[str, tuple[int, int]] = {
+    "ro": (0, MS_RDONLY),
+    "rw": (MS_RDONLY, 0),
+    "nosuid": (0, MS_NOSUID),
+    "suid": (MS_NOSUID, 0),
+    "nodev": (0, MS_NODEV),
+    "dev": (MS_NODEV, 0),
+    "noexec": (0, MS_NOEXEC),
+    "exec": (MS_NOEXEC, 0),
+    "sync": (0, MS_SYNCHRONOUS),
+    "async": (MS_SYNCHRONOUS, 0),
+    "dirsync": (0, MS_DIRSYNC),
+    "remount": (0, MS_REMOUNT),
+    "mand": (0, MS_MANDLOCK),
+    "nomand": (MS_MANDLOCK, 0),
+    "atime": (MS_NOATIME, 0),
+    "noatime": (0, MS_NOATIME),
+    "diratime": (MS_NODIRATIME, 0),
+    "nodiratime": (0, MS_NODIRATIME),
+    "relatime": (0, MS_RELATIME),
+    "norelatime": (MS_RELATIME, 0),
+    "strictatime": (0, MS_STRICTATIME),
+    "nostrictatime": (MS_STRICTATIME, 0),
+    "lazytime": (0, MS_LAZYTIME),
+    "nolazytime": (MS_LAZYTIME, 0),
+    "symfollow": (MS_NOSYMFOLLOW, 0),
+    "nosymfollow": (0, MS_NOSYMFOLLOW),
+    "silent": (0, MS_SILENT),
+    "loud": (MS_SILENT, 0),
+    "bind": (0, MS_BIND),
+    "rbind": (0, MS_BIND | MS_REC),
+}
+
+PROPAGATION_OPTIONS: dict[str, int] = {
+    "private": MS_PRIVATE,
+    "rprivate": MS_PRIVATE | MS_REC,
+    "shared": MS_SHARED,
+    "rshared": MS_SHARED | MS_REC,
+    "slave": MS_SLAVE,
+    "rslave": MS_SLAVE | MS_REC,
+    "unbindable": MS_UNBINDABLE,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
+
+# Options engines pass that are not for the kernel.  tmpcopyup (Podman) and
+# SELinux relabel flags are accepted and have no effect here.
+IGNORED_OPTIONS = frozenset({"tmpcopyup", "z", "Z", "notmpcopyup", "copy", "nocopy"})
+
+
+@dataclass
+class MountOptions:
+    flags: int = 0
+    propagation: list[int] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+    @property
+    def is_bind(self) -> bool:
+        return bool(self.flags & MS_BIND)
+
+    @property
+    def recursive(self) -> bool:
+        return bool(self.flags & MS_REC)
+
+
+# Recursive mount attributes (mount_setattr) and id-mapped mounts come later.
+UNSUPPORTED_OPTIONS = frozenset({"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
+                                 "rnoatime", "ratime", "rrelatime", "rnorelatime", "rstrictatime",
+                                 "rnostrictatime", "rnosymfollow", "rsymfollow", "rnodiratime",
+                                 "rdiratime", "idmap", "ridmap"})
+
+
+def parse_options(options: list[str]) -> MountOptions:
+    parsed = MountOptions()
+    for opt in options:
+        if opt in FLAG_OPTIONS:
+            clear, setf = FLAG_OPTIONS[opt]
+            parsed.flags = (parsed.flags & ~clear) | setf
+        elif opt in PROPAGATION_OPTIONS:
+            parsed.propagation.append(PROPAGATION_OPTIONS[opt])
+        elif opt in IGNORED_OPTIONS:
+            continue
+        elif opt in UNSUPPORTED_OPTIONS:
+            parsed.unsupported.append(opt)
+        else:
+            parsed.data.append(opt)
+    return parsed

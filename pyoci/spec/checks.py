@@ -1,0 +1,346 @@
+"""Semantic checks on config.json that the JSON Schema cannot express.
+
+Each check is a small named function that takes the whole (schema-valid)
+config and raises :class:`ConfigError` with the JSON path of the offending
+value.  ``CHECKS`` lists them in the order they run; :func:`check_config` runs
+them all.  To add a rule, write a function and append it to ``CHECKS``.
+
+The checks assume the document already passed ``_validator.validate`` (types
+are right), and follow the runtime-spec's MUST rules plus the few places where
+runc refuses a config the spec leaves open (hostname without a UTS namespace).
+"""
+
+from __future__ import annotations
+
+from pyoci.errors import ConfigError
+from pyoci.linux.names import CAPABILITIES, RLIMITS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Config = dict[str, Any]
+
+NAMESPACE_TYPES = frozenset({"mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time"})
+DEVICE_TYPES = frozenset({"c", "b", "u", "p"})
+TIME_OFFSET_CLOCKS = frozenset({"boottime", "monotonic"})
+CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+# Seccomp actions that take an errno (runtime-spec: "When the action doesn't
+# support an errno, the runtime MUST print an error and fail").
+ERRNO_ACTIONS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"})
+
+
+def _show(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _key(key: str) -> str:
+    if key.isidentifier():
+        return "." + key
+    return "['" + key.replace("\\", "\\\\").replace("'", "\\'") + "']"
+
+
+def _linux(cfg: Config) -> dict[str, Any]:
+    linux = cfg.get("linux")
+    return linux if isinstance(linux, dict) else {}
+
+
+def _namespaces(cfg: Config) -> list[dict[str, Any]]:
+    namespaces = _linux(cfg).get("namespaces")
+    return namespaces if isinstance(namespaces, list) else []
+
+
+def _namespace(cfg: Config, ns_type: str) -> dict[str, Any] | None:
+    """The namespaces entry of that type, or None if the container inherits it."""
+    for ns in _namespaces(cfg):
+        if ns.get("type") == ns_type:
+            return ns
+    return None
+
+
+def _creates_namespace(cfg: Config, ns_type: str) -> bool:
+    """True if the container gets a new namespace of that type (listed without a path)."""
+    ns = _namespace(cfg, ns_type)
+    return ns is not None and not ns.get("path")
+
+
+def _require_absolute(path: str, field: str, what: str) -> None:
+    if not path.startswith("/"):
+        raise ConfigError(field, f"{what} must be an absolute path, not {_show(path)}")
+
+
+# -- root and process -------------------------------------------------------
+
+
+def check_root_present(cfg: Config) -> None:
+    """root is REQUIRED on every platform but Windows."""
+    if "root" not in cfg:
+        raise ConfigError("$.root", "is required on Linux")
+
+
+def check_process_present(cfg: Config) -> None:
+    """process is REQUIRED to create a container (runc: "process property must not be empty")."""
+    if "process" not in cfg:
+        raise ConfigError("$.process", "is required to create a container")
+
+
+def check_process_cwd(cfg: Config) -> None:
+    process = cfg.get("process")
+    if process is not None:
+        _check_cwd(process, "$.process")
+
+
+def check_process_rlimits(cfg: Config) -> None:
+    process = cfg.get("process")
+    if process is not None:
+        _check_rlimits(process, "$.process")
+
+
+def check_process_capabilities(cfg: Config) -> None:
+    process = cfg.get("process")
+    if process is not None:
+        _check_capabilities(process, "$.process")
+
+
+def _check_cwd(process: dict[str, Any], base: str) -> None:
+    cwd = process.get("cwd")
+    if isinstance(cwd, str):
+        _require_absolute(cwd, f"{base}.cwd", "the working directory")
+
+
+def _check_rlimits(process: dict[str, Any], base: str) -> None:
+    seen: dict[str, int] = {}
+    for i, rlimit in enumerate(process.get("rlimits") or ()):
+        kind = rlimit.get("type")
+        if kind not in RLIMITS:
+            raise ConfigError(f"{base}.rlimits[{i}].type", f"unknown rlimit {_show(str(kind))}")
+        if kind in seen:
+            raise ConfigError(
+                f"{base}.rlimits[{i}].type", f"duplicate rlimit {kind} (also at rlimits[{seen[kind]}])"
+            )
+        seen[kind] = i
+        soft, hard = rlimit.get("soft"), rlimit.get("hard")
+        if isinstance(soft, int) and isinstance(hard, int) and soft > hard:
+            raise ConfigError(
+                f"{base}.rlimits[{i}].soft", f"soft limit {soft} is above the hard limit {hard} for {kind}"
+            )
+
+
+def _check_capabilities(process: dict[str, Any], base: str) -> None:
+    caps = process.get("capabilities")
+    if not isinstance(caps, dict):
+        return
+    for which in CAPABILITY_SETS:
+        for i, name in enumerate(caps.get(which) or ()):
+            if name not in CAPABILITIES:
+                hint = None
+                if isinstance(name, str) and "CAP_" + name.upper() in CAPABILITIES:
+                    hint = f"write {'CAP_' + name.upper()}"
+                raise ConfigError(
+                    f"{base}.capabilities.{which}[{i}]", f"unknown capability {_show(str(name))}", hint=hint
+                )
+
+
+def check_process(process: dict[str, Any], base: str = "$.process") -> None:
+    """The process checks on their own, for an `exec --process` document (base "$")."""
+    _check_cwd(process, base)
+    _check_rlimits(process, base)
+    _check_capabilities(process, base)
+
+
+# -- mounts and paths -------------------------------------------------------
+
+
+def check_mount_destinations(cfg: Config) -> None:
+    """Destinations must not be empty.
+
+    Relative destinations are accepted: runtime-spec 1.2 made them legal on
+    Linux ("interpreted as relative to /", deprecated) for the sake of old
+    configurations, and runc accepts them with a warning whatever ociVersion
+    says.
+    """
+    for i, mount in enumerate(cfg.get("mounts") or ()):
+        if mount.get("destination") == "":
+            raise ConfigError(f"$.mounts[{i}].destination", "must not be empty")
+
+
+def check_mount_idmap(cfg: Config) -> None:
+    """An idmap/ridmap mount needs its own mappings or a new user namespace to take them from."""
+    userns = _namespace(cfg, "user") is not None
+    for i, mount in enumerate(cfg.get("mounts") or ()):
+        options = mount.get("options") or ()
+        if ("idmap" in options or "ridmap" in options) and not mount.get("uidMappings") and not userns:
+            raise ConfigError(
+                f"$.mounts[{i}].options",
+                "idmap needs uidMappings and gidMappings on the mount or a user namespace",
+            )
+
+
+def check_masked_paths(cfg: Config) -> None:
+    for i, path in enumerate(_linux(cfg).get("maskedPaths") or ()):
+        _require_absolute(path, f"$.linux.maskedPaths[{i}]", "a masked path")
+
+
+def check_readonly_paths(cfg: Config) -> None:
+    for i, path in enumerate(_linux(cfg).get("readonlyPaths") or ()):
+        _require_absolute(path, f"$.linux.readonlyPaths[{i}]", "a read-only path")
+
+
+def check_hook_paths(cfg: Config) -> None:
+    hooks = cfg.get("hooks")
+    if not isinstance(hooks, dict):
+        return
+    for kind in HOOK_KINDS:
+        for i, hook in enumerate(hooks.get(kind) or ()):
+            _require_absolute(hook.get("path", ""), f"$.hooks.{kind}[{i}].path", "a hook path")
+
+
+# -- namespaces -------------------------------------------------------------
+
+
+def check_namespace_types(cfg: Config) -> None:
+    seen: dict[str, int] = {}
+    for i, ns in enumerate(_namespaces(cfg)):
+        kind = ns.get("type")
+        if kind not in NAMESPACE_TYPES:
+            raise ConfigError(f"$.linux.namespaces[{i}].type", f"unknown namespace type {_show(str(kind))}")
+        if kind in seen:
+            raise ConfigError(
+                f"$.linux.namespaces[{i}].type",
+                f"duplicate namespace type {kind} (also at namespaces[{seen[kind]}])",
+            )
+        seen[kind] = i
+
+
+def check_namespace_paths(cfg: Config) -> None:
+    for i, ns in enumerate(_namespaces(cfg)):
+        path = ns.get("path")
+        if path:  # "" means no path, as in Go
+            _require_absolute(path, f"$.linux.namespaces[{i}].path", "a namespace path")
+
+
+def check_user_namespace_mappings(cfg: Config) -> None:
+    """A new user namespace needs uid and gid mappings; mappings need a user namespace.
+
+    A user namespace joined by path needs none (its mappings already exist).
+    """
+    linux = _linux(cfg)
+    userns = _namespace(cfg, "user")
+    if userns is None:
+        for key in ("uidMappings", "gidMappings"):
+            if linux.get(key):
+                raise ConfigError(
+                    f"$.linux.{key}",
+                    "is set but there is no user namespace",
+                    hint='add {"type": "user"} to linux.namespaces',
+                )
+    elif not userns.get("path"):
+        for key in ("uidMappings", "gidMappings"):
+            if not linux.get(key):
+                raise ConfigError(
+                    f"$.linux.{key}", "is required (and must not be empty) for a new user namespace"
+                )
+
+
+def check_hostname_uts(cfg: Config) -> None:
+    if cfg.get("hostname") and _namespace(cfg, "uts") is None:
+        raise ConfigError(
+            "$.hostname",
+            "unable to set hostname without a private UTS namespace",
+            hint='add {"type": "uts"} to linux.namespaces',
+        )
+
+
+def check_domainname_uts(cfg: Config) -> None:
+    if cfg.get("domainname") and _namespace(cfg, "uts") is None:
+        raise ConfigError(
+            "$.domainname",
+            "unable to set domainname without a private UTS namespace",
+            hint='add {"type": "uts"} to linux.namespaces',
+        )
+
+
+def check_time_offsets(cfg: Config) -> None:
+    offsets = _linux(cfg).get("timeOffsets")
+    if not offsets:
+        return
+    for clock in offsets:
+        if clock not in TIME_OFFSET_CLOCKS:
+            raise ConfigError(
+                f"$.linux.timeOffsets{_key(clock)}",
+                "unknown clock: only boottime and monotonic can be offset",
+            )
+    if not _creates_namespace(cfg, "time"):
+        raise ConfigError(
+            "$.linux.timeOffsets",
+            "needs a new time namespace (offsets can't be set on one that is inherited or joined)",
+            hint='add {"type": "time"} without a path to linux.namespaces',
+        )
+
+
+# -- other linux ------------------------------------------------------------
+
+
+def check_devices(cfg: Config) -> None:
+    for i, dev in enumerate(_linux(cfg).get("devices") or ()):
+        kind = dev.get("type")
+        if kind not in DEVICE_TYPES:
+            raise ConfigError(
+                f"$.linux.devices[{i}].type", f"must be one of c, b, u, p, not {_show(str(kind))}"
+            )
+        _require_absolute(dev.get("path", ""), f"$.linux.devices[{i}].path", "a device path")
+
+
+def check_sysctl(cfg: Config) -> None:
+    for key in _linux(cfg).get("sysctl") or ():
+        if not key:
+            raise ConfigError("$.linux.sysctl['']", "key must not be empty")
+
+
+def check_seccomp_errno(cfg: Config) -> None:
+    """errnoRet only goes with actions that return an errno."""
+    seccomp = _linux(cfg).get("seccomp")
+    if not isinstance(seccomp, dict):
+        return
+    if "defaultErrnoRet" in seccomp and seccomp.get("defaultAction") not in ERRNO_ACTIONS:
+        raise ConfigError(
+            "$.linux.seccomp.defaultErrnoRet",
+            f"is only allowed with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {seccomp.get('defaultAction')}",
+        )
+    for i, rule in enumerate(seccomp.get("syscalls") or ()):
+        if "errnoRet" in rule and rule.get("action") not in ERRNO_ACTIONS:
+            raise ConfigError(
+                f"$.linux.seccomp.syscalls[{i}].errnoRet",
+                f"is only allowed with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {rule.get('action')}",
+            )
+
+
+CHECKS: list[Callable[[Config], None]] = [
+    check_root_present,
+    check_process_present,
+    check_process_cwd,
+    check_process_rlimits,
+    check_process_capabilities,
+    check_mount_destinations,
+    check_mount_idmap,
+    check_masked_paths,
+    check_readonly_paths,
+    check_hook_paths,
+    check_namespace_types,
+    check_namespace_paths,
+    check_user_namespace_mappings,
+    check_hostname_uts,
+    check_domainname_uts,
+    check_time_offsets,
+    check_devices,
+    check_sysctl,
+    check_seccomp_errno,
+]
+
+
+def check_config(cfg: Config) -> None:
+    """Run every check in CHECKS; the first failure raises ConfigError."""
+    for check in CHECKS:
+        check(cfg)
