@@ -21,7 +21,7 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 3
+#define PYOCI_ABI_VERSION 4
 
 /* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
@@ -83,7 +83,7 @@
 #define PYOCI_STEP_FDS 25
 #define PYOCI_STEP_UMASK 26
 #define PYOCI_STEP_SETSID 27
-#define PYOCI_STEP_PRESEED 28
+#define PYOCI_STEP_KEYRING 28
 
 struct pyoci_msg {
     int type;       /* PYOCI_MSG_* */
@@ -121,6 +121,7 @@ struct pyoci_msg {
 #define PYOCI_F_HOST_TARGET 16    /* REMOUNT/PROPAGATION/CHMOD: target is an absolute path in the current root */
 #define PYOCI_F_MKLIKE 3          /* MKDIR|MKFILE: a directory if the (host) source is one, else a file */
 #define PYOCI_F_NO_PIVOT 8        /* PIVOT: use MS_MOVE + chroot */
+#define PYOCI_F_CHROOT 256        /* PIVOT: plain chroot (no mount namespace: never move host mounts) */
 #define PYOCI_F_WARN_ONLY 128     /* failure is reported as a WARNING and skipped */
 
 struct pyoci_op {
@@ -201,6 +202,8 @@ struct pyoci_spawn_config {
     const struct pyoci_rlimit *rlimits;
     int preserve_fds;         /* fds 3 .. 3+preserve_fds-1 reach the program */
     int setsid;               /* 1: become a session leader */
+    int new_keyring;          /* 1: join a new session keyring named after the container */
+    const char *keyring_name;
     int n_start_hooks;        /* startContainer hooks, run in the container after START */
     const struct pyoci_hook *start_hooks;
     const char *hook_state;   /* state JSON given to startContainer hooks on stdin */
@@ -218,6 +221,7 @@ int pyoci_seqpacket_pair(int fds[2]);          /* O_CLOEXEC socketpair for the s
 int pyoci_listen(int dirfd, const char *name); /* bind+listen a unix socket at dirfd/name */
 int pyoci_connect(int dirfd, const char *name);
 int pyoci_setns_path(const char *path, int nstype);
+int pyoci_umount(const char *path, int flags);
 int pyoci_pidfd_open(int pid);
 int pyoci_pidfd_send_signal(int pidfd, int sig);
 

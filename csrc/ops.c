@@ -262,7 +262,12 @@ static void op_symlink(int i, const struct pyoci_op *op)
 
 static void op_pivot(int i, const struct pyoci_op *op, const char *rootfs)
 {
-    if (op->flags & PYOCI_F_NO_PIVOT) {
+    if (op->flags & PYOCI_F_CHROOT) {
+        if (chdir(rootfs) < 0)
+            FAIL(i, "chdir %s", rootfs);
+        if (chroot(".") < 0)
+            FAIL(i, "chroot %s", rootfs);
+    } else if (op->flags & PYOCI_F_NO_PIVOT) {
         if (chdir(rootfs) < 0)
             FAIL(i, "chdir %s", rootfs);
         if (mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0)

@@ -202,7 +202,10 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     else if (cfg->cwd && errno != EACCES)
         PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
 
-    lookup_exec(cfg);
+    /* process is optional until start (runtime-spec): without one, `start` fails. */
+    int has_process = cfg->argv && cfg->argv[0];
+    if (has_process)
+        lookup_exec(cfg);
     set_credentials(cfg);
     /* Retry as the process's user: a directory only it may enter. */
     if (cfg->cwd && !cwd_done && chdir(cfg->cwd) < 0)
@@ -254,6 +257,10 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     if (cfg->start_fd < 0) {
         /* exec at once (no start protocol): READY just before execve. */
         prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    }
+    if (!has_process) {
+        errno = EINVAL;
+        PFAIL(PYOCI_STEP_EXEC, "config.json has no process to start");
     }
     execve(exec_path, (char *const *)cfg->argv, (char *const *)cfg->envp);
     PFAIL(PYOCI_STEP_EXEC, "exec %s", exec_path);

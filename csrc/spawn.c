@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -163,6 +164,13 @@ static noreturn void stage2(const struct pyoci_spawn_config *cfg)
     if (cfg->unshare_flags & CLONE_NEWCGROUP) {
         if (unshare(CLONE_NEWCGROUP) < 0)
             pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE_CGROUP, errno, "unshare(CLONE_NEWCGROUP)");
+    }
+    if (cfg->new_keyring) {
+        /* A session keyring of its own: the container must not reach the
+         * keys of the session that started it. */
+        if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, cfg->keyring_name) < 0 &&
+            errno != ENOSYS && errno != EPERM)
+            pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_KEYRING, errno, "join a new session keyring");
     }
     if (cfg->setsid && setsid() < 0)
         pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_SETSID, errno, "setsid");
@@ -325,6 +333,11 @@ int pyoci_setns_path(const char *path, int nstype)
     int e = errno;
     close(fd);
     return r < 0 ? -e : 0;
+}
+
+int pyoci_umount(const char *path, int flags)
+{
+    return umount2(path, flags) < 0 ? -errno : 0;
 }
 
 int pyoci_pidfd_open(int pid)

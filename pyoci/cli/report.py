@@ -30,7 +30,7 @@ def _to_log(level: str, msg: str) -> None:
     if not _log_path:
         return
     if _log_format == "json":
-        line = json.dumps({"level": level, "msg": msg, "time": _timestamp()})
+        line = json.dumps({"level": level, "msg": msg, "time": _timestamp()}, separators=(",", ":"))
     else:
         line = f"time={json.dumps(_timestamp())} level={level} msg={json.dumps(msg)}"
     try:

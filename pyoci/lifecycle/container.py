@@ -16,9 +16,12 @@ from pyoci.lifecycle import store
 from pyoci.lifecycle.status import Status, can
 from pyoci.linux import proc
 
-# The status each hook stage sees on stdin (runtime-spec config.md, "Hooks").
+# The status each hook stage sees on stdin.  prestart hooks run during
+# `start`, before the user's program is released, and see "created": the
+# semantics of runtime-spec 1.0.0 that the OCI validation suite checks
+# (1.0.2+ moved them into create; createRuntime/createContainer cover that).
 HOOK_STATUS = {
-    "prestart": Status.CREATING,
+    "prestart": Status.CREATED,
     "createRuntime": Status.CREATING,
     "createContainer": Status.CREATING,
     "startContainer": Status.CREATED,
@@ -117,9 +120,9 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
                                      hint="lowering it needs CAP_SYS_RESOURCE") from None
 
         def run_create_hooks(p: int) -> None:
-            for stage in ("prestart", "createRuntime"):
-                if hooks.get(stage):
-                    hooklib.run_hooks(stage, hooks[stage], state_for(HOOK_STATUS[stage], p))
+            if hooks.get("createRuntime"):
+                hooklib.run_hooks("createRuntime", hooks["createRuntime"],
+                                  state_for(HOOK_STATUS["createRuntime"], p))
             if hooks.get("createContainer"):
                 hooklib.run_hooks("createContainer", hooks["createContainer"],
                                   state_for(HOOK_STATUS["createContainer"], p),
@@ -132,7 +135,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
         # the state without it being final; see HOOK_STATUS.
         start_state = json.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
         pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
-                          start_state)
+                          start_state, None if opts.no_new_keyring else cid[:200])
         os.close(start_fd)
         start_fd = -1
         c.save({
@@ -145,8 +148,9 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
-            "hooks": {k: hooks.get(k) or [] for k in ("poststart", "poststop")},
+            "hooks": {k: hooks.get(k) or [] for k in ("prestart", "poststart", "poststop")},
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
+            "own_mount_ns": plan.own_mount_ns,
         })
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
@@ -160,6 +164,10 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+        if not plan.own_mount_ns:
+            from pyoci.linux.mounts import unmount_under
+
+            unmount_under(rootfs)
         c.remove()
         c.close()
         raise
@@ -174,6 +182,18 @@ def start(root: str, cid: str) -> None:
         status = c.status()
         if not can("start", status):
             raise InvalidTransition(cid, "start", status.value)
+        hooks = (c.state or {}).get("hooks") or {}
+        if hooks.get("prestart"):
+            from pyoci.errors import HookError
+            from pyoci.linux.hooks import run_hooks
+
+            state = oci_state(c, Status.CREATED)
+            try:
+                run_hooks("prestart", hooks["prestart"], state)
+            except HookError:
+                # Stop the container and go on with delete (runtime-spec lifecycle).
+                _destroy(c, Status.CREATED)
+                raise
         try:
             spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c))
         finally:
@@ -192,15 +212,12 @@ def _drop_socket(c: store.Container) -> None:
 
 
 def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], status: Status) -> None:
-    from pyoci.errors import HookError
+    """poststart/poststop: a failing hook is a warning; the others still run."""
     from pyoci.linux.hooks import run_hooks
 
     state = oci_state(c, status)
     state["pid"] = c.pid
-    try:
-        run_hooks(stage, hooks, state)
-    except HookError as e:
-        _warn(str(e))
+    run_hooks(stage, hooks, state, warn=_warn)
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
@@ -273,13 +290,23 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         verb = "delete --force" if force else "delete"
         if not can(verb, status):
             raise InvalidTransition(cid, "delete", status.value + " (use --force to kill it first)")
-        if status is not Status.STOPPED and status is not Status.CREATING:
-            _signal_all(c, signal.SIGKILL)
-            _wait_gone(c)
-        poststop = ((c.state or {}).get("hooks") or {}).get("poststop") or []
-        c.remove()
-        if poststop:
-            _run_warn_only(c, "poststop", poststop, Status.STOPPED)
+        _destroy(c, status)
+
+
+def _destroy(c: store.Container, status: Status) -> None:
+    """Kill what still runs, undo host-side changes, remove the state, run poststop."""
+    if status is not Status.STOPPED and status is not Status.CREATING:
+        _signal_all(c, signal.SIGKILL)
+        _wait_gone(c)
+    st = c.state or {}
+    if st and not st.get("own_mount_ns", True) and st.get("rootfs"):
+        from pyoci.linux.mounts import unmount_under
+
+        unmount_under(st["rootfs"])
+    poststop = (st.get("hooks") or {}).get("poststop") or []
+    c.remove()
+    if poststop:
+        _run_warn_only(c, "poststop", poststop, Status.STOPPED)
 
 
 def list_containers(root: str) -> list[dict[str, Any]]:

@@ -12,37 +12,50 @@ from pyoci.errors import HookError
 
 
 def run_hooks(stage: str, hooks: list[dict[str, Any]], state: dict[str, Any],
-              preexec: Callable[[], None] | None = None) -> None:
+              preexec: Callable[[], None] | None = None,
+              warn: Callable[[str], None] | None = None) -> None:
     """Run each hook of a stage in order with the state JSON on stdin.
 
     Raises HookError naming the stage, the index and the path on the first
-    failure (non-zero exit, signal, timeout, or the program cannot start)."""
+    failure (non-zero exit, signal, timeout, or the program cannot start).
+    With ``warn`` (poststart, poststop) a failure is reported there and the
+    remaining hooks still run."""
+    for i, hook in enumerate(hooks):
+        try:
+            _run_one(stage, i, hook, state, preexec)
+        except HookError as e:
+            if warn is None:
+                raise
+            warn(str(e))
+
+
+def _run_one(stage: str, i: int, hook: dict[str, Any], state: dict[str, Any],
+             preexec: Callable[[], None] | None) -> None:
     import json
 
     data = json.dumps(state).encode()
-    for i, hook in enumerate(hooks):
-        path = hook["path"]
-        args = list(hook.get("args") or [path])
-        env = dict(e.split("=", 1) for e in hook.get("env") or [] if "=" in e)
-        where = f"{stage} hook $.hooks.{stage}[{i}] ({path})"
-        timeout = hook.get("timeout")
-        try:
-            p = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
-                                 close_fds=True, preexec_fn=preexec)
-        except OSError as e:
-            raise HookError(f"{where}: cannot run", op=stage, path=path, errno=e.errno) from None
-        try:
-            p.communicate(data, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            raise HookError(f"{where} timed out after {timeout}s", op=stage, path=path) from None
-        except BrokenPipeError:
-            p.wait()
-        if p.returncode != 0:
-            how = (f"exited with status {p.returncode}" if p.returncode > 0
-                   else f"was killed by signal {-p.returncode}")
-            raise HookError(f"{where} {how}", op=stage, path=path)
+    path = hook["path"]
+    args = list(hook.get("args") or [path])
+    env = dict(e.split("=", 1) for e in hook.get("env") or [] if "=" in e)
+    where = f"{stage} hook $.hooks.{stage}[{i}] ({path})"
+    timeout = hook.get("timeout")
+    try:
+        p = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
+                             close_fds=True, preexec_fn=preexec)
+    except OSError as e:
+        raise HookError(f"{where}: cannot run", op=stage, path=path, errno=e.errno) from None
+    try:
+        p.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise HookError(f"{where} timed out after {timeout}s", op=stage, path=path) from None
+    except BrokenPipeError:
+        p.wait()
+    if p.returncode != 0:
+        how = (f"exited with status {p.returncode}" if p.returncode > 0
+               else f"was killed by signal {-p.returncode}")
+        raise HookError(f"{where} {how}", op=stage, path=path)
 
 
 def in_namespaces_of(pid: int, with_user: bool) -> Callable[[], None]:

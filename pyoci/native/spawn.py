@@ -39,6 +39,7 @@ OP_FLAGS: dict[str, int] = {
     "mklike": lib.PYOCI_F_MKLIKE,
     "optional": lib.PYOCI_F_OPTIONAL,
     "no_pivot": lib.PYOCI_F_NO_PIVOT,
+    "chroot": lib.PYOCI_F_CHROOT,
     "host_target": lib.PYOCI_F_HOST_TARGET,
     "warn_only": lib.PYOCI_F_WARN_ONLY,
 }
@@ -71,6 +72,7 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_FDS: "close inherited fds",
     lib.PYOCI_STEP_UMASK: "set umask",
     lib.PYOCI_STEP_SETSID: "create a session",
+    lib.PYOCI_STEP_KEYRING: "join a new session keyring",
 }
 
 HINTS: dict[tuple[str, int], str] = {}
@@ -115,7 +117,7 @@ def _encode_op(enc: _Encoded, dst: Any, op: Op) -> None:
 
 
 def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, Any]],
-           hook_state: str | None) -> _Encoded:
+           hook_state: str | None, keyring: str | None) -> _Encoded:
     cfg = ffi.new("struct pyoci_spawn_config *")
     enc = _Encoded(cfg)
     cfg.abi_version = lib.PYOCI_ABI_VERSION
@@ -171,6 +173,8 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     cfg.rlimits = rl
     cfg.preserve_fds = p.preserve_fds
     cfg.setsid = 1
+    cfg.new_keyring = 1 if keyring else 0
+    cfg.keyring_name = enc.s(keyring)
     hooks = ffi.new("struct pyoci_hook[]", max(1, len(start_hooks)))
     enc.keep.append(hooks)
     for i, h in enumerate(start_hooks):
@@ -221,12 +225,25 @@ def send(fd: int, mtype: int) -> None:
 
 def child_error(msg: Message, plan: Plan | None) -> ChildError:
     """Turn an ERROR message into an exception naming the failed step."""
+    hint = None
     if msg.stage == lib.PYOCI_STAGE_OPS and plan is not None and 0 <= msg.index < len(plan.ops):
-        what = plan.ops[msg.index].describe
+        op = plan.ops[msg.index]
+        what = op.describe
+        hint = _op_hint(op, msg.err)
     else:
         what = STEP_NAMES.get(msg.index, f"step {msg.index}")
     text = f"{what}: {msg.text}" if msg.text else what
-    return ChildError(text, op=what, errno=msg.err or None)
+    return ChildError(text, op=what, errno=msg.err or None, hint=hint)
+
+
+def _op_hint(op: Op, err: int) -> str | None:
+    """What usually causes a failed op, where we can tell from the host."""
+    if op.kind == "mount" and op.source and op.source.startswith("/") and err == 2 \
+            and not os.path.exists(op.source):
+        return f"the source {op.source} does not exist on the host"
+    if op.kind == "pivot" and err == 22:
+        return "pivot_root fails on a ramfs/initramfs root; try --no-pivot"
+    return None
 
 
 def socketpair() -> tuple[int, int]:
@@ -252,13 +269,13 @@ class Callbacks:
 
 
 def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dict[str, Any]],
-          hook_state: str | None) -> int:
+          hook_state: str | None, keyring: str | None) -> int:
     """Run the child up to SYNC 4 (READY); return stage2's pid.
 
     On any failure every child is killed and reaped before the error
     propagates, so nothing of the container keeps running."""
     parent_fd, child_fd = socketpair()
-    enc = encode(plan, child_fd, start_fd, start_hooks, hook_state)
+    enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring)
     stage1 = lib.pyoci_spawn(enc.cfg)
     os.close(child_fd)
     if stage1 < 0:

@@ -156,6 +156,8 @@ class Plan:
     rootfs: str
     ops: list[Op]
     process: ProcessPlan
+    # False: mounts land in the caller's mount namespace; delete unmounts them.
+    own_mount_ns: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,7 +171,7 @@ def _ns_flag(ns_type: str, index: int) -> int:
                           f"unknown namespace type {ns_type!r}") from None
 
 
-def _namespaces(cfg: dict[str, Any]) -> tuple[int, list[tuple[int, str]], bool]:
+def _namespaces(cfg: dict[str, Any]) -> tuple[int, list[tuple[int, str]], bool, bool]:
     linux = cfg.get("linux") or {}
     create = 0
     join: dict[str, str] = {}
@@ -179,12 +181,13 @@ def _namespaces(cfg: dict[str, Any]) -> tuple[int, list[tuple[int, str]], bool]:
             join[ns["type"]] = ns["path"]
         else:
             create |= flag
-    if not create & CLONE_NEWNS and "mount" not in join:
-        raise ConfigError("$.linux.namespaces", "a mount namespace is required",
-                          hint='add {"type": "mount"}')
+    # Without a mount namespace (allowed by the spec) the mounts happen in the
+    # caller's namespace and the container is entered with chroot; `delete`
+    # unmounts what was mounted under the rootfs.
+    own_mntns = bool(create & CLONE_NEWNS) or "mount" in join
     ordered = [(NAMESPACE_FLAGS[t], join[t]) for t in JOIN_ORDER if t in join]
     user_joined = "user" in join
-    return create, ordered, user_joined
+    return create, ordered, user_joined, own_mntns
 
 
 def _id_lines(entries: list[dict[str, int]]) -> list[tuple[int, int, int]]:
@@ -364,7 +367,7 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
 def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Plan:
     """Turn a validated config into the plan the C helper runs."""
     linux = cfg.get("linux") or {}
-    create, join, user_joined = _namespaces(cfg)
+    create, join, user_joined, own_mntns = _namespaces(cfg)
     idmap: IdMap | None = None
     writer = "direct"
     if create & CLONE_NEWUSER:
@@ -383,18 +386,21 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
                          for k, v in sorted(offsets.items()))
 
     before, after = _rootfs_propagation(linux.get("rootfsPropagation"))
-    ops: list[Op] = [
-        Op("propagation", "/", "make / a private or slave mount tree", mflags=before,
-           flags=["host_target"]),
-        Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
-           mflags=MS_BIND | MS_REC),
-    ]
+    ops: list[Op] = []
+    if own_mntns:
+        ops.append(Op("propagation", "/", "make / a private or slave mount tree", mflags=before,
+                      flags=["host_target"]))
+    ops.append(Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
+                  mflags=MS_BIND | MS_REC))
     ops += _mount_ops(cfg, bundle, userns)
     ops += _device_ops(cfg, privileged)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
-    ops.append(Op("pivot", "/", "pivot_root into the rootfs" if not host.no_pivot
-                  else "move the rootfs to / and chroot",
-                  flags=["no_pivot"] if host.no_pivot else []))
+    if not own_mntns:
+        ops.append(Op("pivot", "/", "chroot into the rootfs (no mount namespace)", flags=["chroot"]))
+    elif host.no_pivot:
+        ops.append(Op("pivot", "/", "move the rootfs to / and chroot", flags=["no_pivot"]))
+    else:
+        ops.append(Op("pivot", "/", "pivot_root into the rootfs"))
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         path = "/proc/sys/" + key.replace(".", "/")
         ops.append(Op("write_file", path, f"set sysctl {key} ($.linux.sysctl)", data=str(value)))
@@ -407,7 +413,7 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
     if (cfg.get("root") or {}).get("readonly"):
         ops.append(Op("remount", "/", "remount the rootfs read-only ($.root.readonly)",
                       mflags=MS_RDONLY, flags=["host_target"]))
-    if after:
+    if after and own_mntns:
         ops.append(Op("propagation", "/", "set the rootfs propagation ($.linux.rootfsPropagation)",
                       mflags=after, flags=["host_target"]))
 
@@ -425,6 +431,7 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
         rootfs=rootfs,
         ops=ops,
         process=_process(cfg, host, setgroups_denied),
+        own_mount_ns=own_mntns,
     )
 
 

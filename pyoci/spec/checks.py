@@ -80,12 +80,6 @@ def check_root_present(cfg: Config) -> None:
         raise ConfigError("$.root", "is required on Linux")
 
 
-def check_process_present(cfg: Config) -> None:
-    """process is REQUIRED to create a container (runc: "process property must not be empty")."""
-    if "process" not in cfg:
-        raise ConfigError("$.process", "is required to create a container")
-
-
 def check_process_cwd(cfg: Config) -> None:
     process = cfg.get("process")
     if process is not None:
@@ -319,7 +313,6 @@ def check_seccomp_errno(cfg: Config) -> None:
 
 CHECKS: list[Callable[[Config], None]] = [
     check_root_present,
-    check_process_present,
     check_process_cwd,
     check_process_rlimits,
     check_process_capabilities,
