@@ -222,6 +222,7 @@ int pyoci_listen(int dirfd, const char *name); /* bind+listen a unix socket at d
 int pyoci_connect(int dirfd, const char *name);
 int pyoci_setns_path(const char *path, int nstype);
 int pyoci_umount(const char *path, int flags);
+int pyoci_set_child_subreaper(void);
 int pyoci_pidfd_open(int pid);
 int pyoci_pidfd_send_signal(int pidfd, int sig);
 

@@ -340,6 +340,11 @@ int pyoci_umount(const char *path, int flags)
     return umount2(path, flags) < 0 ? -errno : 0;
 }
 
+int pyoci_set_child_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
 int pyoci_pidfd_open(int pid)
 {
     long r = syscall(SYS_pidfd_open, pid, 0);

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 
 from pyoci import __version__
 from pyoci.cli import report
@@ -44,13 +43,16 @@ GLOBAL_FLAGS = [
 ]
 
 
-@dataclass
 class Globals:
-    root: str
-    log: str | None
-    log_format: str
-    debug: bool
-    systemd_cgroup: bool
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
+
+    def __init__(self, root: str, log: str | None, log_format: str, debug: bool,
+                 systemd_cgroup: bool) -> None:
+        self.root = root
+        self.log = log
+        self.log_format = log_format
+        self.debug = debug
+        self.systemd_cgroup = systemd_cgroup
 
 
 def version_text() -> str:
@@ -74,7 +76,8 @@ def main(argv: list[str]) -> int:
         log_format = str(gopts["log-format"] or "text")
         if log_format not in ("text", "json"):
             raise UsageError(f"--log-format must be text or json, not {log_format!r}")
-        report.configure(gopts["log"] and str(gopts["log"]), log_format, bool(gopts["debug"]))
+        log = str(gopts["log"]) if gopts["log"] else None
+        report.configure(log, log_format, bool(gopts["debug"]))
         if gopts["version"]:
             sys.stdout.write(version_text())
             return 0
@@ -90,7 +93,7 @@ def main(argv: list[str]) -> int:
             from pyoci.lifecycle.store import default_root
 
             root = default_root()
-        g = Globals(root=os.path.abspath(str(root)), log=gopts["log"] and str(gopts["log"]),
+        g = Globals(root=os.path.abspath(str(root)), log=log,
                     log_format=log_format, debug=bool(gopts["debug"]),
                     systemd_cgroup=bool(gopts["systemd-cgroup"]))
         flags: list[Flag] = module.FLAGS + [Flag("help", aliases=("h",))]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli._common import one_id
 from pyoci.cli.flags import Flag
 
-USAGE = "[--bundle DIR] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+USAGE = ("[--bundle DIR] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] "
+         "[--preserve-fds N] ID")
 FLAGS = [
     Flag("bundle", "str", aliases=("b",), default=".", help="bundle directory (default: the current one)"),
     Flag("pid-file", "str", help="write the init's pid here (decimal, no newline)"),

@@ -8,18 +8,19 @@ options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyoci.errors import UsageError
 
 
-@dataclass(frozen=True)
 class Flag:
-    name: str                    # canonical long name without dashes
-    kind: str = "bool"           # "bool", "str", "int", "list"
-    aliases: tuple[str, ...] = ()
-    help: str = ""
-    default: object = None
+    __slots__ = ("name", "kind", "aliases", "help", "default")
+
+    def __init__(self, name: str, kind: str = "bool", *, aliases: tuple[str, ...] = (),
+                 help: str = "", default: object = None) -> None:
+        self.name = name              # canonical long name without dashes
+        self.kind = kind              # "bool", "str", "int", "list"
+        self.aliases = aliases
+        self.help = help
+        self.default = default
 
 
 def parse(argv: list[str], flags: list[Flag], *, stop_at_positional: bool = False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli.flags import Flag
 from pyoci.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[--all] ID [SIGNAL]"
 FLAGS = [Flag("all", aliases=("a",), help="signal every process of the container")]

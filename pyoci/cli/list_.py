@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from pyoci.cli.flags import Flag
 from pyoci.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[-q] [--format table|json]"
 FLAGS = [
@@ -32,7 +35,7 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
                  for i in items]
         widths = [max(len(r[c]) for r in rows) for c in range(6)]
         for r in rows:
-            sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+            sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
     else:
         raise UsageError("--format must be table or json")
     return 0

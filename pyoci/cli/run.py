@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli._common import one_id
 from pyoci.cli.create import FLAGS as CREATE_FLAGS
 from pyoci.cli.create import create_options
 from pyoci.cli.flags import Flag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[create flags] [--detach] [--keep] ID"
 FLAGS = CREATE_FLAGS + [

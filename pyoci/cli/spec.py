@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from pyoci.cli.flags import Flag
 from pyoci.errors import PyociError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[--rootless] [--bundle DIR]"
 FLAGS = [

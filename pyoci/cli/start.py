@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.cli._common import one_id
 from pyoci.cli.flags import Flag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "ID"
 FLAGS: list[Flag] = []

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from pyoci.cli._common import one_id
 from pyoci.cli.flags import Flag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "ID"
 FLAGS: list[Flag] = []

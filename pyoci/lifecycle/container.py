@@ -6,39 +6,46 @@ create -> created -> (start) -> running -> (exit) -> stopped -> (delete)
 from __future__ import annotations
 
 import os
-import signal
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from pyoci.errors import ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
-from pyoci.lifecycle.status import Status, can
+from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
 from pyoci.linux import proc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyoci.lifecycle.status import Status
 
 # The status each hook stage sees on stdin.  prestart hooks run during
 # `start`, before the user's program is released, and see "created": the
 # semantics of runtime-spec 1.0.0 that the OCI validation suite checks
 # (1.0.2+ moved them into create; createRuntime/createContainer cover that).
-HOOK_STATUS = {
-    "prestart": Status.CREATED,
-    "createRuntime": Status.CREATING,
-    "createContainer": Status.CREATING,
-    "startContainer": Status.CREATED,
-    "poststart": Status.RUNNING,
-    "poststop": Status.STOPPED,
+HOOK_STATUS: dict[str, Status] = {
+    "prestart": CREATED,
+    "createRuntime": CREATING,
+    "createContainer": CREATING,
+    "startContainer": CREATED,
+    "poststart": RUNNING,
+    "poststop": STOPPED,
 }
 SPEC_VERSION = "1.2.0"
+SIGKILL = 9
 
 
-@dataclass
 class CreateOptions:
-    bundle: str
-    pid_file: str | None = None
-    console_socket: str | None = None
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring", "preserve_fds")
+
+    def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
 
 
 def _warn(msg: str) -> None:
@@ -52,8 +59,8 @@ def oci_state(c: store.Container, status: Status) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ociVersion": st.get("ociVersion", SPEC_VERSION),
         "id": c.cid,
-        "status": status.value,
-        "pid": c.pid if status is not Status.STOPPED else 0,
+        "status": status,
+        "pid": c.pid if status is not STOPPED else 0,
         "bundle": st.get("bundle", ""),
     }
     if st.get("annotations"):
@@ -63,7 +70,7 @@ def oci_state(c: store.Container, status: Status) -> dict[str, Any]:
 
 def _hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: Status) -> dict[str, Any]:
     out: dict[str, Any] = {"ociVersion": cfg.get("ociVersion", SPEC_VERSION), "id": cid,
-                           "status": status.value, "pid": pid, "bundle": bundle}
+                           "status": status, "pid": pid, "bundle": bundle}
     if cfg.get("annotations"):
         out["annotations"] = cfg["annotations"]
     return out
@@ -97,7 +104,9 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
     start_fd = -1
     try:
         start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
-        state_for = lambda status, p: _hook_state(cid, cfg, bundle, p, status)  # noqa: E731
+
+        def state_for(status: Status, p: int) -> dict[str, Any]:
+            return _hook_state(cid, cfg, bundle, p, status)
 
         def write_idmap(stage1: int) -> None:
             assert plan.idmap is not None
@@ -160,7 +169,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
             os.close(start_fd)
         if pid > 0 and proc.is_alive(pid, None):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
@@ -181,18 +190,18 @@ def start(root: str, cid: str) -> None:
     with store.open_container(root, cid) as c:
         status = c.status()
         if not can("start", status):
-            raise InvalidTransition(cid, "start", status.value)
+            raise InvalidTransition(cid, "start", status)
         hooks = (c.state or {}).get("hooks") or {}
         if hooks.get("prestart"):
             from pyoci.errors import HookError
             from pyoci.linux.hooks import run_hooks
 
-            state = oci_state(c, Status.CREATED)
+            state = oci_state(c, CREATED)
             try:
                 run_hooks("prestart", hooks["prestart"], state)
             except HookError:
                 # Stop the container and go on with delete (runtime-spec lifecycle).
-                _destroy(c, Status.CREATED)
+                _destroy(c, CREATED)
                 raise
         try:
             spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c))
@@ -201,7 +210,7 @@ def start(root: str, cid: str) -> None:
         st = c.state or {}
         poststart = (st.get("hooks") or {}).get("poststart") or []
         if poststart:
-            _run_warn_only(c, "poststart", poststart, Status.RUNNING)
+            _run_warn_only(c, "poststart", poststart, RUNNING)
 
 
 def _drop_socket(c: store.Container) -> None:
@@ -240,7 +249,7 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
         if not can("kill", status):
             if all_processes:
                 return  # the runc shim sends kill --all after the exit: succeed quietly
-            raise InvalidTransition(cid, "kill", status.value)
+            raise InvalidTransition(cid, "kill", status)
         if all_processes:
             _signal_all(c, sig)
             return
@@ -256,7 +265,7 @@ def _signal_pid(c: store.Container, sig: int) -> None:
     try:
         # The pidfd pins the process: check it is still the one we created.
         if not proc.is_alive(c.pid, (c.state or {}).get("pid_start")):
-            raise InvalidTransition(c.cid, "kill", Status.STOPPED.value)
+            raise InvalidTransition(c.cid, "kill", STOPPED)
         r = lib.pyoci_pidfd_send_signal(pidfd, sig)
         if r < 0:
             raise PyociError(f"send signal {sig} to pid {c.pid}", op="kill", errno=-r)
@@ -289,14 +298,14 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         status = c.status()
         verb = "delete --force" if force else "delete"
         if not can(verb, status):
-            raise InvalidTransition(cid, "delete", status.value + " (use --force to kill it first)")
+            raise InvalidTransition(cid, "delete", status + " (use --force to kill it first)")
         _destroy(c, status)
 
 
 def _destroy(c: store.Container, status: Status) -> None:
     """Kill what still runs, undo host-side changes, remove the state, run poststop."""
-    if status is not Status.STOPPED and status is not Status.CREATING:
-        _signal_all(c, signal.SIGKILL)
+    if status is not STOPPED and status is not CREATING:
+        _signal_all(c, SIGKILL)
         _wait_gone(c)
     st = c.state or {}
     if st and not st.get("own_mount_ns", True) and st.get("rootfs"):
@@ -306,7 +315,7 @@ def _destroy(c: store.Container, status: Status) -> None:
     poststop = (st.get("hooks") or {}).get("poststop") or []
     c.remove()
     if poststop:
-        _run_warn_only(c, "poststop", poststop, Status.STOPPED)
+        _run_warn_only(c, "poststop", poststop, STOPPED)
 
 
 def list_containers(root: str) -> list[dict[str, Any]]:

@@ -16,18 +16,24 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
-import shutil
-from dataclasses import dataclass
-from typing import Any
 
 from pyoci.errors import ContainerExists, ContainerNotFound, PyociError
-from pyoci.lifecycle.status import Status
+from pyoci.lifecycle import status as st
 from pyoci.linux import proc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+_ID_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.+-")
+
+
+def valid_id(cid: str) -> bool:
+    """Letters, digits and _ . + -, starting with a letter or digit (as runc)."""
+    return 0 < len(cid) <= 1024 and cid[0] in _ID_FIRST and all(c in _ID_CHARS for c in cid)
 
 
 def default_root() -> str:
@@ -42,7 +48,7 @@ def default_root() -> str:
 
 
 def check_id(cid: str) -> None:
-    if not ID_RE.match(cid) or cid in (".", ".."):
+    if not valid_id(cid):
         raise PyociError(f"invalid container id {cid!r}",
                          hint="use letters, digits and _ . + -, starting with a letter or digit")
 
@@ -51,8 +57,9 @@ def write_atomic(dirfd: int, name: str, data: bytes, mode: int = 0o600) -> None:
     tmp = f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode, dir_fd=dirfd)
     try:
+        # No fsync: the state lives on tmpfs (/run) and dies with a reboot
+        # anyway; the rename alone keeps readers from seeing a partial file.
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
@@ -68,14 +75,16 @@ def write_file_atomic(path: str, data: bytes) -> None:
         os.close(dirfd)
 
 
-@dataclass
 class Container:
     """A container's directory, locked, and what its state file says."""
 
-    root: str
-    cid: str
-    dirfd: int
-    state: dict[str, Any] | None
+    __slots__ = ("root", "cid", "dirfd", "state")
+
+    def __init__(self, root: str, cid: str, dirfd: int, state: dict[str, Any] | None) -> None:
+        self.root = root
+        self.cid = cid
+        self.dirfd = dirfd
+        self.state = state
 
     @property
     def path(self) -> str:
@@ -85,17 +94,17 @@ class Container:
     def pid(self) -> int:
         return int((self.state or {}).get("pid") or 0)
 
-    def status(self) -> Status:
+    def status(self) -> st.Status:
         """Derived from facts, never trusted from the file."""
         if self.state is None:
-            return Status.CREATING if self._create_running() else Status.STOPPED
+            return st.CREATING if self._create_running() else st.STOPPED
         if not proc.is_alive(self.pid, self.state.get("pid_start")):
-            return Status.STOPPED
+            return st.STOPPED
         if self.has_start_socket():
-            return Status.CREATED
+            return st.CREATED
         if self._frozen():
-            return Status.PAUSED
-        return Status.RUNNING
+            return st.PAUSED
+        return st.RUNNING
 
     def _create_running(self) -> bool:
         creator = 0
@@ -129,7 +138,24 @@ class Container:
         write_atomic(self.dirfd, STATE_FILE, json.dumps(state).encode())
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the directory (flat: files and the socket only)."""
+        try:
+            names = os.listdir(self.dirfd)
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                os.unlink(name, dir_fd=self.dirfd)
+            except IsADirectoryError:
+                import shutil
+
+                shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
 
     def close(self) -> None:
         if self.dirfd >= 0:
@@ -204,4 +230,4 @@ def list_ids(root: str) -> list[str]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if ID_RE.match(n) and os.path.isdir(os.path.join(root, n)))
+    return sorted(n for n in names if valid_id(n) and os.path.isdir(os.path.join(root, n)))

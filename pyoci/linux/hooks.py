@@ -4,11 +4,13 @@ which the container's init runs itself, see csrc/process.c)."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
-from typing import Any
 
 from pyoci.errors import HookError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run_hooks(stage: str, hooks: list[dict[str, Any]], state: dict[str, Any],
@@ -32,6 +34,7 @@ def run_hooks(stage: str, hooks: list[dict[str, Any]], state: dict[str, Any],
 def _run_one(stage: str, i: int, hook: dict[str, Any], state: dict[str, Any],
              preexec: Callable[[], None] | None) -> None:
     import json
+    import subprocess
 
     data = json.dumps(state).encode()
     path = hook["path"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from pyoci.errors import PyociError
 from pyoci.plan.build import IdMap
@@ -35,6 +33,9 @@ def write_direct(pid: int, idmap: IdMap) -> None:
 
 def write_with_helpers(pid: int, idmap: IdMap) -> None:
     """newuidmap/newgidmap: setuid helpers that check /etc/subuid and /etc/subgid."""
+    import shutil
+    import subprocess
+
     for tool, lines, what in (("newgidmap", idmap.gid_lines, "gid"), ("newuidmap", idmap.uid_lines, "uid")):
         exe = shutil.which(tool) or f"/usr/bin/{tool}"
         if not os.path.exists(exe):

@@ -9,13 +9,15 @@ after that is C until execve.  The cffi objects built here stay alive in
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from pyoci.errors import ChildError, PyociError
 from pyoci.native._helper import ffi, lib
 from pyoci.plan.build import Op, Plan
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 OP_KINDS: dict[str, int] = {
     "mount": lib.PYOCI_OP_MOUNT,
@@ -78,10 +80,14 @@ STEP_NAMES: dict[int, str] = {
 HINTS: dict[tuple[str, int], str] = {}
 
 
-@dataclass
 class _Encoded:
-    cfg: Any
-    keep: list[Any] = field(default_factory=list)
+    """The cffi config and every buffer it points to (kept alive together)."""
+
+    __slots__ = ("cfg", "keep")
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.keep: list[Any] = []
 
     def s(self, value: str | None) -> Any:
         if value is None:
@@ -188,14 +194,16 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     return enc
 
 
-@dataclass
 class Message:
-    type: int
-    stage: int
-    index: int
-    err: int
-    pid: int
-    text: str
+    __slots__ = ("type", "stage", "index", "err", "pid", "text")
+
+    def __init__(self, type: int, stage: int, index: int, err: int, pid: int, text: str) -> None:
+        self.type = type
+        self.stage = stage
+        self.index = index
+        self.err = err
+        self.pid = pid
+        self.text = text
 
 
 MSG_SIZE = ffi.sizeof("struct pyoci_msg")
@@ -254,18 +262,17 @@ def socketpair() -> tuple[int, int]:
     return fds[0], fds[1]
 
 
-@dataclass
 class Callbacks:
     """What the parent does at each sync point."""
 
-    # SYNC 1: write the id maps of stage1's user namespace.
-    write_idmap: Callable[[int], None]
-    # SYNC 2: stage2 exists (its pid in our pid namespace); place it (cgroups, oom).
-    child_created: Callable[[int], None]
-    # SYNC 3: mounts are done; run createRuntime/createContainer hooks.
-    run_create_hooks: Callable[[int], None]
-    # A non-fatal warning from the child.
-    warning: Callable[[str], None]
+    __slots__ = ("write_idmap", "child_created", "run_create_hooks", "warning")
+
+    def __init__(self, *, write_idmap: Callable[[int], None], child_created: Callable[[int], None],
+                 run_create_hooks: Callable[[int], None], warning: Callable[[str], None]) -> None:
+        self.write_idmap = write_idmap              # SYNC 1: write stage1's id maps
+        self.child_created = child_created          # SYNC 2: place stage2 (cgroups, oom)
+        self.run_create_hooks = run_create_hooks    # SYNC 3: createRuntime/createContainer hooks
+        self.warning = warning                      # a non-fatal warning from the child
 
 
 def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dict[str, Any]],

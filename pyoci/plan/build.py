@@ -11,8 +11,6 @@ process to run.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from pyoci.errors import ConfigError
 from pyoci.linux.names import CAPABILITIES, RLIMITS
@@ -29,6 +27,10 @@ from pyoci.plan.mountopts import (
     MS_UNBINDABLE,
     parse_options,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
@@ -76,45 +78,85 @@ S_IFBLK = 0o060000
 S_IFIFO = 0o010000
 
 
-@dataclass(frozen=True)
 class Host:
     """What the plan needs to know about the caller and the machine."""
 
-    euid: int
-    egid: int
-    # True when the caller is in the initial user namespace (uid_map is the
-    # identity), False inside a user namespace (e.g. rootless Podman's).
-    init_userns: bool
-    no_pivot: bool = False
-    preserve_fds: int = 0
+    __slots__ = ("euid", "egid", "init_userns", "no_pivot", "preserve_fds")
+
+    def __init__(self, euid: int, egid: int, init_userns: bool, no_pivot: bool = False,
+                 preserve_fds: int = 0) -> None:
+        self.euid = euid
+        self.egid = egid
+        # True when the caller is in the initial user namespace (uid_map is
+        # the identity), False inside one (e.g. rootless Podman's).
+        self.init_userns = init_userns
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
 
 
-@dataclass
-class Op:
-    kind: str                    # "mount", "mount_host", "mknod", ... (see helper.h PYOCI_OP_*)
-    target: str
-    describe: str
-    source: str | None = None
-    fstype: str | None = None
-    data: str | None = None
-    mflags: int = 0
-    remount: int = 0
-    propagation: int = 0
-    flags: list[str] = field(default_factory=list)   # "mkdir", "mkfile", "mklike", "optional", ...
-    mode: int = 0
-    major: int = 0
-    minor: int = 0
-    uid: int = -1
-    gid: int = -1
+class _Record:
+    """Plain slotted records (dataclasses cost ~19 ms to import and build on
+    the hot path); ``to_json`` feeds the golden-file tests."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: _jsonable(getattr(self, k)) for k in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.to_json() == other.to_json()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_json()!r})"
 
 
-@dataclass
-class IdMap:
-    uid_lines: list[tuple[int, int, int]]
-    gid_lines: list[tuple[int, int, int]]
-    # "deny" when the maps are written without privilege (the kernel requires
-    # it for an unprivileged gid_map), "allow" or None otherwise.
-    setgroups: str | None
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_json()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class Op(_Record):
+    """One step of the filesystem program (helper.h PYOCI_OP_*)."""
+
+    __slots__ = ("kind", "target", "describe", "source", "fstype", "data", "mflags", "remount",
+                 "propagation", "flags", "mode", "major", "minor", "uid", "gid")
+
+    def __init__(self, kind: str, target: str, describe: str, *, source: str | None = None,
+                 fstype: str | None = None, data: str | None = None, mflags: int = 0,
+                 remount: int = 0, propagation: int = 0, flags: list[str] | None = None,
+                 mode: int = 0, major: int = 0, minor: int = 0, uid: int = -1, gid: int = -1) -> None:
+        self.kind = kind              # "mount", "mount_host", "mknod", ...
+        self.target = target
+        self.describe = describe      # names the step (and the config field) in errors
+        self.source = source
+        self.fstype = fstype
+        self.data = data
+        self.mflags = mflags
+        self.remount = remount
+        self.propagation = propagation
+        self.flags = flags or []      # "mkdir", "mkfile", "mklike", "optional", ...
+        self.mode = mode
+        self.major = major
+        self.minor = minor
+        self.uid = uid
+        self.gid = gid
+
+
+class IdMap(_Record):
+    __slots__ = ("uid_lines", "gid_lines", "setgroups")
+
+    def __init__(self, uid_lines: list[tuple[int, int, int]], gid_lines: list[tuple[int, int, int]],
+                 setgroups: str | None) -> None:
+        self.uid_lines = uid_lines
+        self.gid_lines = gid_lines
+        # "deny" when the maps are written without privilege (the kernel
+        # requires it for an unprivileged gid_map), None otherwise.
+        self.setgroups = setgroups
 
     def uid_map(self) -> str:
         return "".join(f"{c} {h} {s}\n" for c, h, s in self.uid_lines)
@@ -123,44 +165,53 @@ class IdMap:
         return "".join(f"{c} {h} {s}\n" for c, h, s in self.gid_lines)
 
 
-@dataclass
-class ProcessPlan:
-    args: list[str]
-    env: list[str]
-    cwd: str
-    uid: int
-    gid: int
-    groups: list[int]
-    set_groups: bool
-    umask: int
-    set_caps: bool
-    caps: dict[str, int]          # bounding/effective/permitted/inheritable/ambient -> bitmask
-    no_new_privs: bool
-    rlimits: list[tuple[int, int, int]]
-    oom_score_adj: int | None
-    preserve_fds: int
-    terminal: bool
+class ProcessPlan(_Record):
+    __slots__ = ("args", "env", "cwd", "uid", "gid", "groups", "set_groups", "umask", "set_caps",
+                 "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal")
+
+    def __init__(self, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
+                 groups: list[int], set_groups: bool, umask: int, set_caps: bool,
+                 caps: dict[str, int], no_new_privs: bool, rlimits: list[tuple[int, int, int]],
+                 oom_score_adj: int | None, preserve_fds: int, terminal: bool) -> None:
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.set_groups = set_groups
+        self.umask = umask
+        self.set_caps = set_caps
+        self.caps = caps              # bounding/effective/permitted/inheritable/ambient -> bitmask
+        self.no_new_privs = no_new_privs
+        self.rlimits = rlimits
+        self.oom_score_adj = oom_score_adj
+        self.preserve_fds = preserve_fds
+        self.terminal = terminal
 
 
-@dataclass
-class Plan:
-    unshare_flags: int
-    join: list[tuple[int, str]]
-    idmap: IdMap | None
-    # How the id maps get written: "direct" (the parent writes them) or
-    # "helper" (newuidmap/newgidmap, for ranges an unprivileged caller may not write).
-    idmap_writer: str
-    timens_offsets: str | None
-    hostname: str | None
-    domainname: str | None
-    rootfs: str
-    ops: list[Op]
-    process: ProcessPlan
-    # False: mounts land in the caller's mount namespace; delete unmounts them.
-    own_mount_ns: bool = True
+class Plan(_Record):
+    __slots__ = ("unshare_flags", "join", "idmap", "idmap_writer", "timens_offsets", "hostname",
+                 "domainname", "rootfs", "ops", "process", "own_mount_ns")
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def __init__(self, *, unshare_flags: int, join: list[tuple[int, str]], idmap: IdMap | None,
+                 idmap_writer: str, timens_offsets: str | None, hostname: str | None,
+                 domainname: str | None, rootfs: str, ops: list[Op], process: ProcessPlan,
+                 own_mount_ns: bool = True) -> None:
+        self.unshare_flags = unshare_flags
+        self.join = join
+        self.idmap = idmap
+        # "direct" (the parent writes the maps) or "helper" (newuidmap and
+        # newgidmap, for ranges an unprivileged caller may not write).
+        self.idmap_writer = idmap_writer
+        self.timens_offsets = timens_offsets
+        self.hostname = hostname
+        self.domainname = domainname
+        self.rootfs = rootfs
+        self.ops = ops
+        self.process = process
+        # False: mounts land in the caller's mount namespace; delete unmounts them.
+        self.own_mount_ns = own_mount_ns
 
 
 def _ns_flag(ns_type: str, index: int) -> int:

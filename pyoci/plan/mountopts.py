@@ -5,8 +5,6 @@ Pure data and one pure function; no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
@@ -80,12 +78,14 @@ PROPAGATION_OPTIONS: dict[str, int] = {
 IGNORED_OPTIONS = frozenset({"tmpcopyup", "z", "Z", "notmpcopyup", "copy", "nocopy"})
 
 
-@dataclass
 class MountOptions:
-    flags: int = 0
-    propagation: list[int] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)
-    unsupported: list[str] = field(default_factory=list)
+    __slots__ = ("flags", "propagation", "data", "unsupported")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        self.data: list[str] = []
+        self.unsupported: list[str] = []
 
     @property
     def is_bind(self) -> bool:
