@@ -12,7 +12,7 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["spawn.c", "ops.c", "process.c"]
+SOURCES = ["spawn.c", "ops.c", "process.c", "tty.c"]
 
 
 def _cdef() -> str:

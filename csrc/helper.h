@@ -21,7 +21,7 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 4
+#define PYOCI_ABI_VERSION 5
 
 /* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
@@ -84,6 +84,7 @@
 #define PYOCI_STEP_UMASK 26
 #define PYOCI_STEP_SETSID 27
 #define PYOCI_STEP_KEYRING 28
+#define PYOCI_STEP_TERMINAL 29
 
 struct pyoci_msg {
     int type;       /* PYOCI_MSG_* */
@@ -201,6 +202,9 @@ struct pyoci_spawn_config {
     int n_rlimits;
     const struct pyoci_rlimit *rlimits;
     int preserve_fds;         /* fds 3 .. 3+preserve_fds-1 reach the program */
+    int console_fd;           /* connected console socket: make a pty, send its master here; -1 = none */
+    unsigned short console_rows;   /* process.consoleSize, 0 = leave */
+    unsigned short console_cols;
     int setsid;               /* 1: become a session leader */
     int new_keyring;          /* 1: join a new session keyring named after the container */
     const char *keyring_name;
@@ -220,6 +224,8 @@ void pyoci_set_title(const char *title);
 int pyoci_seqpacket_pair(int fds[2]);          /* O_CLOEXEC socketpair for the sync protocol */
 int pyoci_listen(int dirfd, const char *name); /* bind+listen a unix socket at dirfd/name */
 int pyoci_connect(int dirfd, const char *name);
+int pyoci_connect_path(const char *path);     /* connect a unix socket by path */
+int pyoci_recv_fd(int sock, char *name, int namelen); /* receive one SCM_RIGHTS fd (and its name) */
 int pyoci_setns_path(const char *path, int nstype);
 int pyoci_umount(const char *path, int flags);
 int pyoci_set_child_subreaper(void);

@@ -25,6 +25,11 @@ void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
 
 /* ops.c */
 void pyoci_run_ops(const struct pyoci_spawn_config *cfg);
+int pyoci_open_in_root(const char *path, int flags);
+int pyoci_mkfile_in_root(const char *path);
+
+/* tty.c */
+void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg);
 
 /* process.c */
 noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg);

@@ -433,6 +433,16 @@ static void op_bind_dev(int i, const struct pyoci_op *op)
     close(fd);
 }
 
+int pyoci_open_in_root(const char *path, int flags)
+{
+    return open_in_root(path, flags);
+}
+
+int pyoci_mkfile_in_root(const char *path)
+{
+    return mkfile_in_root(path);
+}
+
 void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
 {
     rootfd = open(cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);

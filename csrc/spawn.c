@@ -133,16 +133,21 @@ static void write_file(const char *path, const char *data, int step)
  * the container's init. */
 static void close_inherited_fds(const struct pyoci_spawn_config *cfg)
 {
-    unsigned int keep[2] = {(unsigned)cfg->sync_fd, (unsigned)cfg->start_fd};
-    if (cfg->start_fd < 0 || keep[1] < keep[0]) {
-        unsigned int t = keep[0];
-        keep[0] = cfg->start_fd < 0 ? t : keep[1];
-        keep[1] = cfg->start_fd < 0 ? ~0U : t;
-    }
+    unsigned int keep[3];
+    int n = 0;
+    int want[3] = {cfg->sync_fd, cfg->start_fd, cfg->console_fd};
+    for (int k = 0; k < 3; k++)
+        if (want[k] >= 0)
+            keep[n++] = (unsigned)want[k];
+    for (int a = 0; a < n; a++) /* sort ascending */
+        for (int b = a + 1; b < n; b++)
+            if (keep[b] < keep[a]) {
+                unsigned int t = keep[a];
+                keep[a] = keep[b];
+                keep[b] = t;
+            }
     unsigned int from = 3U + (unsigned)cfg->preserve_fds;
-    for (int k = 0; k < 2; k++) {
-        if (keep[k] == ~0U)
-            break;
+    for (int k = 0; k < n; k++) {
         if (keep[k] >= from) {
             if (keep[k] > from)
                 syscall(SYS_close_range, from, keep[k] - 1, 0);

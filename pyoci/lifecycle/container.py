@@ -76,8 +76,11 @@ def _hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: St
     return out
 
 
-def create(root: str, cid: str, opts: CreateOptions) -> int:
-    """Create the container; return its init's pid."""
+def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> int:
+    """Create the container; return its init's pid.
+
+    ``console_fd``: a connected socket to send the pty master to, for callers
+    (run) that hold the console themselves; otherwise --console-socket."""
     import json
 
     from pyoci.linux import hooks as hooklib
@@ -98,6 +101,15 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
     plan = build_plan(cfg, bundle, rootfs, host)
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
     user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
+
+    own_console = -1
+    if plan.process.terminal and console_fd < 0:
+        if not opts.console_socket:
+            raise ConfigError("$.process.terminal", "is true but no --console-socket was given",
+                              hint="pass --console-socket, or set terminal to false")
+        own_console = console_fd = spawn.connect_console(opts.console_socket)
+    elif not plan.process.terminal:
+        console_fd = -1
 
     c = store.new_container(root, cid)
     pid = 0
@@ -144,7 +156,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
         # the state without it being final; see HOOK_STATUS.
         start_state = json.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
         pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
-                          start_state, None if opts.no_new_keyring else cid[:200])
+                          start_state, None if opts.no_new_keyring else cid[:200], console_fd)
         os.close(start_fd)
         start_fd = -1
         c.save({
@@ -164,7 +176,11 @@ def create(root: str, cid: str, opts: CreateOptions) -> int:
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
         os.unlink("creator", dir_fd=c.dirfd)
+        if own_console >= 0:
+            os.close(own_console)
     except BaseException:
+        if own_console >= 0:
+            os.close(own_console)
         if start_fd >= 0:
             os.close(start_fd)
         if pid > 0 and proc.is_alive(pid, None):

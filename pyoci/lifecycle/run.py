@@ -23,7 +23,24 @@ def _subreaper() -> None:
 def run_container(root: str, cid: str, opts: CreateOptions, *, detach: bool, keep: bool) -> int:
     if not detach:
         _subreaper()
-    pid = container.create(root, cid, opts)
+    master = -1
+    if opts.console_socket or detach:
+        pid = container.create(root, cid, opts)
+    else:
+        # A terminal without --console-socket: we hold the pty ourselves.
+        from pyoci.native import spawn
+
+        mine, theirs = spawn.console_pair()
+        try:
+            pid = container.create(root, cid, opts, console_fd=theirs)
+            os.set_blocking(mine, False)
+            try:
+                master = spawn.recv_console(mine)
+            except Exception:
+                master = -1       # process.terminal is false: nothing was sent
+        finally:
+            os.close(mine)
+            os.close(theirs)
     try:
         container.start(root, cid)
     except BaseException:
@@ -31,6 +48,10 @@ def run_container(root: str, cid: str, opts: CreateOptions, *, detach: bool, kee
         raise
     if detach:
         return 0
+    if master >= 0:
+        from pyoci.linux.tty import proxy
+
+        proxy(master, pid)
 
     def forward(signum: int, _frame: object) -> None:
         try:

@@ -75,6 +75,7 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_UMASK: "set umask",
     lib.PYOCI_STEP_SETSID: "create a session",
     lib.PYOCI_STEP_KEYRING: "join a new session keyring",
+    lib.PYOCI_STEP_TERMINAL: "set up the terminal ($.process.terminal)",
 }
 
 HINTS: dict[tuple[str, int], str] = {}
@@ -123,7 +124,7 @@ def _encode_op(enc: _Encoded, dst: Any, op: Op) -> None:
 
 
 def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, Any]],
-           hook_state: str | None, keyring: str | None) -> _Encoded:
+           hook_state: str | None, keyring: str | None, console_fd: int = -1) -> _Encoded:
     cfg = ffi.new("struct pyoci_spawn_config *")
     enc = _Encoded(cfg)
     cfg.abi_version = lib.PYOCI_ABI_VERSION
@@ -178,6 +179,8 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     cfg.n_rlimits = len(p.rlimits)
     cfg.rlimits = rl
     cfg.preserve_fds = p.preserve_fds
+    cfg.console_fd = console_fd
+    cfg.console_rows, cfg.console_cols = p.console_size
     cfg.setsid = 1
     cfg.new_keyring = 1 if keyring else 0
     cfg.keyring_name = enc.s(keyring)
@@ -276,13 +279,13 @@ class Callbacks:
 
 
 def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dict[str, Any]],
-          hook_state: str | None, keyring: str | None) -> int:
+          hook_state: str | None, keyring: str | None, console_fd: int = -1) -> int:
     """Run the child up to SYNC 4 (READY); return stage2's pid.
 
     On any failure every child is killed and reaped before the error
     propagates, so nothing of the container keeps running."""
     parent_fd, child_fd = socketpair()
-    enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring)
+    enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd)
     stage1 = lib.pyoci_spawn(enc.cfg)
     os.close(child_fd)
     if stage1 < 0:
@@ -357,6 +360,27 @@ def start(dirfd: int, name: str, before_start: Callable[[], None]) -> None:
             raise child_error(msg, None)
     finally:
         os.close(fd)
+
+
+def connect_console(path: str) -> int:
+    fd = lib.pyoci_connect_path(path.encode())
+    if fd < 0:
+        raise PyociError(f"connect to the console socket {path}", op="connect", path=path, errno=-fd,
+                         hint="--console-socket must name a listening unix socket")
+    return int(fd)
+
+
+def console_pair() -> tuple[int, int]:
+    """A local console socket for `run` with a terminal and no --console-socket."""
+    return socketpair()
+
+
+def recv_console(sock: int) -> int:
+    name = ffi.new("char[]", 256)
+    fd = lib.pyoci_recv_fd(sock, name, 256)
+    if fd < 0:
+        raise PyociError("receive the pty master", op="recvmsg", errno=-fd)
+    return int(fd)
 
 
 def set_title(title: str) -> None:

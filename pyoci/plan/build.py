@@ -167,12 +167,14 @@ class IdMap(_Record):
 
 class ProcessPlan(_Record):
     __slots__ = ("args", "env", "cwd", "uid", "gid", "groups", "set_groups", "umask", "set_caps",
-                 "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal")
+                 "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal",
+                 "console_size")
 
     def __init__(self, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
                  groups: list[int], set_groups: bool, umask: int, set_caps: bool,
                  caps: dict[str, int], no_new_privs: bool, rlimits: list[tuple[int, int, int]],
-                 oom_score_adj: int | None, preserve_fds: int, terminal: bool) -> None:
+                 oom_score_adj: int | None, preserve_fds: int, terminal: bool,
+                 console_size: tuple[int, int] = (0, 0)) -> None:
         self.args = args
         self.env = env
         self.cwd = cwd
@@ -188,6 +190,7 @@ class ProcessPlan(_Record):
         self.oom_score_adj = oom_score_adj
         self.preserve_fds = preserve_fds
         self.terminal = terminal
+        self.console_size = console_size  # (rows, columns), (0, 0) = leave
 
 
 class Plan(_Record):
@@ -412,6 +415,8 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         oom_score_adj=p.get("oomScoreAdj"),
         preserve_fds=host.preserve_fds,
         terminal=bool(p.get("terminal")),
+        console_size=(int((p.get("consoleSize") or {}).get("height", 0)),
+                      int((p.get("consoleSize") or {}).get("width", 0))),
     )
 
 

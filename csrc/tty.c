@@ -1,0 +1,121 @@
+/* tty.c -- process.terminal: a pty whose slave becomes the container's
+ * stdio and controlling terminal, and whose master goes to the engine over
+ * the console socket (one sendmsg: the pty name as the only iovec, the master
+ * as the only SCM_RIGHTS fd -- what conmon and the containerd shim expect). */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define TFAIL(...) pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_TERMINAL, errno, __VA_ARGS__)
+
+static void send_master(int sock, int master, const char *name)
+{
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {(void *)name, strlen(name)};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    memset(control, 0, sizeof control);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+        TFAIL("send the pty master to the console socket");
+}
+
+void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
+{
+    if (cfg->console_fd < 0)
+        return;
+    /* The container's own devpts instance (/dev/ptmx -> pts/ptmx). */
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        TFAIL("open /dev/ptmx in the container (is devpts mounted on /dev/pts?)");
+    if (unlockpt(master) < 0)
+        TFAIL("unlockpt");
+    char name[128];
+    if (ptsname_r(master, name, sizeof name) != 0)
+        TFAIL("ptsname");
+    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+        TFAIL("open %s", name);
+    if (cfg->console_rows || cfg->console_cols) {
+        struct winsize ws = {cfg->console_rows, cfg->console_cols, 0, 0};
+        if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
+            TFAIL("set the terminal size (process.consoleSize)");
+    }
+    /* /dev/console is the pty too. */
+    int cfd = pyoci_mkfile_in_root("/dev/console");
+    if (cfd >= 0) {
+        char tp[64];
+        snprintf(tp, sizeof tp, "/proc/self/fd/%d", cfd);
+        if (mount(name, tp, NULL, MS_BIND, NULL) < 0)
+            TFAIL("bind %s on /dev/console", name);
+        close(cfd);
+    }
+    send_master(cfg->console_fd, master, name);
+    close(master);
+    close(cfg->console_fd);
+    if (ioctl(slave, TIOCSCTTY, 0) < 0)
+        TFAIL("make %s the controlling terminal", name);
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(slave, fd) < 0)
+            TFAIL("dup2 the pty to fd %d", fd);
+    close(slave);
+}
+
+int pyoci_connect_path(const char *path)
+{
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr.sun_path)
+        return -ENAMETOOLONG;
+    strcpy(addr.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        int r = -errno;
+        close(s);
+        return r;
+    }
+    return s;
+}
+
+int pyoci_recv_fd(int sock, char *name, int namelen)
+{
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {name, (size_t)(namelen > 1 ? namelen - 1 : 0)};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return -errno;
+    if (namelen > 0)
+        name[n > 0 ? n : 0] = '\0';
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (!cm || cm->cmsg_type != SCM_RIGHTS)
+        return -EBADMSG;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    return fd;
+}
