@@ -445,6 +445,8 @@ int pyoci_mkfile_in_root(const char *path)
 
 void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
 {
+    if (cfg->n_ops == 0)
+        return;
     rootfd = open(cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         pyoci_fail(PYOCI_STAGE_OPS, -1, errno, "open rootfs %s", cfg->rootfs);

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("pyoci.cli.create", "create a container"),
     "start": ("pyoci.cli.start", "start a created container"),
     "run": ("pyoci.cli.run", "create and start a container, wait for it, delete it"),
+    "exec": ("pyoci.cli.exec_", "run another process in a container"),
     "state": ("pyoci.cli.state", "print a container's state JSON"),
     "kill": ("pyoci.cli.kill", "send a signal to a container's init (or every process)"),
     "delete": ("pyoci.cli.delete", "delete a stopped container (--force: any)"),

@@ -172,6 +172,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "hooks": {k: hooks.get(k) or [] for k in ("prestart", "poststart", "poststop")},
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
             "own_mount_ns": plan.own_mount_ns,
+            "process": cfg.get("process") or {},
         })
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())

@@ -53,6 +53,16 @@ def run_container(root: str, cid: str, opts: CreateOptions, *, detach: bool, kee
 
         proxy(master, pid)
 
+    status = wait_for(pid)
+    if not keep:
+        container.delete(root, cid, force=True)
+    return status
+
+
+def wait_for(pid: int) -> int:
+    """Wait for our child pid while forwarding signals; its exit status
+    (128+N when killed by signal N)."""
+
     def forward(signum: int, _frame: object) -> None:
         try:
             os.kill(pid, signum)
@@ -74,6 +84,4 @@ def run_container(root: str, cid: str, opts: CreateOptions, *, detach: bool, kee
             break
     for s in FORWARDED:
         _signal.signal(s, _signal.SIG_DFL)
-    if not keep:
-        container.delete(root, cid, force=True)
     return status if status >= 0 else 128 - status

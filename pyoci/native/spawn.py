@@ -181,7 +181,7 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     cfg.preserve_fds = p.preserve_fds
     cfg.console_fd = console_fd
     cfg.console_rows, cfg.console_cols = p.console_size
-    cfg.setsid = 1
+    cfg.setsid = 1 if (start_fd >= 0 or p.terminal) else 0
     cfg.new_keyring = 1 if keyring else 0
     cfg.keyring_name = enc.s(keyring)
     hooks = ffi.new("struct pyoci_hook[]", max(1, len(start_hooks)))
@@ -297,6 +297,8 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
         while True:
             msg = recv(parent_fd)
             if msg is None:
+                if start_fd < 0 and stage2 > 0:
+                    return stage2          # exec mode: the fd closed at execve
                 raise ChildError("the container's init exited during setup without a report")
             if msg.type == lib.PYOCI_MSG_USERMAP_REQUEST:
                 callbacks.write_idmap(msg.pid)                      # SYNC 1

@@ -493,3 +493,17 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
 
 # Flags used by other modules when building extra ops.
 READONLY_REMOUNT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def build_exec_plan(process: dict[str, Any], join: list[tuple[int, str]], chroot: str | None,
+                    host: Host, setgroups_denied: bool) -> Plan:
+    """The plan of `exec`: join the container's namespaces (and, for a
+    container without a mount namespace of its own, chroot into its root),
+    then set up and exec the process; no filesystem program."""
+    ops: list[Op] = []
+    if chroot:
+        ops.append(Op("pivot", "/", f"chroot into {chroot}", flags=["chroot"]))
+    return Plan(unshare_flags=0, join=join, idmap=None, idmap_writer="direct", timens_offsets=None,
+                hostname=None, domainname=None, rootfs=chroot or "/", ops=ops,
+                process=_process({"process": process}, host, setgroups_denied),
+                own_mount_ns=chroot is None)

@@ -1,0 +1,156 @@
+"""`exec`: run another process in a created or running container.
+
+The process enters the container from the C helper (stage1 joins every
+namespace of the container's init by /proc/<pid>/ns/*, stage2 execs), so no
+Python code ever runs inside the container."""
+
+from __future__ import annotations
+
+import os
+
+from pyoci.errors import InvalidTransition, PyociError
+from pyoci.lifecycle import store
+from pyoci.lifecycle.status import can
+from pyoci.linux import proc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# Namespace files in the order they are joined (user first, mount last).
+NS_FILES = [("user", 0x10000000), ("ipc", 0x08000000), ("uts", 0x04000000), ("net", 0x40000000),
+            ("pid", 0x20000000), ("cgroup", 0x02000000), ("time", 0x00000080), ("mnt", 0x00020000)]
+
+
+class ExecOptions:
+    __slots__ = ("process", "detach", "pid_file", "console_socket", "preserve_fds")
+
+    def __init__(self, process: dict[str, Any], *, detach: bool = False, pid_file: str | None = None,
+                 console_socket: str | None = None, preserve_fds: int = 0) -> None:
+        self.process = process
+        self.detach = detach
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+
+
+def _namespaces_of(pid: int) -> list[tuple[int, str]]:
+    join = []
+    for name, flag in NS_FILES:
+        theirs = f"/proc/{pid}/ns/{name}"
+        try:
+            if os.readlink(theirs) == os.readlink(f"/proc/self/ns/{name}"):
+                continue
+        except FileNotFoundError:
+            continue
+        join.append((flag, theirs))
+    return join
+
+
+def _setgroups_denied(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
+
+
+def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
+    """Start the process; with detach return 0, else wait and return its status."""
+    from pyoci.lifecycle.run import wait_for
+    from pyoci.native import spawn
+    from pyoci.plan.build import Host, build_exec_plan
+
+    with store.open_container(root, cid, shared=True) as c:
+        status = c.status()
+        if not can("exec", status):
+            raise InvalidTransition(cid, "exec in", status)
+        state = c.state or {}
+        pid = c.pid
+        join = _namespaces_of(pid)
+        chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
+        host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
+                    preserve_fds=opts.preserve_fds)
+        plan = build_exec_plan(opts.process, join, chroot, host, _setgroups_denied(pid))
+
+        console_fd = -1
+        mine = -1
+        if plan.process.terminal:
+            if opts.console_socket:
+                console_fd = spawn.connect_console(opts.console_socket)
+            elif not opts.detach:
+                mine, console_fd = spawn.console_pair()
+            else:
+                raise PyociError("exec --tty --detach needs --console-socket")
+        if not opts.detach:
+            from pyoci.native._helper import lib
+
+            lib.pyoci_set_child_subreaper()
+
+        def nothing(_: int) -> None:
+            return None
+
+        callbacks = spawn.Callbacks(write_idmap=nothing, child_created=nothing,
+                                    run_create_hooks=nothing, warning=_warn)
+        try:
+            child = spawn.spawn(plan, -1, callbacks, [], None, None, console_fd)
+        finally:
+            if console_fd >= 0:
+                os.close(console_fd)
+        if opts.pid_file:
+            store.write_file_atomic(opts.pid_file, str(child).encode())
+    master = -1
+    if mine >= 0:
+        master = spawn.recv_console(mine)
+        os.close(mine)
+    if opts.detach:
+        return 0
+    if master >= 0:
+        from pyoci.linux.tty import proxy
+
+        proxy(master, child)
+    return wait_for(child)
+
+
+def _warn(msg: str) -> None:
+    from pyoci.cli.report import warning
+
+    warning(msg)
+
+
+def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], cwd: str | None,
+                      user: str | None, groups: list[str], caps: list[str], tty: bool,
+                      no_new_privs: bool) -> dict[str, Any]:
+    """runc's rule: the container's own process is the template; the command
+    line replaces args and overrides the rest."""
+    p: dict[str, Any] = {k: v for k, v in base.items() if k not in ("args", "commandLine")}
+    p["args"] = args
+    if env:
+        merged = {e.split("=", 1)[0]: e for e in p.get("env") or []}
+        for e in env:
+            merged[e.split("=", 1)[0]] = e
+        p["env"] = list(merged.values())
+    if cwd:
+        p["cwd"] = cwd
+    if user:
+        uid, _, gid = user.partition(":")
+        try:
+            p["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+        except ValueError:
+            raise PyociError(f"--user {user!r}: expected UID[:GID] as numbers") from None
+    if groups:
+        u = dict(p.get("user") or {})
+        u["additionalGids"] = [int(g) for g in groups]
+        p["user"] = u
+    if caps:
+        c = {k: list(v) for k, v in (p.get("capabilities") or {}).items()}
+        for cap in caps:
+            name = cap if cap.startswith("CAP_") else "CAP_" + cap.upper()
+            for kind in ("bounding", "effective", "permitted"):
+                if name not in c.setdefault(kind, []):
+                    c[kind].append(name)
+        p["capabilities"] = c
+    p["terminal"] = tty
+    if no_new_privs:
+        p["noNewPrivileges"] = True
+    return p
