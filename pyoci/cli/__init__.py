@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kill": ("pyoci.cli.kill", "send a signal to a container's init (or every process)"),
     "delete": ("pyoci.cli.delete", "delete a stopped container (--force: any)"),
     "list": ("pyoci.cli.list_", "list containers"),
+    "pause": ("pyoci.cli.pause", "freeze a running container"),
+    "resume": ("pyoci.cli.resume", "thaw a paused container"),
+    "ps": ("pyoci.cli.ps", "list a container's processes"),
     "spec": ("pyoci.cli.spec", "write a default config.json"),
     "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
 }

@@ -111,6 +111,17 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     elif not plan.process.terminal:
         console_fd = -1
 
+    from pyoci.linux import cgroups
+
+    lay = cgroups.layout()
+    linux_cfg = cfg.get("linux") or {}
+    cg_paths = cgroups.container_paths(linux_cfg.get("cgroupsPath"), cid, lay)
+    # Without privilege over the host's cgroups (rootless without a delegated
+    # tree), placement is best effort and limits cannot be applied.
+    cg_required = host.euid == 0 and host.init_userns
+    resources = linux_cfg.get("resources") or {}
+    cg_created: list[str] = []
+
     c = store.new_container(root, cid)
     pid = 0
     start_fd = -1
@@ -130,6 +141,14 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         def child_created(p: int) -> None:
             nonlocal pid
             pid = p
+            cg_created.extend(cgroups.place(p, cg_paths, cg_required))
+            if cg_required:
+                cgroups.apply(resources, cg_paths, lay, linux_cfg.get("devices"))
+            elif _has_limits(resources):
+                raise PyociError(
+                    "linux.resources asks for limits, but this user cannot write the host's cgroups",
+                    field="$.linux.resources",
+                    hint="run as root, use a delegated cgroup v2 tree, or drop the limits")
             adj = plan.process.oom_score_adj
             if adj is not None:
                 try:
@@ -173,6 +192,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
             "own_mount_ns": plan.own_mount_ns,
             "process": cfg.get("process") or {},
+            "cgroup_paths": cg_paths,
+            "cgroups_created": cg_created,
+            "freezer": cgroups.freezer_file(cg_paths),
         })
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
@@ -194,6 +216,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             from pyoci.linux.mounts import unmount_under
 
             unmount_under(rootfs)
+        cgroups.remove(cg_created)
         c.remove()
         c.close()
         raise
@@ -251,13 +274,40 @@ def state(root: str, cid: str) -> dict[str, Any]:
         return oci_state(c, c.status())
 
 
+def _has_limits(resources: dict[str, Any]) -> bool:
+    """Anything beyond an empty object or Podman's default deny-all device rule."""
+    for key, value in resources.items():
+        if key == "devices" and all(not r.get("allow") and r.get("type", "a") == "a" for r in value):
+            continue
+        if value:
+            return True
+    return False
+
+
+def container_pids(c: store.Container) -> list[int]:
+    st = c.state or {}
+    paths = st.get("cgroup_paths") or {}
+    if paths and st.get("cgroups_created"):
+        from pyoci.linux import cgroups
+
+        found = cgroups.pids(paths)
+        if found:
+            return found
+    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else [c.pid]
+
+
 def _signal_all(c: store.Container, sig: int) -> None:
-    pids = proc.pids_in_namespace_of(c.pid) if (c.state or {}).get("pid_ns_own") else [c.pid]
+    freezer = (c.state or {}).get("freezer")
+    pids = container_pids(c)
     for p in pids or [c.pid]:
         try:
             os.kill(p, sig)
         except ProcessLookupError:
             pass
+    if sig == SIGKILL and freezer and c.status() == "paused":
+        from pyoci.linux import cgroups
+
+        cgroups.freeze(freezer, False)   # a frozen task cannot die
 
 
 def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
@@ -329,6 +379,10 @@ def _destroy(c: store.Container, status: Status) -> None:
         from pyoci.linux.mounts import unmount_under
 
         unmount_under(st["rootfs"])
+    if st.get("cgroups_created"):
+        from pyoci.linux import cgroups
+
+        cgroups.remove(st["cgroups_created"])
     poststop = (st.get("hooks") or {}).get("poststop") or []
     c.remove()
     if poststop:
@@ -347,3 +401,27 @@ def list_containers(root: str) -> list[dict[str, Any]]:
         except ContainerNotFound:
             continue
     return out
+
+
+def pause(root: str, cid: str, resume: bool = False) -> None:
+    from pyoci.linux import cgroups
+
+    verb = "resume" if resume else "pause"
+    with store.open_container(root, cid) as c:
+        status = c.status()
+        if not can(verb, status):
+            raise InvalidTransition(cid, verb, status)
+        freezer = (c.state or {}).get("freezer")
+        if not freezer or not (c.state or {}).get("cgroups_created"):
+            raise PyociError(f"cannot {verb} container {cid!r}: it has no freezer cgroup",
+                             hint="pausing needs the freezer (v1) or cgroup.freeze (v2) of a cgroup "
+                                  "pyoci created: run as root")
+        cgroups.freeze(freezer, not resume)
+
+
+def ps(root: str, cid: str) -> list[int]:
+    with store.open_container(root, cid, shared=True) as c:
+        status = c.status()
+        if not can("ps", status):
+            return []
+        return container_pids(c)

@@ -90,7 +90,15 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         def nothing(_: int) -> None:
             return None
 
-        callbacks = spawn.Callbacks(write_idmap=nothing, child_created=nothing,
+        def join_cgroups(child: int) -> None:
+            # SYNC 2: the new process joins the container's cgroups before it runs.
+            paths = state.get("cgroup_paths") or {}
+            if paths and state.get("cgroups_created"):
+                from pyoci.linux import cgroups
+
+                cgroups.place(child, paths, required=False)
+
+        callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
                                     run_create_hooks=nothing, warning=_warn)
         try:
             child = spawn.spawn(plan, -1, callbacks, [], None, None, console_fd)

@@ -1,0 +1,270 @@
+"""cgroups: placement, a first set of limits, freezing and cleanup.
+
+Layouts: v1 (one hierarchy per controller), v2 (unified), and hybrid (v1
+controllers plus a cgroup2 mount at /sys/fs/cgroup/unified, as on this
+project's CI machines).  The layout is read from /proc/self/mountinfo each
+time; nothing is assumed.
+
+A container's cgroup is ``linux.cgroupsPath`` (absolute, or relative to the
+runtime's own cgroup as runc does) or, without one, ``/pyoci/<id>`` relative
+to the runtime's cgroup.  Only directories this module created are recorded
+and removed at delete; a cgroup the container was moved into by someone else
+is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyoci.errors import PyociError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Layout:
+    __slots__ = ("v1", "unified")
+
+    def __init__(self, v1: dict[str, str], unified: str | None) -> None:
+        self.v1 = v1            # controller (or "name=systemd") -> mount point
+        self.unified = unified  # cgroup2 mount point, or None
+
+
+def layout() -> Layout:
+    v1: dict[str, str] = {}
+    unified = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _source, superopts = (right.split() + ["", "", ""])[:3]
+            point = left.split()[4]
+            if fstype == "cgroup2":
+                unified = unified or point
+            elif fstype == "cgroup":
+                for opt in superopts.split(","):
+                    if opt in ("rw", "ro") or opt.startswith(("release_agent", "clone_children",
+                                                             "xattr", "noprefix", "cpuset_v2_mode")):
+                        continue
+                    v1.setdefault(opt, point)
+    return Layout(v1, unified)
+
+
+def own_cgroups(pid: str = "self") -> dict[str, str]:
+    """controller -> path of the process's cgroup ("" key: the v2 one)."""
+    out: dict[str, str] = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            if not ctrls:
+                out[""] = path
+            for c in ctrls.split(","):
+                out[c] = path
+    return out
+
+
+def _join(base: str, rel: str) -> str:
+    return os.path.normpath(os.path.join(base, rel.lstrip("/"))) if rel else base
+
+
+def container_paths(cgroups_path: str | None, cid: str, lay: Layout) -> dict[str, str]:
+    """Absolute directories of the container's cgroup, per controller and for v2 ("")."""
+    own = own_cgroups()
+    rel = cgroups_path or f"pyoci/{cid}"
+    if ":" in rel and not rel.startswith("/"):
+        # systemd form slice:prefix:name, without systemd: the cgroupfs path
+        # a systemd manager would have made (documented in the README).
+        slice_, prefix, name = (rel.split(":") + ["", ""])[:3]
+        rel = f"{slice_}/{prefix}-{name}.scope" if slice_ else f"{prefix}-{name}.scope"
+        absolute = True
+    else:
+        absolute = rel.startswith("/")
+    paths: dict[str, str] = {}
+    seen: set[str] = set()
+    for ctrl, mount in lay.v1.items():
+        if mount in seen:
+            continue
+        seen.add(mount)
+        base = "/" if absolute else own.get(ctrl, "/")
+        paths[ctrl] = mount + _join(base, rel)
+    if lay.unified:
+        base = "/" if absolute else own.get("", "/")
+        paths[""] = lay.unified + _join(base, rel)
+    return paths
+
+
+def _write(path: str, value: str, field: str | None = None) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        what = f"write {value!r} to {path}" + (f" ({field})" if field else "")
+        raise PyociError(what, op="write", path=path, field=field, errno=e.errno) from None
+
+
+def place(pid: int, paths: dict[str, str], required: bool) -> list[str]:
+    """Create the cgroups (recording which we made) and move pid into them.
+
+    With ``required`` False (rootless without a delegated tree), an
+    unwritable hierarchy is skipped; the caller reports what that costs."""
+    created: list[str] = []
+    for ctrl, path in paths.items():
+        parts = path.split("/")
+        for i in range(3, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if not os.path.isdir(d):
+                try:
+                    os.mkdir(d, 0o755)
+                    created.append(d)
+                except FileExistsError:
+                    pass
+                except OSError as e:
+                    if not required:
+                        break
+                    raise PyociError(f"create cgroup {d}", op="mkdir", path=d, errno=e.errno) from None
+        if not os.path.isdir(path):
+            continue
+        if ctrl == "cpuset":
+            _inherit_cpuset(path)
+        try:
+            _write(os.path.join(path, "cgroup.procs"), str(pid))
+        except PyociError:
+            if required and ctrl != "":
+                raise
+    return created
+
+
+def _inherit_cpuset(path: str) -> None:
+    """A new v1 cpuset cgroup starts empty; copy cpus/mems from its parent."""
+    for f in ("cpuset.cpus", "cpuset.mems"):
+        mine = os.path.join(path, f)
+        try:
+            with open(mine) as fh:
+                if fh.read().strip():
+                    continue
+            parent = os.path.join(os.path.dirname(path), f)
+            with open(parent) as fh:
+                value = fh.read().strip()
+            if not value:
+                _inherit_cpuset(os.path.dirname(path))
+                with open(parent) as fh:
+                    value = fh.read().strip()
+            _write(mine, value)
+        except OSError:
+            pass
+
+
+# (resources field path, v1 controller, v1 file, v2 file, converter)
+_V1_FILES: list[tuple[tuple[str, ...], str, str]] = [
+    (("pids", "limit"), "pids", "pids.max"),
+    (("memory", "limit"), "memory", "memory.limit_in_bytes"),
+    (("memory", "reservation"), "memory", "memory.soft_limit_in_bytes"),
+    (("memory", "swap"), "memory", "memory.memsw.limit_in_bytes"),
+    (("memory", "swappiness"), "memory", "memory.swappiness"),
+    (("cpu", "shares"), "cpu", "cpu.shares"),
+    (("cpu", "period"), "cpu", "cpu.cfs_period_us"),
+    (("cpu", "quota"), "cpu", "cpu.cfs_quota_us"),
+    (("cpu", "cpus"), "cpuset", "cpuset.cpus"),
+    (("cpu", "mems"), "cpuset", "cpuset.mems"),
+    (("blockIO", "weight"), "blkio", "blkio.weight"),
+]
+
+
+def _v1_value(key: tuple[str, ...], value: Any) -> str:
+    if key == ("pids", "limit") and int(value) <= 0:
+        return "max"
+    return str(value)
+
+
+# Devices every container needs, allowed after the config's rules (as runc
+# does): the default nodes, /dev/console, /dev/ptmx and the pty slaves.
+DEFAULT_ALLOWED = ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
+                   "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"]
+
+
+def apply(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
+          nodes: list[dict[str, Any]] | None = None) -> None:
+    """Write the limits we know to the v1 hierarchies; a field the host
+    cannot apply is an error naming the field and the missing file."""
+    if not resources:
+        return
+    for key, ctrl, fname in _V1_FILES:
+        value: Any = resources
+        for k in key:
+            value = value.get(k) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        field = "$.linux.resources." + ".".join(key)
+        if ctrl not in paths:
+            raise PyociError(f"{field}: the {ctrl} cgroup controller is not mounted", field=field)
+        _write(os.path.join(paths[ctrl], fname), _v1_value(key, value), field)
+    devices = resources.get("devices")
+    if devices and "devices" in paths:
+        for i, rule in enumerate(devices):
+            kind = rule.get("type", "a")
+            major = "*" if rule.get("major") is None else str(rule["major"])
+            minor = "*" if rule.get("minor") is None else str(rule["minor"])
+            line = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+            f = "devices.allow" if rule.get("allow") else "devices.deny"
+            _write(os.path.join(paths["devices"], f), line, f"$.linux.resources.devices[{i}]")
+        allow = os.path.join(paths["devices"], "devices.allow")
+        for line in DEFAULT_ALLOWED:
+            _write(allow, line)
+        # linux.devices nodes must be creatable; access stays as the rules say.
+        for d in nodes or []:
+            kind = "c" if d.get("type") == "u" else d.get("type", "c")
+            _write(allow, f"{kind} {d.get('major', 0)}:{d.get('minor', 0)} m")
+
+
+def remove(created: list[str]) -> None:
+    """rmdir what we created, deepest first; retry briefly while the last
+    processes leave."""
+    import time
+
+    for d in sorted(created, key=len, reverse=True):
+        for _ in range(50):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != 16:      # EBUSY: tasks still leaving; ENOTEMPTY: shared parent
+                    break
+                time.sleep(0.01)
+
+
+def pids(paths: dict[str, str]) -> list[int]:
+    for path in paths.values():
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+    return []
+
+
+def freezer_file(paths: dict[str, str]) -> str | None:
+    if "freezer" in paths:
+        return os.path.join(paths["freezer"], "freezer.state")
+    if "" in paths and os.path.exists(os.path.join(paths[""], "cgroup.freeze")):
+        return os.path.join(paths[""], "cgroup.freeze")
+    return None
+
+
+def freeze(path: str, frozen: bool) -> None:
+    import time
+
+    if path.endswith("freezer.state"):
+        _write(path, "FROZEN" if frozen else "THAWED")
+        want = "FROZEN" if frozen else "THAWED"
+        for _ in range(500):
+            with open(path) as f:
+                if f.read().strip() == want:
+                    return
+            time.sleep(0.002)
+        raise PyociError(f"{path} did not become {want}")
+    _write(path, "1" if frozen else "0")
