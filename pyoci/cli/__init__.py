@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ps": ("pyoci.cli.ps", "list a container's processes"),
     "spec": ("pyoci.cli.spec", "write a default config.json"),
     "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
+    "doctor": ("pyoci.cli.doctor", "check this user can run (rootless) containers here"),
 }
 ALIASES = {"ls": "list", "rm": "delete"}
 

@@ -215,6 +215,8 @@ def apply(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
             _write(allow, line)
         # linux.devices nodes must be creatable; access stays as the rules say.
         for d in nodes or []:
+            if d.get("type") == "p":
+                continue        # a FIFO is no device: the devices cgroup does not govern it
             kind = "c" if d.get("type") == "u" else d.get("type", "c")
             _write(allow, f"{kind} {d.get('major', 0)}:{d.get('minor', 0)} m")
 

@@ -32,11 +32,21 @@ def write_direct(pid: int, idmap: IdMap) -> None:
 
 
 def write_with_helpers(pid: int, idmap: IdMap) -> None:
-    """newuidmap/newgidmap: setuid helpers that check /etc/subuid and /etc/subgid."""
+    """newuidmap/newgidmap: setuid helpers that check /etc/subuid and /etc/subgid.
+
+    The same check runs here first (pyoci.linux.subid), so a map the helpers
+    would refuse fails with the config field, the host range and the fix
+    rather than the helper's terse message.  When a helper fails anyway its
+    own message is shown with the entries it needed."""
     import shutil
     import subprocess
 
-    for tool, lines, what in (("newgidmap", idmap.gid_lines, "gid"), ("newuidmap", idmap.uid_lines, "uid")):
+    from pyoci.linux import subid
+
+    subid.check_idmap(idmap.uid_lines, idmap.gid_lines)
+    user, uid, gid = subid.caller()
+    for tool, lines, what, own in (("newgidmap", idmap.gid_lines, "gid", gid),
+                                   ("newuidmap", idmap.uid_lines, "uid", uid)):
         exe = shutil.which(tool) or f"/usr/bin/{tool}"
         if not os.path.exists(exe):
             raise PyociError(f"{tool} not found", op=tool,
@@ -46,6 +56,8 @@ def write_with_helpers(pid: int, idmap: IdMap) -> None:
             args += [str(c), str(h), str(s)]
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode != 0:
-            msg = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+            msg = " ".join(r.stderr.split()) or f"exit status {r.returncode}"
+            need = subid.needed_entries(lines, own, what, user, uid)
             raise PyociError(f"{tool} {' '.join(args[1:])}: {msg}", op=tool,
-                             hint=f"check /etc/sub{what} for an entry of your user covering these ids")
+                             hint=f"it needed {subid.path_for(what)} to grant {need} "
+                                  f"(see `pyoci doctor`)")

@@ -11,20 +11,14 @@ from pyoci.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import re
     from collections.abc import Callable
 
 _MISSING: object = object()
-_COMPILED: dict[str, re.Pattern[str]] = {}
 
 
-def _match(pattern: str, text: str) -> bool:
-    compiled = _COMPILED.get(pattern)
-    if compiled is None:
-        import re as _re
-
-        compiled = _COMPILED[pattern] = _re.compile(pattern)
-    return compiled.search(text) is not None
+def _only(text: str, chars: str) -> bool:
+    # True if every character of text (there may be none) is one of chars.
+    return not text.strip(chars)
 
 
 def _show(value: object) -> str:
@@ -232,6 +226,42 @@ _ENUM13_LIST = (
 _ENUM13 = frozenset(_ENUM13_LIST)
 
 
+def _match_oci_version(s: str) -> bool:
+    # _PATTERN1: ^1\.[0-3]\.(0|[1-9][0-9]*)([-+][0-9A-Za-z.+-]*)?$
+    if len(s) < 5 or s[0] != "1" or s[1] != "." or s[2] not in "0123" or s[3] != ".":
+        return False
+    end = 5
+    if s[4] != "0":
+        if s[4] not in "123456789":
+            return False
+        while end < len(s) and s[end] in "0123456789":
+            end += 1
+    rest = s[end:]
+    return not rest or (rest[0] in "-+" and _only(rest[1:], "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+-"))
+
+
+def _match_rlimit_type(s: str) -> bool:
+    # _PATTERN2: ^RLIMIT_[A-Z]+$
+    return len(s) > 7 and s.startswith("RLIMIT_") and _only(s[7:], "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _match_cpu_list(s: str) -> bool:
+    # _PATTERN3: ^[0-9, -]*$
+    return _only(s, "0123456789, -")
+
+
+def _match_page_size(s: str) -> bool:
+    # _PATTERN4: ^[1-9][0-9]*[KMG]B$
+    if len(s) < 3 or s[0] not in "123456789" or s[-2:] not in ("KB", "MB", "GB"):
+        return False
+    return _only(s[1:-2], "0123456789")
+
+
+def _match_mem_bw_schema(s: str) -> bool:
+    # _PATTERN5: ^MB:[^\n]*$
+    return s.startswith("MB:") and "\n" not in s
+
+
 def validate(doc: object) -> None:
     """Raise ConfigError for the first way *doc* breaks the config.json schema."""
     if not isinstance(doc, dict):
@@ -242,7 +272,7 @@ def validate(doc: object) -> None:
     if x1 is not _MISSING:
         if not isinstance(x1, str):
             raise ConfigError("$.ociVersion", "must be a string, not " + _show(x1))
-        if not _match(_PATTERN1, x1):
+        if not _match_oci_version(x1):
             raise ConfigError("$.ociVersion", _mismatch("", _PATTERN1, x1))
     x2 = doc.get("root", _MISSING)
     if x2 is not _MISSING:
@@ -715,7 +745,7 @@ def _d_Rlimit(v: object, p: str) -> None:
     if x1 is not _MISSING:
         if not isinstance(x1, str):
             raise ConfigError(f"{p}.type", "must be a string, not " + _show(x1))
-        if not _match(_PATTERN2, x1):
+        if not _match_rlimit_type(x1):
             raise ConfigError(f"{p}.type", _mismatch("", _PATTERN2, x1))
     x2 = v.get("soft", _MISSING)
     if x2 is not _MISSING:
@@ -811,13 +841,13 @@ def _s_Process_execCPUAffinity(v: object, p: str) -> None:
     if x1 is not _MISSING:
         if not isinstance(x1, str):
             raise ConfigError(f"{p}.initial", "must be a string, not " + _show(x1))
-        if not _match(_PATTERN3, x1):
+        if not _match_cpu_list(x1):
             raise ConfigError(f"{p}.initial", _mismatch("", _PATTERN3, x1))
     x2 = v.get("final", _MISSING)
     if x2 is not _MISSING:
         if not isinstance(x2, str):
             raise ConfigError(f"{p}.final", "must be a string, not " + _show(x2))
-        if not _match(_PATTERN3, x2):
+        if not _match_cpu_list(x2):
             raise ConfigError(f"{p}.final", _mismatch("", _PATTERN3, x2))
 
 
@@ -1029,7 +1059,7 @@ def _s_Resources_hugepageLimits_item(v: object, p: str) -> None:
     if x1 is not _MISSING:
         if not isinstance(x1, str):
             raise ConfigError(f"{p}.pageSize", "must be a string, not " + _show(x1))
-        if not _match(_PATTERN4, x1):
+        if not _match_page_size(x1):
             raise ConfigError(f"{p}.pageSize", _mismatch("", _PATTERN4, x1))
     x2 = v.get("limit", _MISSING)
     if x2 is not _MISSING:
@@ -1227,7 +1257,7 @@ def _d_IntelRdt(v: object, p: str) -> None:
     if x3 is not _MISSING:
         if not isinstance(x3, str):
             raise ConfigError(f"{p}.memBwSchema", "must be a string, not " + _show(x3))
-        if not _match(_PATTERN5, x3):
+        if not _match_mem_bw_schema(x3):
             raise ConfigError(f"{p}.memBwSchema", _mismatch("", _PATTERN5, x3))
     x4 = v.get("schemata", _MISSING)
     if x4 is not _MISSING:

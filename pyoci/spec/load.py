@@ -1,8 +1,11 @@
 """Read and check a bundle's config.json (and the other JSON documents the CLI takes).
 
-This is on the path of `create` and `run`, so it imports only json, os, re and
-pyoci's own modules; validation is the generated straight-line validator
-(:mod:`pyoci.spec._validator`), never the jsonschema library.
+This is on the path of `create` and `run`, so it imports only os, sys and
+pyoci's own modules: JSON goes through :mod:`pyoci.jsonfast` (json's C scanner
+without ``import json``, which imports ``re`` and ``enum``: ~10 ms), validation
+is the generated straight-line validator (:mod:`pyoci.spec._validator`), never
+the jsonschema library, and nothing uses ``re`` or ``typing``.
+tests/unit/test_import_cost.py keeps it that way.
 
 Order of checks, each failure a :class:`ConfigError` naming the JSON path:
 read the file, parse JSON, ``ociVersion`` in 1.0.x..1.3.x, the schema, then
@@ -11,11 +14,10 @@ the semantic checks in :mod:`pyoci.spec.checks`.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 
+from pyoci import jsonfast
 from pyoci.errors import ConfigError, PyociError
 from pyoci.spec import _validator, checks
 
@@ -25,8 +27,12 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 SUPPORTED_VERSIONS = "1.0.x through 1.3.x"
-# SemVer with major 1 and minor 0..3; pre-release/build suffixes ("1.0.2-dev") allowed.
-_VERSION_RE = r"1\.[0-3]\.(?:0|[1-9][0-9]*)(?:[-+][0-9A-Za-z.+-]*)?"
+# SemVer with major 1 and minor 0..3; pre-release/build suffixes ("1.0.2-dev")
+# allowed.  The regular expression (for a full match) that is_supported_version
+# implements by hand:
+VERSION_PATTERN = r"1\.[0-3]\.(?:0|[1-9][0-9]*)(?:[-+][0-9A-Za-z.+-]*)?"
+_DIGITS = "0123456789"
+_SUFFIX_CHARS = _DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+-"
 
 
 def load_config(bundle: str) -> dict[str, Any]:
@@ -74,11 +80,25 @@ def check_version(doc: dict[str, Any]) -> None:
         raise ConfigError("$.ociVersion", "is required")
     if not isinstance(version, str):
         raise ConfigError("$.ociVersion", "must be a string")
-    if re.fullmatch(_VERSION_RE, version) is None:
+    if not is_supported_version(version):
         raise ConfigError(
             "$.ociVersion",
-            f"unsupported version {json.dumps(version)}: pyoci implements {SUPPORTED_VERSIONS}",
+            f"unsupported version {jsonfast.dumps(version)}: pyoci implements {SUPPORTED_VERSIONS}",
         )
+
+
+def is_supported_version(version: str) -> bool:
+    """True if *version* matches all of VERSION_PATTERN (without ``re``)."""
+    if len(version) < 5 or version[:2] != "1." or version[2] not in "0123" or version[3] != ".":
+        return False
+    end = 5
+    if version[4] != "0":  # no leading zeros
+        if version[4] not in "123456789":
+            return False
+        while end < len(version) and version[end] in _DIGITS:
+            end += 1
+    suffix = version[end:]
+    return not suffix or (suffix[0] in "-+" and not suffix[1:].strip(_SUFFIX_CHARS))
 
 
 def _read(path: str, op: str) -> bytes:
@@ -99,13 +119,13 @@ def _reject_constant(name: str) -> NoReturn:
 
 def _parse(text: str | bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ConfigError("$", f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        doc = jsonfast.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise ConfigError("$", f"not valid JSON: not UTF-8 text (byte {exc.start})") from None
     except RecursionError:
         raise ConfigError("$", "not valid JSON: nested too deeply") from None
+    except jsonfast.JSONDecodeError as exc:  # looked up (json.decoder imported) only on failure
+        raise ConfigError("$", f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(doc, dict):
         raise ConfigError("$", "must be a JSON object")
     return doc

@@ -23,6 +23,10 @@ A ``$defs`` entry with ``"x-pyoci-export": "NAME"`` also gets a public
 
 Integers are strict: ``true`` and ``1.0`` are not integers (Go's encoding/json,
 which runc uses, rejects both).
+
+The output imports no ``re`` (with ``enum`` it costs ~8 ms at start-up): each
+``pattern`` becomes a hand-written predicate from ``PATTERN_PREDICATES``, keyed
+by the exact pattern text, and a pattern without one is refused.
 """
 
 from __future__ import annotations
@@ -78,6 +82,64 @@ _GUARD = {
 
 class SchemaError(Exception):
     """The schema uses something this generator does not support."""
+
+
+# The schema's patterns as pure-Python predicates: pattern text -> (NAME, body of
+# ``def _match_NAME(s: str) -> bool``).
+#
+# JSON Schema patterns are ECMA-262 regular expressions that may match anywhere
+# in the string.  Each of these is anchored by ^ and $, and ECMA's $ (without the
+# "m" flag) matches only at the very end of the string, never before a final
+# newline as Python's $ does.  The generated module's ``_only(text, chars)`` is
+# true when every character of text, if any, is one of chars.
+# tests/unit/test_patterns.py checks each predicate against Python's re.search
+# with the final $ written as \Z (the ECMA meaning).
+_DIGITS = "0123456789"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+PATTERN_PREDICATES: dict[str, tuple[str, str]] = {
+    r"^1\.[0-3]\.(0|[1-9][0-9]*)([-+][0-9A-Za-z.+-]*)?$": (
+        "oci_version",
+        f"""\
+    if len(s) < 5 or s[0] != "1" or s[1] != "." or s[2] not in "0123" or s[3] != ".":
+        return False
+    end = 5
+    if s[4] != "0":
+        if s[4] not in "123456789":
+            return False
+        while end < len(s) and s[end] in "{_DIGITS}":
+            end += 1
+    rest = s[end:]
+    return not rest or (rest[0] in "-+" and _only(rest[1:], "{_DIGITS}{_UPPER}{_LOWER}.+-"))
+""",
+    ),
+    r"^RLIMIT_[A-Z]+$": (
+        "rlimit_type",
+        f"""\
+    return len(s) > 7 and s.startswith("RLIMIT_") and _only(s[7:], "{_UPPER}")
+""",
+    ),
+    r"^[0-9, -]*$": (
+        "cpu_list",
+        f"""\
+    return _only(s, "{_DIGITS}, -")
+""",
+    ),
+    r"^[1-9][0-9]*[KMG]B$": (
+        "page_size",
+        f"""\
+    if len(s) < 3 or s[0] not in "123456789" or s[-2:] not in ("KB", "MB", "GB"):
+        return False
+    return _only(s[1:-2], "{_DIGITS}")
+""",
+    ),
+    r"^MB:[^\n]*$": (
+        "mem_bw_schema",
+        """\
+    return s.startswith("MB:") and "\\n" not in s
+""",
+    ),
+}
 
 
 def _str_lit(text: str) -> str:
@@ -146,6 +208,7 @@ class _Generator:
         self.constants: list[str] = []
         self.enum_names: dict[tuple[str, ...], str] = {}
         self.pattern_names: dict[str, str] = {}
+        self.predicates: list[str] = []
         self.keyset_names: dict[tuple[str, ...], str] = {}
         self.hoisted: dict[int, str] = {}
 
@@ -186,13 +249,22 @@ class _Generator:
             self.constants.append(f"{name}_LIST = (\n{items})\n{name} = frozenset({name}_LIST)")
         return name
 
-    def _pattern_const(self, pattern: str) -> str:
-        name = self.pattern_names.get(pattern)
-        if name is None:
-            name = f"_PATTERN{len(self.pattern_names) + 1}"
-            self.pattern_names[pattern] = name
-            self.constants.append(f"{name} = {_str_lit(pattern)}")
-        return name
+    def _pattern(self, pattern: Any, where: str) -> tuple[str, str]:
+        """The constant holding *pattern* and the name of its predicate function."""
+        if not isinstance(pattern, str) or pattern not in PATTERN_PREDICATES:
+            raise SchemaError(
+                f"{where}: no pure-Python predicate for pattern {pattern!r} "
+                "(add one to PATTERN_PREDICATES in pyoci/spec/schemagen.py)"
+            )
+        slug, body = PATTERN_PREDICATES[pattern]
+        func = "_match_" + slug
+        const = self.pattern_names.get(pattern)
+        if const is None:
+            const = f"_PATTERN{len(self.pattern_names) + 1}"
+            self.pattern_names[pattern] = const
+            self.constants.append(f"{const} = {_str_lit(pattern)}")
+            self.predicates.append(f"def {func}(s: str) -> bool:\n    # {const}: {pattern}\n{body}")
+        return const, func
 
     def _keyset_const(self, keys: list[str]) -> str:
         key = tuple(keys)
@@ -253,7 +325,7 @@ class _Generator:
             if len(fn.body) == before:
                 fn.body.append("    return")
         parts = [fn.header + "\n" + "\n".join(fn.body) + "\n" for fn in self.functions]
-        return "\n\n".join(self.constants) + "\n\n\n" + "\n\n".join(parts + exports)
+        return "\n\n".join(self.constants) + "\n\n\n" + "\n\n".join(self.predicates + parts + exports)
 
     def _emit(
         self,
@@ -347,8 +419,8 @@ class _Generator:
             fn.body.append(f"{ind}if len({var}) < {n}:")
             fn.body.append(f"{ind}    raise ConfigError({p}, {_str_lit(subject + msg)})")
         if "pattern" in schema:
-            const = self._pattern_const(schema["pattern"])
-            fn.body.append(f"{ind}if not _match({const}, {var}):")
+            const, func = self._pattern(schema["pattern"], where)
+            fn.body.append(f"{ind}if not {func}({var}):")
             fn.body.append(f"{ind}    raise ConfigError({p}, _mismatch({_str_lit(subject)}, {const}, {var}))")
 
     def _emit_integer(
@@ -458,20 +530,14 @@ from pyoci.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import re
     from collections.abc import Callable
 
 _MISSING: object = object()
-_COMPILED: dict[str, re.Pattern[str]] = {}
 
 
-def _match(pattern: str, text: str) -> bool:
-    compiled = _COMPILED.get(pattern)
-    if compiled is None:
-        import re as _re
-
-        compiled = _COMPILED[pattern] = _re.compile(pattern)
-    return compiled.search(text) is not None
+def _only(text: str, chars: str) -> bool:
+    # True if every character of text (there may be none) is one of chars.
+    return not text.strip(chars)
 
 
 def _show(value: object) -> str:
