@@ -12,7 +12,7 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["spawn.c", "ops.c", "process.c", "tty.c"]
+SOURCES = ["spawn.c", "ops.c", "process.c", "tty.c", "seccomp.c"]
 
 
 def _cdef() -> str:
@@ -38,6 +38,7 @@ ffibuilder.set_source(
     '#include "helper.h"\n',
     sources=[f"csrc/{s}" for s in SOURCES],
     include_dirs=["csrc"],
+    libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
 )
 

@@ -21,7 +21,7 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 5
+#define PYOCI_ABI_VERSION 6
 
 /* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
@@ -85,6 +85,7 @@
 #define PYOCI_STEP_SETSID 27
 #define PYOCI_STEP_KEYRING 28
 #define PYOCI_STEP_TERMINAL 29
+#define PYOCI_STEP_SECCOMP 30
 
 struct pyoci_msg {
     int type;       /* PYOCI_MSG_* */
@@ -160,6 +161,30 @@ struct pyoci_hook {
     int timeout;              /* seconds, 0 = none */
 };
 
+/* ---- seccomp: compiled by the parent with libseccomp, loaded by stage2 ---- */
+struct pyoci_seccomp_arg {
+    unsigned int index;
+    int op;                   /* SCMP_CMP_*: 1 NE, 2 LT, 3 LE, 4 EQ, 5 GE, 6 GT, 7 MASKED_EQ */
+    unsigned long long value;
+    unsigned long long value_two;
+};
+
+struct pyoci_seccomp_rule {
+    const char *name;         /* syscall name; unknown names are skipped */
+    unsigned int action;      /* SCMP_ACT_* value */
+    int n_args;
+    const struct pyoci_seccomp_arg *args;
+};
+
+struct pyoci_seccomp {
+    unsigned int default_action;
+    int n_archs;
+    const char *const *archs; /* libseccomp arch names: "x86_64", "x86", "x32", ... */
+    int n_rules;
+    const struct pyoci_seccomp_rule *rules;
+    int log;                  /* SECCOMP_FILTER_FLAG_LOG wanted */
+};
+
 struct pyoci_spawn_config {
     int abi_version;          /* PYOCI_ABI_VERSION */
     int sync_fd;              /* child's end of the sync socketpair */
@@ -203,6 +228,9 @@ struct pyoci_spawn_config {
     const struct pyoci_rlimit *rlimits;
     int preserve_fds;         /* fds 3 .. 3+preserve_fds-1 reach the program */
     int console_fd;           /* connected console socket: make a pty, send its master here; -1 = none */
+    const unsigned char *seccomp_bpf;  /* struct sock_filter[], NULL = no filter */
+    int seccomp_len;          /* number of sock_filter instructions */
+    unsigned int seccomp_flags;    /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
     unsigned short console_rows;   /* process.consoleSize, 0 = leave */
     unsigned short console_cols;
     int setsid;               /* 1: become a session leader */
@@ -229,6 +257,10 @@ int pyoci_recv_fd(int sock, char *name, int namelen); /* receive one SCM_RIGHTS 
 int pyoci_setns_path(const char *path, int nstype);
 int pyoci_umount(const char *path, int flags);
 int pyoci_set_child_subreaper(void);
+
+/* Compile a filter to classic BPF: returns the number of instructions written
+ * to out (8 bytes each), or -errno; *bad_index names a rule that failed. */
+int pyoci_seccomp_compile(const struct pyoci_seccomp *s, unsigned char *out, int outlen, int *bad_index);
 int pyoci_pidfd_open(int pid);
 int pyoci_pidfd_send_signal(int pidfd, int sig);
 

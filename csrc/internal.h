@@ -28,6 +28,9 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg);
 int pyoci_open_in_root(const char *path, int flags);
 int pyoci_mkfile_in_root(const char *path);
 
+/* seccomp.c */
+void pyoci_load_seccomp(const struct pyoci_spawn_config *cfg);
+
 /* tty.c */
 void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg);
 

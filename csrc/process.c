@@ -207,10 +207,6 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     int has_process = cfg->argv && cfg->argv[0];
     if (has_process)
         lookup_exec(cfg);
-    set_credentials(cfg);
-    /* Retry as the process's user: a directory only it may enter. */
-    if (cfg->cwd && !cwd_done && chdir(cfg->cwd) < 0)
-        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
 
     int conn = -1;
     if (cfg->start_fd >= 0) {
@@ -243,6 +239,16 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     for (int i = 0; i < cfg->n_start_hooks; i++)
         run_hook(cfg, i);
 
+    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+     * before the credentials drop it.  Only credential syscalls and execve
+     * follow, which any working profile allows. */
+    if (!cfg->no_new_privs)
+        pyoci_load_seccomp(cfg);
+    set_credentials(cfg);
+    /* Retry as the process's user: a directory only it may enter. */
+    if (cfg->cwd && !cwd_done && chdir(cfg->cwd) < 0)
+        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
+
     if (cfg->umask >= 0)
         umask((mode_t)cfg->umask);
 
@@ -259,6 +265,8 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
         /* exec at once (no start protocol): READY just before execve. */
         prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     }
+    if (cfg->no_new_privs)
+        pyoci_load_seccomp(cfg);   /* the last step: the runtime's own syscalls stay unfiltered */
     if (!has_process) {
         errno = EINVAL;
         PFAIL(PYOCI_STEP_EXEC, "config.json has no process to start");

@@ -192,6 +192,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
             "own_mount_ns": plan.own_mount_ns,
             "process": cfg.get("process") or {},
+            "seccomp": linux_cfg.get("seccomp"),
             "cgroup_paths": cg_paths,
             "cgroups_created": cg_created,
             "freezer": cgroups.freezer_file(cg_paths),

@@ -71,7 +71,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                     preserve_fds=opts.preserve_fds)
-        plan = build_exec_plan(opts.process, join, chroot, host, _setgroups_denied(pid))
+        plan = build_exec_plan(opts.process, join, chroot, host, _setgroups_denied(pid),
+                               state.get("seccomp"))
 
         console_fd = -1
         mine = -1

@@ -76,6 +76,7 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_SETSID: "create a session",
     lib.PYOCI_STEP_KEYRING: "join a new session keyring",
     lib.PYOCI_STEP_TERMINAL: "set up the terminal ($.process.terminal)",
+    lib.PYOCI_STEP_SECCOMP: "load the seccomp filter ($.linux.seccomp)",
 }
 
 HINTS: dict[tuple[str, int], str] = {}
@@ -180,6 +181,16 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     cfg.rlimits = rl
     cfg.preserve_fds = p.preserve_fds
     cfg.console_fd = console_fd
+    cfg.seccomp_bpf = ffi.NULL
+    if p.seccomp:
+        from pyoci.linux.seccomp import compile_filter
+
+        bpf, count, flags = compile_filter(p.seccomp)
+        buf = ffi.new("unsigned char[]", bpf)
+        enc.keep.append(buf)
+        cfg.seccomp_bpf = buf
+        cfg.seccomp_len = count
+        cfg.seccomp_flags = flags
     cfg.console_rows, cfg.console_cols = p.console_size
     cfg.setsid = 1 if (start_fd >= 0 or p.terminal) else 0
     cfg.new_keyring = 1 if keyring else 0

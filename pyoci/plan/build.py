@@ -168,13 +168,13 @@ class IdMap(_Record):
 class ProcessPlan(_Record):
     __slots__ = ("args", "env", "cwd", "uid", "gid", "groups", "set_groups", "umask", "set_caps",
                  "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal",
-                 "console_size")
+                 "console_size", "seccomp")
 
     def __init__(self, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
                  groups: list[int], set_groups: bool, umask: int, set_caps: bool,
                  caps: dict[str, int], no_new_privs: bool, rlimits: list[tuple[int, int, int]],
                  oom_score_adj: int | None, preserve_fds: int, terminal: bool,
-                 console_size: tuple[int, int] = (0, 0)) -> None:
+                 console_size: tuple[int, int] = (0, 0), seccomp: dict[str, Any] | None = None) -> None:
         self.args = args
         self.env = env
         self.cwd = cwd
@@ -191,6 +191,7 @@ class ProcessPlan(_Record):
         self.preserve_fds = preserve_fds
         self.terminal = terminal
         self.console_size = console_size  # (rows, columns), (0, 0) = leave
+        self.seccomp = seccomp            # linux.seccomp, compiled by native.spawn
 
 
 class Plan(_Record):
@@ -417,6 +418,7 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         terminal=bool(p.get("terminal")),
         console_size=(int((p.get("consoleSize") or {}).get("height", 0)),
                       int((p.get("consoleSize") or {}).get("width", 0))),
+        seccomp=(cfg.get("linux") or {}).get("seccomp"),
     )
 
 
@@ -496,7 +498,7 @@ READONLY_REMOUNT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
 def build_exec_plan(process: dict[str, Any], join: list[tuple[int, str]], chroot: str | None,
-                    host: Host, setgroups_denied: bool) -> Plan:
+                    host: Host, setgroups_denied: bool, seccomp: dict[str, Any] | None = None) -> Plan:
     """The plan of `exec`: join the container's namespaces (and, for a
     container without a mount namespace of its own, chroot into its root),
     then set up and exec the process; no filesystem program."""
@@ -505,5 +507,6 @@ def build_exec_plan(process: dict[str, Any], join: list[tuple[int, str]], chroot
         ops.append(Op("pivot", "/", f"chroot into {chroot}", flags=["chroot"]))
     return Plan(unshare_flags=0, join=join, idmap=None, idmap_writer="direct", timens_offsets=None,
                 hostname=None, domainname=None, rootfs=chroot or "/", ops=ops,
-                process=_process({"process": process}, host, setgroups_denied),
+                process=_process({"process": process, "linux": {"seccomp": seccomp}}, host,
+                                 setgroups_denied),
                 own_mount_ns=chroot is None)
