@@ -1,0 +1,111 @@
+# pyoci's developer entry points.  Run `make help` for the list.
+#
+# The virtual environment is always made from Debian's /usr/bin/python3 (not a
+# pyenv or other per-user interpreter), so that .venv/bin/pyoci works for every
+# user who can read it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# Several targets run pip on this checkout, which builds in ./build: never at once.
+.NOTPARALLEL:
+
+SYSTEM_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# Marks a `make dev` install (editable, with test tools) that is newer than
+# the build inputs; `make test` and `make lint` reinstall when it is stale.
+DEV_STAMP := $(VENV)/.pyoci-dev
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
+
+# The unprivileged half of `make demo` runs as this user, from a copy of
+# pyoci installed under DEMO_PREFIX (world-readable, so it works even when
+# this checkout lives in a directory other users cannot enter, like /root).
+DEMO_USER := pyoci-demo
+DEMO_PREFIX := /opt/pyoci
+
+APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc uidmap hyperfine \
+	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs
+
+.PHONY: help deps venv install dev test lint bench demo demo-prefix clean distclean
+
+help:
+	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
+	@echo "make test       run the test suite ($(PY) -m pytest tests -q)"
+	@echo "make deps       apt-get install the system packages (root; skipped when all are installed)"
+	@echo "make install    $(VENV) from $(SYSTEM_PYTHON) + pip install . (non-editable): $(VENV)/bin/pyoci"
+	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
+	@echo "make lint       ruff check + mypy on pyoci/"
+	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
+	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
+
+# System packages.  Does nothing when they are all installed, so that `make
+# test` and friends also work offline and for users other than root.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run 'make deps' as root)" >&2; exit 1; fi; \
+	  echo "apt-get install$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q; \
+	  apt-get install -y -q $(APT_PACKAGES) </dev/null; \
+	fi
+
+# (Re)create $(VENV) unless it already runs $(SYSTEM_PYTHON).
+venv: deps
+	@if [ "$$(readlink -f $(PY) 2>/dev/null)" != "$$(readlink -f $(SYSTEM_PYTHON))" ]; then \
+	  echo "creating $(VENV) from $(SYSTEM_PYTHON)"; \
+	  rm -rf $(VENV); \
+	  $(SYSTEM_PYTHON) -m venv $(VENV); \
+	fi
+
+# Non-editable: pip builds a wheel (cffi compiles csrc/ into pyoci.native._helper)
+# and installs it; $(VENV)/bin/pyoci is the runtime.
+install: venv
+	rm -f $(DEV_STAMP)
+	$(PIP) install .
+
+$(DEV_STAMP): $(BUILD_INPUTS) | venv
+	$(PIP) install -e '.[test]'
+	touch $@
+
+dev: venv
+	rm -f $(DEV_STAMP)
+	@$(MAKE) --no-print-directory $(DEV_STAMP)
+
+test: $(DEV_STAMP)
+	$(PY) -m pytest tests -q
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check pyoci
+	$(VENV)/bin/mypy pyoci
+
+bench: install
+	$(PY) -m pyoci.devtools.bench
+
+# A world-readable copy of pyoci for the demo's unprivileged user.
+demo-prefix: deps
+	@test "$$(id -u)" = 0 || { echo "make demo must run as root" >&2; exit 1; }
+	umask 022; \
+	if [ "$$(readlink -f $(DEMO_PREFIX)/bin/python 2>/dev/null)" != "$$(readlink -f $(SYSTEM_PYTHON))" ]; then \
+	  rm -rf $(DEMO_PREFIX); \
+	  $(SYSTEM_PYTHON) -m venv $(DEMO_PREFIX); \
+	fi; \
+	$(DEMO_PREFIX)/bin/python -m pip --disable-pip-version-check install -q .
+
+demo: install demo-prefix
+	$(PY) -m pyoci.devtools.demo --pyoci $(VENV)/bin/pyoci \
+	  --user $(DEMO_USER) --user-python $(DEMO_PREFIX)/bin/python --user-pyoci $(DEMO_PREFIX)/bin/pyoci
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -f pyoci/native/_helper.c pyoci/native/*.so pyoci/native/*.o
+	find pyoci tests -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -f $(DEV_STAMP)
+
+distclean: clean
+	rm -rf $(VENV)
