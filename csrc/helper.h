@@ -29,7 +29,8 @@
  *   SYNC 1  stage1 -> parent  USERMAP_REQUEST   (pid = stage1's pid)
  *           parent -> stage1  USERMAP_DONE
  *   SYNC 2  stage1 -> parent  CHILD_PID         (pid = stage2's pid in the parent's pid ns)
- *           parent -> stage2  CHILD_GO          (stage2 placed in its cgroups, oom_score_adj set)
+ *           parent -> stage2  CHILD_GO          (placed in its cgroups, oom_score_adj set;
+ *                                                pid = stage2's pid as the parent sees it)
  *   SYNC 3  stage2 -> parent  HOOKS_REQUEST     (mounts done, before pivot_root)
  *           parent -> stage2  HOOKS_DONE        (cgroups joined, createRuntime/createContainer hooks ran)
  *   SYNC 4  stage2 -> parent  READY             (waiting for start on the start socket)
@@ -238,7 +239,7 @@ struct pyoci_spawn_config {
     const char *keyring_name;
     int n_start_hooks;        /* startContainer hooks, run in the container after START */
     const struct pyoci_hook *start_hooks;
-    const char *hook_state;   /* state JSON given to startContainer hooks on stdin */
+    const char *hook_state;   /* state JSON for startContainer hooks; its "pid":0 gets the real pid */
 };
 
 /* Fork stage1, which runs the stages above; returns stage1's pid or -errno.

@@ -12,6 +12,8 @@
 /* The fd errors and warnings go to: the sync socket until READY, then the
  * connection from `start`. */
 extern int pyoci_report_fd;
+/* stage2's pid in the runtime's pid namespace (from CHILD_GO). */
+extern int pyoci_host_pid;
 
 /* Send one message on fd; returns 0 or -errno. */
 int pyoci_send(int fd, int type, int stage, int index, int err, int pid, const char *text);

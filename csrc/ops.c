@@ -46,6 +46,34 @@ static int open_in_root(const char *path, int flags)
     return openat2_in_root(rootfd, path, flags);
 }
 
+static int mkdir_in_root(const char *path, mode_t mode);
+
+/* `name` in `parent` (at `path`) exists but does not resolve: a symlink
+ * whose target is missing.  Return its target as a path inside the root
+ * (never outside it: an absolute target is taken relative to the root, and
+ * RESOLVE_IN_ROOT clamps ".."), or NULL. */
+static const char *dangling_target(int parent, const char *path, const char *name, char *out, size_t len)
+{
+    char link[PATH_MAX];
+    ssize_t n = readlinkat(parent, name, link, sizeof link - 1);
+    if (n < 0)
+        return NULL;
+    link[n] = '\0';
+    if (link[0] == '/') {
+        snprintf(out, len, "%s", link);
+    } else {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(out, len, "%s/%s", dir, link);
+    }
+    return out;
+}
+
+static int symlink_depth = 0;
+
 /* mkdir -p inside the root; returns an O_PATH fd of the directory. */
 static int mkdir_in_root(const char *path, mode_t mode)
 {
@@ -66,11 +94,27 @@ static int mkdir_in_root(const char *path, mode_t mode)
     }
     if (parent < 0)
         return -1;
-    if (mkdirat(parent, name, mode) < 0 && errno != EEXIST) {
+    if (mkdirat(parent, name, mode) < 0) {
         int e = errno;
+        char target[PATH_MAX];
+        if (e == EEXIST && symlink_depth < 40 &&
+            dangling_target(parent, path, name, target, sizeof target)) {
+            /* Create what the symlink points to, inside the root. */
+            close(parent);
+            symlink_depth++;
+            int t = mkdir_in_root(target, mode);
+            symlink_depth--;
+            if (t < 0)
+                return -1;
+            close(t);
+            return open_in_root(path, O_PATH | O_DIRECTORY);
+        }
         close(parent);
-        errno = e;
-        return -1;
+        if (e != EEXIST) {
+            errno = e;
+            return -1;
+        }
+        return open_in_root(path, O_PATH | O_DIRECTORY);
     }
     close(parent);
     return open_in_root(path, O_PATH | O_DIRECTORY);
@@ -104,6 +148,20 @@ static int mkfile_in_root(const char *path)
         return -1;
     int f = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
     int e = errno;
+    if (f < 0 && e == ELOOP && symlink_depth < 40) {
+        /* A symlink whose target is missing: create the target inside the root. */
+        char target[PATH_MAX];
+        if (dangling_target(parent, path, name, target, sizeof target)) {
+            close(parent);
+            symlink_depth++;
+            int t = mkfile_in_root(target);
+            symlink_depth--;
+            if (t < 0)
+                return -1;
+            close(t);
+            return open_in_root(path, O_PATH);
+        }
+    }
     close(parent);
     if (f < 0 && e != EEXIST) {
         errno = e;

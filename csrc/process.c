@@ -155,7 +155,14 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n)
         _exit(127);
     }
     close(pipefd[0]);
-    const char *state = cfg->hook_state ? cfg->hook_state : "{}";
+    const char *tmpl = cfg->hook_state ? cfg->hook_state : "{}";
+    char state[16384];
+    const char *hole = strstr(tmpl, "\"pid\":0");
+    if (hole && strlen(tmpl) + 16 < sizeof state)
+        snprintf(state, sizeof state, "%.*s\"pid\":%d%s", (int)(hole - tmpl), tmpl, pyoci_host_pid,
+                 hole + strlen("\"pid\":0"));
+    else
+        snprintf(state, sizeof state, "%s", tmpl);
     size_t len = strlen(state);
     signal(SIGPIPE, SIG_IGN);
     if (write(pipefd[1], state, len) < 0) {

@@ -21,6 +21,7 @@
 #endif
 
 int pyoci_report_fd = -1;
+int pyoci_host_pid = 0;
 
 int pyoci_send(int fd, int type, int stage, int index, int err, int pid, const char *text)
 {
@@ -88,6 +89,8 @@ void pyoci_set_title(const char *title)
 }
 
 /* Wait for one message of the expected type; anything else ends the child. */
+static struct pyoci_msg last_msg;
+
 static void expect(int fd, int type, int step)
 {
     struct pyoci_msg msg;
@@ -96,6 +99,7 @@ static void expect(int fd, int type, int step)
         pyoci_fail(PYOCI_STAGE_NS, step, -r, "sync: waiting for message %d", type);
     if (msg.type != type)
         _exit(126); /* the parent gave up (it sends nothing else); it reports its own error */
+    last_msg = msg;
 }
 
 static pid_t raw_fork(unsigned long flags)
@@ -165,6 +169,7 @@ static noreturn void stage2(const struct pyoci_spawn_config *cfg)
 
     /* SYNC 2 (child side): wait until the parent has placed us (cgroups, oom). */
     expect(fd, PYOCI_MSG_CHILD_GO, PYOCI_STEP_SYNC);
+    pyoci_host_pid = last_msg.pid;
 
     if (cfg->unshare_flags & CLONE_NEWCGROUP) {
         if (unshare(CLONE_NEWCGROUP) < 0)

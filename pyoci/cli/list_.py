@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from pyoci import jsonfast
 from pyoci.cli.flags import Flag
 from pyoci.errors import UsageError
 
@@ -28,7 +28,7 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     if opts["quiet"]:
         sys.stdout.write("".join(i["id"] + "\n" for i in items))
     elif opts["format"] == "json":
-        sys.stdout.write(json.dumps(items) + "\n")
+        sys.stdout.write(jsonfast.dumps(items) + "\n")
     elif opts["format"] == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(i["id"], str(i["pid"]), i["status"], i["bundle"], i["created"], str(i["owner"]))

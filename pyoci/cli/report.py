@@ -4,10 +4,11 @@ success; Podman and the containerd shim parse it)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from pyoci import jsonfast
 
 _log_path: str | None = None
 _log_format = "text"
@@ -30,9 +31,9 @@ def _to_log(level: str, msg: str) -> None:
     if not _log_path:
         return
     if _log_format == "json":
-        line = json.dumps({"level": level, "msg": msg, "time": _timestamp()}, separators=(",", ":"))
+        line = jsonfast.dumps({"level": level, "msg": msg, "time": _timestamp()})
     else:
-        line = f"time={json.dumps(_timestamp())} level={level} msg={json.dumps(msg)}"
+        line = f"time={jsonfast.dumps(_timestamp())} level={level} msg={jsonfast.dumps(msg)}"
     try:
         fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:

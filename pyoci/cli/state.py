@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from pyoci import jsonfast
 from pyoci.cli._common import one_id
 from pyoci.cli.flags import Flag
 
@@ -19,5 +19,5 @@ FLAGS: list[Flag] = []
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     from pyoci.lifecycle.container import state
 
-    sys.stdout.write(json.dumps(state(g.root, one_id(pos, USAGE)), indent=2) + "\n")
+    sys.stdout.write(jsonfast.dumps(state(g.root, one_id(pos, USAGE)), indent=2) + "\n")
     return 0

@@ -81,8 +81,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
-    import json
-
+    from pyoci import jsonfast
     from pyoci.linux import hooks as hooklib
     from pyoci.linux import idmap as idmaplib
     from pyoci.native import spawn
@@ -170,10 +169,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
         callbacks = spawn.Callbacks(write_idmap=write_idmap, child_created=child_created,
                                     run_create_hooks=run_create_hooks, warning=_warn)
-        # startContainer hooks get the pid as the runtime sees it: filled in
-        # after the child exists would need another round trip, so they get
-        # the state without it being final; see HOOK_STATUS.
-        start_state = json.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
+        # "pid":0 is replaced by the C helper with the pid it gets at SYNC 2.
+        start_state = jsonfast.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
         pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
                           start_state, None if opts.no_new_keyring else cid[:200], console_fd)
         os.close(start_fd)

@@ -14,9 +14,9 @@ fails at mkdir.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 
+from pyoci import jsonfast
 from pyoci.errors import ContainerExists, ContainerNotFound, PyociError
 from pyoci.lifecycle import status as st
 from pyoci.linux import proc
@@ -135,7 +135,7 @@ class Container:
 
     def save(self, state: dict[str, Any]) -> None:
         self.state = state
-        write_atomic(self.dirfd, STATE_FILE, json.dumps(state).encode())
+        write_atomic(self.dirfd, STATE_FILE, jsonfast.dumps(state).encode())
 
     def remove(self) -> None:
         """Remove the directory (flat: files and the socket only)."""
@@ -181,7 +181,7 @@ def _read_state(dirfd: int) -> dict[str, Any] | None:
     with os.fdopen(fd, "rb") as f:
         data = f.read()
     try:
-        state: dict[str, Any] = json.loads(data)
+        state: dict[str, Any] = jsonfast.loads(data)
     except ValueError:
         return None
     return state

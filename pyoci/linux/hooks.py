@@ -33,10 +33,11 @@ def run_hooks(stage: str, hooks: list[dict[str, Any]], state: dict[str, Any],
 
 def _run_one(stage: str, i: int, hook: dict[str, Any], state: dict[str, Any],
              preexec: Callable[[], None] | None) -> None:
-    import json
     import subprocess
 
-    data = json.dumps(state).encode()
+    from pyoci import jsonfast
+
+    data = jsonfast.dumps(state).encode()
     path = hook["path"]
     args = list(hook.get("args") or [path])
     env = dict(e.split("=", 1) for e in hook.get("env") or [] if "=" in e)

@@ -239,9 +239,10 @@ def recv(fd: int) -> Message | None:
                    ffi.string(msg.text).decode(errors="replace"))
 
 
-def send(fd: int, mtype: int) -> None:
+def send(fd: int, mtype: int, pid: int = 0) -> None:
     msg = ffi.new("struct pyoci_msg *")
     msg.type = mtype
+    msg.pid = pid
     os.write(fd, bytes(ffi.buffer(msg)))
 
 
@@ -319,7 +320,7 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
                 callbacks.child_created(stage2)
-                send(parent_fd, lib.PYOCI_MSG_CHILD_GO)
+                send(parent_fd, lib.PYOCI_MSG_CHILD_GO, stage2)
             elif msg.type == lib.PYOCI_MSG_HOOKS_REQUEST:
                 callbacks.run_create_hooks(stage2)                  # SYNC 3
                 send(parent_fd, lib.PYOCI_MSG_HOOKS_DONE)

@@ -58,6 +58,7 @@ FLAG_OPTIONS: dict[str, tuple[int, int]] = {
     "nosymfollow": (0, MS_NOSYMFOLLOW),
     "silent": (0, MS_SILENT),
     "loud": (MS_SILENT, 0),
+    "defaults": (0, 0),
     "bind": (0, MS_BIND),
     "rbind": (0, MS_BIND | MS_REC),
 }
