@@ -63,8 +63,15 @@ class ConfigError(PyociError):
     semantic check.  ``field`` is the JSON path of the offending value
     (``$.process.args``) and is part of the message."""
 
-    def __init__(self, field: str, msg: str, *, hint: str | None = None) -> None:
-        super().__init__(f"config.json {field}: {msg}", field=field, hint=hint)
+    def __init__(self, field: str, msg: str, *, hint: str | None = None,
+                 source: str = "config.json") -> None:
+        super().__init__(f"{source} {field}: {msg}", field=field, hint=hint)
+        self.detail = msg
+        self.source = source
+
+    def relabel(self, source: str) -> ConfigError:
+        """The same error about another document (a --process or --resources file)."""
+        return ConfigError(self.field or "$", self.detail, hint=self.hint, source=source)
 
 
 class ContainerNotFound(PyociError):

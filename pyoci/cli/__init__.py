@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("pyoci.cli.pause", "freeze a running container"),
     "resume": ("pyoci.cli.resume", "thaw a paused container"),
     "ps": ("pyoci.cli.ps", "list a container's processes"),
+    "update": ("pyoci.cli.update", "change a container's resource limits"),
     "spec": ("pyoci.cli.spec", "write a default config.json"),
     "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
     "doctor": ("pyoci.cli.doctor", "check this user can run (rootless) containers here"),

@@ -423,3 +423,21 @@ def ps(root: str, cid: str) -> list[int]:
         if not can("ps", status):
             return []
         return container_pids(c)
+
+
+def update(root: str, cid: str, resources: dict[str, Any]) -> None:
+    from pyoci.linux import cgroups
+
+    with store.open_container(root, cid) as c:
+        status = c.status()
+        if not can("update", status):
+            raise InvalidTransition(cid, "update", status)
+        st = c.state or {}
+        paths = st.get("cgroup_paths") or {}
+        if not st.get("cgroups_created") or not (os.geteuid() == 0 and proc.in_initial_userns()):
+            raise PyociError(f"cannot update container {cid!r}: it has no cgroup pyoci can write",
+                             hint="resource limits need root (or a delegated cgroup v2 tree)")
+        cgroups.apply(resources, paths, cgroups.layout())
+        if resources:
+            st.setdefault("resources", {}).update(resources)
+            c.save(st)

@@ -60,16 +60,22 @@ def parse_config(text: str | bytes) -> dict[str, Any]:
 
 def load_process(path: str) -> dict[str, Any]:
     """Read and check an `exec --process` file (a config.json "process" object)."""
-    doc = _parse(_read(path, "read process file"))
-    _validator.validate_process(doc)
-    checks.check_process(doc, "$")
+    try:
+        doc = _parse(_read(path, "read process file"))
+        _validator.validate_process(doc)
+        checks.check_process(doc, "$")
+    except ConfigError as e:
+        raise e.relabel(f"process file {path}") from None
     return doc
 
 
 def load_resources(path: str) -> dict[str, Any]:
     """Read and check an `update --resources` file ("-" is standard input)."""
-    doc = _parse(_read(path, "read resources file"))
-    _validator.validate_resources(doc)
+    try:
+        doc = _parse(_read(path, "read resources file"))
+        _validator.validate_resources(doc)
+    except ConfigError as e:
+        raise e.relabel("resources from stdin" if path == "-" else f"resources file {path}") from None
     return doc
 
 
