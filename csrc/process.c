@@ -202,7 +202,7 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     for (int i = 0; i < cfg->n_rlimits; i++) {
         struct rlimit rl = {(rlim_t)cfg->rlimits[i].soft, (rlim_t)cfg->rlimits[i].hard};
         if (setrlimit(cfg->rlimits[i].resource, &rl) < 0)
-            pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_RLIMIT, errno, "setrlimit %d", i);
+            pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_RLIMIT, errno, "setrlimit %d", i); /* Python names it */
     }
     int cwd_done = 0;
     if (cfg->cwd && chdir(cfg->cwd) == 0)

@@ -196,6 +196,9 @@ def open_container(root: str, cid: str, *, shared: bool = False) -> Container:
             dirfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
+        except OSError as e:
+            raise PyociError.from_os("open the container's state", e, path=path,
+                                     hint="it belongs to another user (another --root?)") from None
         _lock(dirfd, shared)
         if os.fstat(dirfd).st_nlink == 0:
             # deleted while we waited for the lock

@@ -164,7 +164,10 @@ _V1_FILES: list[tuple[tuple[str, ...], str, str]] = [
     (("memory", "reservation"), "memory", "memory.soft_limit_in_bytes"),
     (("memory", "swap"), "memory", "memory.memsw.limit_in_bytes"),
     (("memory", "swappiness"), "memory", "memory.swappiness"),
+    (("memory", "disableOOMKiller"), "memory", "memory.oom_control"),
     (("cpu", "shares"), "cpu", "cpu.shares"),
+    (("cpu", "realtimeRuntime"), "cpu", "cpu.rt_runtime_us"),
+    (("cpu", "realtimePeriod"), "cpu", "cpu.rt_period_us"),
     (("cpu", "period"), "cpu", "cpu.cfs_period_us"),
     (("cpu", "quota"), "cpu", "cpu.cfs_quota_us"),
     (("cpu", "cpus"), "cpuset", "cpuset.cpus"),
@@ -176,6 +179,8 @@ _V1_FILES: list[tuple[tuple[str, ...], str, str]] = [
 def _v1_value(key: tuple[str, ...], value: Any) -> str:
     if key == ("pids", "limit") and int(value) <= 0:
         return "max"
+    if isinstance(value, bool):
+        return "1" if value else "0"
     return str(value)
 
 

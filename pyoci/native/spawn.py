@@ -255,6 +255,26 @@ def child_error(msg: Message, plan: Plan | None) -> ChildError:
         hint = _op_hint(op, msg.err)
     else:
         what = STEP_NAMES.get(msg.index, f"step {msg.index}")
+        detail = msg.text
+        if plan is not None and msg.index in (lib.PYOCI_STEP_OPEN_NS, lib.PYOCI_STEP_SETNS):
+            for _flag, path in plan.join:
+                if msg.text.endswith(" " + path):
+                    field = plan.join_fields.get(path, "$.linux.namespaces")
+                    verb = "open" if msg.index == lib.PYOCI_STEP_OPEN_NS else "join"
+                    what = f"{verb} namespace {path} ({field})"
+                    detail = ""
+        elif plan is not None and msg.index == lib.PYOCI_STEP_RLIMIT and msg.text.startswith("setrlimit "):
+            from pyoci.linux.names import RLIMITS
+
+            i = int(msg.text.split()[-1])
+            if 0 <= i < len(plan.process.rlimits):
+                res, soft, hard = plan.process.rlimits[i]
+                name = next((k for k, v in RLIMITS.items() if v == res), str(res))
+                what = f"set {name} to soft {soft} hard {hard} ($.process.rlimits[{i}])"
+                detail = ""
+                if msg.err == 1:
+                    hint = "raising a hard limit needs CAP_SYS_RESOURCE; see `ulimit -H`"
+        msg.text = detail
     text = f"{what}: {msg.text}" if msg.text else what
     return ChildError(text, op=what, errno=msg.err or None, hint=hint)
 

@@ -196,12 +196,12 @@ class ProcessPlan(_Record):
 
 class Plan(_Record):
     __slots__ = ("unshare_flags", "join", "idmap", "idmap_writer", "timens_offsets", "hostname",
-                 "domainname", "rootfs", "ops", "process", "own_mount_ns")
+                 "domainname", "rootfs", "ops", "process", "own_mount_ns", "join_fields")
 
     def __init__(self, *, unshare_flags: int, join: list[tuple[int, str]], idmap: IdMap | None,
                  idmap_writer: str, timens_offsets: str | None, hostname: str | None,
                  domainname: str | None, rootfs: str, ops: list[Op], process: ProcessPlan,
-                 own_mount_ns: bool = True) -> None:
+                 own_mount_ns: bool = True, join_fields: dict[str, str] | None = None) -> None:
         self.unshare_flags = unshare_flags
         self.join = join
         self.idmap = idmap
@@ -216,6 +216,7 @@ class Plan(_Record):
         self.process = process
         # False: mounts land in the caller's mount namespace; delete unmounts them.
         self.own_mount_ns = own_mount_ns
+        self.join_fields = join_fields or {}   # namespace path -> its config field, for errors
 
 
 def _ns_flag(ns_type: str, index: int) -> int:
@@ -226,14 +227,16 @@ def _ns_flag(ns_type: str, index: int) -> int:
                           f"unknown namespace type {ns_type!r}") from None
 
 
-def _namespaces(cfg: dict[str, Any]) -> tuple[int, list[tuple[int, str]], bool, bool]:
+def _namespaces(cfg: dict[str, Any]) -> tuple[int, list[tuple[int, str]], bool, bool, dict[str, str]]:
     linux = cfg.get("linux") or {}
     create = 0
     join: dict[str, str] = {}
+    fields: dict[str, str] = {}
     for i, ns in enumerate(linux.get("namespaces") or []):
         flag = _ns_flag(ns["type"], i)
         if ns.get("path"):
             join[ns["type"]] = ns["path"]
+            fields[ns["path"]] = f"$.linux.namespaces[{i}].path"
         else:
             create |= flag
     # Without a mount namespace (allowed by the spec) the mounts happen in the
@@ -242,7 +245,7 @@ def _namespaces(cfg: dict[str, Any]) -> tuple[int, list[tuple[int, str]], bool, 
     own_mntns = bool(create & CLONE_NEWNS) or "mount" in join
     ordered = [(NAMESPACE_FLAGS[t], join[t]) for t in JOIN_ORDER if t in join]
     user_joined = "user" in join
-    return create, ordered, user_joined, own_mntns
+    return create, ordered, user_joined, own_mntns, fields
 
 
 def _id_lines(entries: list[dict[str, int]]) -> list[tuple[int, int, int]]:
@@ -425,7 +428,7 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
 def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Plan:
     """Turn a validated config into the plan the C helper runs."""
     linux = cfg.get("linux") or {}
-    create, join, user_joined, own_mntns = _namespaces(cfg)
+    create, join, user_joined, own_mntns, join_fields = _namespaces(cfg)
     idmap: IdMap | None = None
     writer = "direct"
     if create & CLONE_NEWUSER:
@@ -490,6 +493,7 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
         ops=ops,
         process=_process(cfg, host, setgroups_denied),
         own_mount_ns=own_mntns,
+        join_fields=join_fields,
     )
 
 
