@@ -64,7 +64,8 @@ def compile_filter(sc: dict[str, Any]) -> tuple[bytes, int, int]:
         return buf
 
     prog = ffi.new("struct pyoci_seccomp *")
-    prog.default_action = action(sc["defaultAction"], sc.get("defaultErrnoRet"), "$.linux.seccomp.defaultAction")
+    prog.default_action = action(sc["defaultAction"], sc.get("defaultErrnoRet"),
+                                 "$.linux.seccomp.defaultAction")
     archs = [arch_name(a, f"$.linux.seccomp.architectures[{i}]")
              for i, a in enumerate(sc.get("architectures") or [])]
     arch_arr = ffi.new("const char *[]", [s(a) for a in archs] or [ffi.NULL])
