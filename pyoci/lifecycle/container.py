@@ -98,6 +98,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                 no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds)
     plan = build_plan(cfg, bundle, rootfs, host)
+    if plan.idmap is not None and plan.idmap_writer == "helper":
+        # Refuse a map newuidmap/newgidmap would refuse before anything
+        # exists (state dir, stage1): the error names the config field.
+        from pyoci.linux.subid import check_idmap
+
+        check_idmap(plan.idmap.uid_lines, plan.idmap.gid_lines)
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
     user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
 

@@ -260,9 +260,8 @@ def child_error(msg: Message, plan: Plan | None) -> ChildError:
             for _flag, path in plan.join:
                 if msg.text.endswith(" " + path):
                     field = plan.join_fields.get(path, "$.linux.namespaces")
-                    verb = "open" if msg.index == lib.PYOCI_STEP_OPEN_NS else "join"
-                    what = f"{verb} namespace {path} ({field})"
-                    detail = ""
+                    what = f"join namespace {path} ({field})"
+                    detail = "open" if msg.index == lib.PYOCI_STEP_OPEN_NS else "setns"
         elif plan is not None and msg.index == lib.PYOCI_STEP_RLIMIT and msg.text.startswith("setrlimit "):
             from pyoci.linux.names import RLIMITS
 
