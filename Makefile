@@ -68,9 +68,11 @@ venv: deps
 install: venv
 	rm -f $(DEV_STAMP)
 	$(PIP) install .
+	$(PY) -m pyoci.devtools.launcher $(VENV)/bin/pyoci
 
 $(DEV_STAMP): $(BUILD_INPUTS) | venv
 	$(PIP) install -e '.[test]'
+	$(PY) -m pyoci.devtools.launcher $(VENV)/bin/pyoci
 	touch $@
 
 dev: venv
@@ -96,6 +98,7 @@ demo-prefix: deps
 	  $(SYSTEM_PYTHON) -m venv $(DEMO_PREFIX); \
 	fi; \
 	$(DEMO_PREFIX)/bin/python -m pip --disable-pip-version-check install -q .
+	$(DEMO_PREFIX)/bin/python -m pyoci.devtools.launcher $(DEMO_PREFIX)/bin/pyoci
 
 demo: install demo-prefix
 	$(PY) -m pyoci.devtools.demo --pyoci $(VENV)/bin/pyoci \
