@@ -7,7 +7,6 @@ turns a PyociError into one line on stderr, the --log line and exit status 1.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -91,9 +90,14 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(help_text())
             return 0 if gopts["help"] else 2
         name = ALIASES.get(rest[0], rest[0])
+        if name in ("create", "run") and os.geteuid() == 0:
+            # Overlap the cgroup attach lock's grace period with our imports.
+            from pyoci.linux.cgroups import start_prewarm
+
+            start_prewarm()
         if name not in COMMANDS:
             raise UsageError(f"unknown command {rest[0]!r} (try --help)")
-        module = importlib.import_module(COMMANDS[name][0])
+        module = __import__(COMMANDS[name][0], fromlist=["run"])
         root = gopts["root"]
         if not root:
             from pyoci.lifecycle.store import default_root

@@ -81,9 +81,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
+    from pyoci.linux import cgroups
+
+    # Root places the container in cgroups: start the attach lock's slow
+    # path now, in parallel with loading and planning (see Prewarm).
+    prewarm = cgroups.start_prewarm() if os.geteuid() == 0 else None
     from pyoci import jsonfast
-    from pyoci.linux import hooks as hooklib
-    from pyoci.linux import idmap as idmaplib
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_plan
     from pyoci.spec.load import load_config
@@ -116,8 +119,6 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     elif not plan.process.terminal:
         console_fd = -1
 
-    from pyoci.linux import cgroups
-
     lay = cgroups.layout()
     linux_cfg = cfg.get("linux") or {}
     cg_paths = cgroups.container_paths(linux_cfg.get("cgroupsPath"), cid, lay)
@@ -127,6 +128,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     resources = linux_cfg.get("resources") or {}
     cg_created: list[str] = []
 
+    if prewarm is not None:
+        prewarm.wait()            # no other thread may run when we fork
     c = store.new_container(root, cid)
     pid = 0
     start_fd = -1
@@ -137,6 +140,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             return _hook_state(cid, cfg, bundle, p, status)
 
         def write_idmap(stage1: int) -> None:
+            from pyoci.linux import idmap as idmaplib
+
             assert plan.idmap is not None
             if plan.idmap_writer == "direct":
                 idmaplib.write_direct(stage1, plan.idmap)
@@ -165,6 +170,10 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                      hint="lowering it needs CAP_SYS_RESOURCE") from None
 
         def run_create_hooks(p: int) -> None:
+            if not hooks.get("createRuntime") and not hooks.get("createContainer"):
+                return
+            from pyoci.linux import hooks as hooklib
+
             if hooks.get("createRuntime"):
                 hooklib.run_hooks("createRuntime", hooks["createRuntime"],
                                   state_for(HOOK_STATUS["createRuntime"], p))

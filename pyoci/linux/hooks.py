@@ -4,12 +4,12 @@ which the container's init runs itself, see csrc/process.c)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from pyoci.errors import HookError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
