@@ -132,17 +132,26 @@ static void write_file(const char *path, const char *data, int step)
     close(fd);
 }
 
-/* Close every fd above the preserved ones except the two the protocol needs:
- * the parent's fds (its state-dir lock, log files, ...) must not live on in
- * the container's init. */
+/* Close every fd above the preserved ones except those the protocol needs
+ * (sync, start, console) and the user namespaces of idmapped mounts (closed
+ * by pyoci_prepare_idmapped_mounts once used): the parent's fds (its
+ * state-dir lock, log files, ...) must not live on in the container's init. */
 static void close_inherited_fds(const struct pyoci_spawn_config *cfg)
 {
-    unsigned int keep[3];
+    unsigned int keep[3 + PYOCI_MAX_IDMAPPED];
     int n = 0;
     int want[3] = {cfg->sync_fd, cfg->start_fd, cfg->console_fd};
     for (int k = 0; k < 3; k++)
         if (want[k] >= 0)
             keep[n++] = (unsigned)want[k];
+    for (int i = 0; i < cfg->n_ops; i++) {
+        const struct pyoci_op *op = &cfg->ops[i];
+        if ((op->flags & PYOCI_F_IDMAP) && op->userns_fd >= 0) {
+            if (n == 3 + PYOCI_MAX_IDMAPPED)
+                pyoci_fail(PYOCI_STAGE_OPS, i, E2BIG, "more than %d idmapped mounts", PYOCI_MAX_IDMAPPED);
+            keep[n++] = (unsigned)op->userns_fd;
+        }
+    }
     for (int a = 0; a < n; a++) /* sort ascending */
         for (int b = a + 1; b < n; b++)
             if (keep[b] < keep[a]) {
@@ -166,6 +175,13 @@ static noreturn void stage2(const struct pyoci_spawn_config *cfg)
 {
     int fd = cfg->sync_fd;
     pyoci_set_title("pyoci:[2:INIT]");
+    /* Our parent is the runtime (CLONE_PARENT): die with it while it sets
+     * us up (cleared before READY).  The kernel clears pdeathsig on fork, so
+     * set it again here, and check the parent did not die first. */
+    pid_t runtime = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != runtime)
+        _exit(126);
 
     /* SYNC 2 (child side): wait until the parent has placed us (cgroups, oom). */
     expect(fd, PYOCI_MSG_CHILD_GO, PYOCI_STEP_SYNC);
@@ -210,6 +226,8 @@ static noreturn void stage1(const struct pyoci_spawn_config *cfg)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     reset_signals();
     pyoci_set_title("pyoci:[1:NS]");
+    /* With the caller's credentials, before any namespace changes. */
+    pyoci_prepare_idmapped_mounts(cfg);
 
     if (cfg->n_join > 64)
         pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_OPEN_NS, E2BIG, "too many namespaces to join");

@@ -16,24 +16,39 @@ FLAGS: list[Flag] = []
 
 
 def features() -> dict[str, Any]:
+    from pyoci.linux.idmap import idmapped_mounts_supported
     from pyoci.linux.names import CAPABILITIES
-    from pyoci.plan.mountopts import FLAG_OPTIONS, IGNORED_OPTIONS, PROPAGATION_OPTIONS
+    from pyoci.plan.mountopts import FLAG_OPTIONS, IDMAP_OPTIONS, IGNORED_OPTIONS, PROPAGATION_OPTIONS
 
+    # Idmapped mounts: what this kernel has (mount_setattr, Linux >= 5.12).
+    idmap = idmapped_mounts_supported()
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
                   "poststop"],
-        "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | IGNORED_OPTIONS),
+        "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | IGNORED_OPTIONS
+                               | (IDMAP_OPTIONS if idmap else set())),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": sorted(CAPABILITIES),
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": False},
+            # v1 (and hybrid): placement, the limits in pyoci/linux/cgroups.py, freezer.
+            "cgroup": {"v1": True, "v2": False, "systemd": False, "systemdUser": False},
+            "seccomp": {
+                "enabled": True,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                              "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64",
+                          "SCMP_ARCH_ARM"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                               "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            },
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": idmap}},
         },
         "annotations": {"org.pyoci.version": __import__("pyoci").__version__},
     }

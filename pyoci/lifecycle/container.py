@@ -101,6 +101,10 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                 no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds)
     plan = build_plan(cfg, bundle, rootfs, host)
+    from pyoci.cli.report import debug
+
+    debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
+          f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")
     if plan.idmap is not None and plan.idmap_writer == "helper":
         # Refuse a map newuidmap/newgidmap would refuse before anything
         # exists (state dir, stage1): the error names the config field.
@@ -152,6 +156,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             nonlocal pid
             pid = p
             cg_created.extend(cgroups.place(p, cg_paths, cg_required))
+            debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
             if cg_required:
                 cgroups.apply(resources, cg_paths, lay, linux_cfg.get("devices"))
             elif _has_limits(resources):

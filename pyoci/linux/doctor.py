@@ -533,19 +533,19 @@ def check_cgroups(ctx: Context) -> list[Result]:
                                    f"controllers: {' '.join(ctrls)}")
             if writable:
                 return result_list(name, WARN, f"{version}; your cgroup {d} is writable but has no "
-                                   "controllers: limits will be skipped",
+                                   "controllers: a config with limits (linux.resources) will be refused",
                                    f"as root: echo '+cpu +memory +pids' > {os.path.dirname(d)}/"
                                    "cgroup.subtree_control")
             return result_list(name, WARN, f"{version}; your cgroup {d} is not writable by you: "
-                               "resource limits (linux.resources) will be skipped", v2_fix)
+                               "a config with resource limits (linux.resources) will be refused", v2_fix)
     mine = sorted(c for c, point in v1.items()
                   if not c.startswith("name=") and os.access(
                       os.path.join(point, own.get(c, "/").lstrip("/")), os.W_OK))
     if mine:
         return result_list(name, WARN, f"{version}; writable v1 cgroups for: {' '.join(mine)}; "
-                           "limits for the other controllers will be skipped", v2_fix)
+                           "a config with resource limits (linux.resources) will be refused", v2_fix)
     return result_list(name, WARN, f"{version}: an unprivileged user gets no cgroup of its own here; "
-                       "resource limits (linux.resources) will be skipped", v2_fix)
+                       "a config with resource limits (linux.resources) will be refused", v2_fix)
 
 
 def check_tun(ctx: Context) -> list[Result]:
