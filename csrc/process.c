@@ -246,18 +246,13 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     for (int i = 0; i < cfg->n_start_hooks; i++)
         run_hook(cfg, i);
 
-    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-     * before the credentials drop it.  Only credential syscalls and execve
-     * follow, which any working profile allows. */
-    if (!cfg->no_new_privs)
-        pyoci_load_seccomp(cfg);
-    set_credentials(cfg);
-    /* Retry as the process's user: a directory only it may enter. */
-    if (cfg->cwd && !cwd_done && chdir(cfg->cwd) < 0)
-        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
-
+    /* Before the filter: a profile need not allow what the runtime does. */
+    /* Everything the runtime itself does comes before the seccomp filter:
+     * a profile need not allow it. */
     if (cfg->umask >= 0)
         umask((mode_t)cfg->umask);
+    if (cfg->start_fd < 0)
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);   /* exec mode: never READY */
 
     /* Only 0-2 and the preserved fds reach the program. */
     for (int fd = 3; fd < 3 + cfg->preserve_fds; fd++) {
@@ -268,10 +263,15 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     if (syscall(SYS_close_range, 3 + cfg->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         PFAIL(PYOCI_STEP_FDS, "close_range");
 
-    if (cfg->start_fd < 0) {
-        /* exec at once (no start protocol): READY just before execve. */
-        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    }
+    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+     * before the credentials drop it.  Only credential syscalls and execve
+     * follow, which any working profile allows. */
+    if (!cfg->no_new_privs)
+        pyoci_load_seccomp(cfg);
+    set_credentials(cfg);
+    /* Retry as the process's user: a directory only it may enter. */
+    if (cfg->cwd && !cwd_done && chdir(cfg->cwd) < 0)
+        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
     if (cfg->no_new_privs)
         pyoci_load_seccomp(cfg);   /* the last step: the runtime's own syscalls stay unfiltered */
     if (!has_process) {
