@@ -9,9 +9,10 @@
  * Process stages (see csrc/spawn.c):
  *   parent  the pyoci process (Python).  Calls pyoci_spawn() and drives the sync
  *           protocol from pyoci/native/spawn.py.
- *   stage1  forked by pyoci_spawn().  Joins namespaces by path, unshares the new
- *           ones (asking the parent to write the id maps), forks stage2 with
- *           CLONE_PARENT and exits.  Title "pyoci:[1:NS]".
+ *   stage1  forked by pyoci_spawn().  Clones and idmaps the sources of idmapped
+ *           mounts (still with the caller's credentials), joins namespaces by
+ *           path, unshares the new ones (asking the parent to write the id
+ *           maps), forks stage2 with CLONE_PARENT and exits.  Title "pyoci:[1:NS]".
  *   stage2  the container's init.  Mounts, pivot_root, devices, masked paths;
  *           waits for `start`; execve()s the user's program.  Never returns into
  *           Python.  Title "pyoci:[2:INIT]".
@@ -21,7 +22,7 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 6
+#define PYOCI_ABI_VERSION 7
 
 /* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
@@ -30,7 +31,8 @@
  *           parent -> stage1  USERMAP_DONE
  *   SYNC 2  stage1 -> parent  CHILD_PID         (pid = stage2's pid in the parent's pid ns)
  *           parent -> stage2  CHILD_GO          (placed in its cgroups, oom_score_adj set;
- *                                                pid = stage2's pid as the parent sees it)
+ *                                                pid = stage2's pid as the parent sees it);
+ *                                                stage2 mounts meanwhile and reads it before SYNC 3
  *   SYNC 3  stage2 -> parent  HOOKS_REQUEST     (mounts done, before pivot_root)
  *           parent -> stage2  HOOKS_DONE        (cgroups joined, createRuntime/createContainer hooks ran)
  *   SYNC 4  stage2 -> parent  READY             (waiting for start on the start socket)
@@ -126,6 +128,17 @@ struct pyoci_msg {
 #define PYOCI_F_NO_PIVOT 8        /* PIVOT: use MS_MOVE + chroot */
 #define PYOCI_F_CHROOT 256        /* PIVOT: plain chroot (no mount namespace: never move host mounts) */
 #define PYOCI_F_WARN_ONLY 128     /* failure is reported as a WARNING and skipped */
+/* SYSFS_FALLBACK (MOUNT of sysfs): on EPERM (no network namespace of our own,
+ * as in most user namespaces) rbind the host's /sys instead, then apply the
+ * mount's flags by remount (read-only recursively).
+ * IDMAP (MOUNT): an idmapped bind mount.  stage1, before it joins or creates
+ * any namespace, clones the source (open_tree; recursive when mflags has
+ * MS_REC) and idmaps the clone with the user namespace userns_fd
+ * (mount_setattr MOUNT_ATTR_IDMAP); stage2 moves the clone onto the target
+ * (move_mount) in place of mount(). */
+#define PYOCI_F_SYSFS_FALLBACK 512
+#define PYOCI_F_IDMAP 1024
+#define PYOCI_F_IDMAP_REC 2048    /* IDMAP: idmap every mount of the cloned tree (ridmap) */
 
 struct pyoci_op {
     int kind;                 /* PYOCI_OP_* */
@@ -141,6 +154,9 @@ struct pyoci_op {
     unsigned long long dev;   /* MKNOD: makedev(major, minor) */
     long long uid;            /* MKNOD/CHMOD: owner, -1 = leave */
     long long gid;
+    int userns_fd;            /* IDMAP: a user namespace holding the mount's id mappings (the
+                                 parent's fd: kept open across stage1's fd cleanup, closed by
+                                 stage1 once the idmapped clone exists; never reaches stage2) */
 };
 
 /* ---- namespaces ---- */
@@ -264,6 +280,16 @@ int pyoci_set_child_subreaper(void);
 int pyoci_seccomp_compile(const struct pyoci_seccomp *s, unsigned char *out, int outlen, int *bad_index);
 int pyoci_pidfd_open(int pid);
 int pyoci_pidfd_send_signal(int pidfd, int sig);
+
+/* Idmapped mounts (csrc/ops.c).
+ * pyoci_userns_holder: fork a child in a new user namespace that only waits
+ * (killed with SIGKILL by the caller, or when the caller dies); returns its
+ * pid or -errno.  The caller writes its uid_map/gid_map, opens
+ * /proc/<pid>/ns/user and kills it: the fd keeps the namespace alive.
+ * pyoci_mount_setattr_probe: 0 when the kernel has mount_setattr (and so
+ * idmapped mounts), else -errno (-ENOSYS). */
+int pyoci_userns_holder(void);
+int pyoci_mount_setattr_probe(void);
 
 /* CDEF-END */
 

@@ -25,10 +25,18 @@ noreturn void pyoci_fail(int stage, int index, int err, const char *fmt, ...)
 void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* spawn.c */
+void pyoci_wait_placed(const struct pyoci_spawn_config *cfg);
+
 /* ops.c */
 void pyoci_run_ops(const struct pyoci_spawn_config *cfg);
 int pyoci_open_in_root(const char *path, int flags);
 int pyoci_mkfile_in_root(const char *path);
+/* stage1, before any namespace changes: clone and idmap the source of every
+ * PYOCI_F_IDMAP op, then close the ops' userns fds. */
+void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg);
+/* The most idmapped mounts one container may have. */
+#define PYOCI_MAX_IDMAPPED 64
 
 /* seccomp.c */
 void pyoci_load_seccomp(const struct pyoci_spawn_config *cfg);

@@ -10,11 +10,15 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -22,6 +26,52 @@
 #include <unistd.h>
 
 static int rootfd = -1;          /* the container's root: rootfs before pivot, "/" after */
+
+/* The new mount API (Linux >= 5.2; mount_setattr and idmapped mounts >= 5.12).
+ * Numbers from 424 on are the same on every architecture. */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+struct pyoci_mount_attr {       /* struct mount_attr (MOUNT_ATTR_SIZE_VER0) */
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+
+/* Idmapped clones made by stage1 (pyoci_prepare_idmapped_mounts), inherited
+ * by stage2 through fork: op index -> detached mount tree fd. */
+static int idmap_ops[PYOCI_MAX_IDMAPPED];
+static int idmap_trees[PYOCI_MAX_IDMAPPED];
+static int n_idmapped = 0;
 
 static int openat2_in_root(int dirfd, const char *path, int flags)
 {
@@ -237,18 +287,79 @@ static int target_fd(int i, const struct pyoci_op *op, const char *source)
     return fd;
 }
 
+/* Flags a sysfs mount asked for that a bind remount can apply. */
+#define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
+                       MS_RELATIME | MS_STRICTATIME)
+
+/* A fresh sysfs was refused (EPERM: sysfs belongs to the network namespace,
+ * and ours is not owned by our user namespace): rbind the host's /sys, as
+ * runc does for rootless containers.  The flags follow in sysfs_flags(). */
+static void sysfs_fallback(int i, const struct pyoci_op *op, const char *target)
+{
+    if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0)
+        FAIL(i, "mount sysfs on %s was refused (EPERM), and so was binding the host's /sys there", op->target);
+}
+
+static void sysfs_flags(int i, const struct pyoci_op *op, const char *target)
+{
+    unsigned long flags = op->mflags & REMOUNT_FLAGS;
+    if (flags && bind_remount(target, flags) < 0)
+        FAIL(i, "remount the host's /sys bound on %s with the mount's flags", op->target);
+    if (flags & MS_RDONLY) {
+        /* Read-only all the way down (/sys/kernel/security, /sys/fs/cgroup, ...). */
+        struct pyoci_mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY;
+        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0 &&
+            errno != ENOSYS)
+            FAIL(i, "make the host's /sys bound on %s read-only recursively", op->target);
+    }
+}
+
+static int take_idmapped_tree(int i)
+{
+    for (int k = 0; k < n_idmapped; k++)
+        if (idmap_ops[k] == i) {
+            int fd = idmap_trees[k];
+            idmap_trees[k] = -1;
+            return fd;
+        }
+    return -1;
+}
+
 static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
 {
     char tp[64];
     const char *target = op->target;
     int fd = -1;
+    int fell_back = 0;
     if (op->kind == PYOCI_OP_MOUNT) {
         fd = target_fd(i, op, op->source);
         fdpath(tp, sizeof tp, fd);
         target = tp;
     }
-    if (mount(op->source, target, op->fstype, op->mflags, op->data) < 0)
-        FAIL(i, "mount %s", op->target);
+    if (op->flags & PYOCI_F_IDMAP) {
+        int tree = take_idmapped_tree(i);
+        if (tree < 0) {
+            errno = EBADF;
+            FAIL(i, "no idmapped clone of %s was prepared", op->source);
+        }
+        /* Onto the resolved target itself (the fd, not its /proc/self/fd
+         * link: move_mount does not follow a final symlink). */
+        long r = fd >= 0 ? syscall(SYS_move_mount, tree, "", fd, "",
+                                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                         : syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+        if (r < 0)
+            FAIL(i, "move_mount the idmapped clone of %s onto %s", op->source, op->target);
+        close(tree);
+    } else if (mount(op->source, target, op->fstype, op->mflags, op->data) < 0) {
+        if (errno == EPERM && (op->flags & PYOCI_F_SYSFS_FALLBACK)) {
+            sysfs_fallback(i, op, target);
+            fell_back = 1;
+        } else {
+            FAIL(i, "mount %s", op->target);
+        }
+    }
     if (fd >= 0) {
         close(fd);
         /* Re-resolve: the new mount now covers the old target. */
@@ -257,6 +368,8 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
             FAIL(i, "reopen %s after mounting", op->target);
         fdpath(tp, sizeof tp, fd);
     }
+    if (fell_back)
+        sysfs_flags(i, op, target);
     if (op->remount && bind_remount(target, op->remount) < 0)
         FAIL(i, "remount %s", op->target);
     if (op->propagation && mount(NULL, target, NULL, op->propagation, NULL) < 0)
@@ -491,6 +604,82 @@ static void op_bind_dev(int i, const struct pyoci_op *op)
     close(fd);
 }
 
+/* ---- idmapped mounts ----
+ * Done by stage1 with the caller's credentials, before it joins or creates any
+ * namespace: mount_setattr(MOUNT_ATTR_IDMAP) needs CAP_SYS_ADMIN in the user
+ * namespace that owns the source's filesystem (the initial one for a host
+ * directory), which the container's init, in its own user namespace, lacks.
+ * The clone is a detached mount tree; stage2 moves it into place. */
+void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg)
+{
+    for (int i = 0; i < cfg->n_ops; i++) {
+        const struct pyoci_op *op = &cfg->ops[i];
+        if (!(op->flags & PYOCI_F_IDMAP))
+            continue;
+        if (n_idmapped == PYOCI_MAX_IDMAPPED) {
+            errno = E2BIG;
+            FAIL(i, "more than %d idmapped mounts", PYOCI_MAX_IDMAPPED);
+        }
+        unsigned int oflags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+        if (op->mflags & MS_REC)
+            oflags |= AT_RECURSIVE;
+        int tree = (int)syscall(SYS_open_tree, AT_FDCWD, op->source, oflags);
+        if (tree < 0)
+            FAIL(i, "open_tree %s (clone it for an idmapped mount)", op->source);
+        struct pyoci_mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_IDMAP;
+        attr.userns_fd = (uint64_t)op->userns_fd;
+        unsigned int sflags = AT_EMPTY_PATH;
+        if (op->flags & PYOCI_F_IDMAP_REC)
+            sflags |= AT_RECURSIVE;
+        if (syscall(SYS_mount_setattr, tree, "", sflags, &attr, sizeof attr) < 0)
+            FAIL(i, "mount_setattr(MOUNT_ATTR_IDMAP) on %s", op->source);
+        idmap_ops[n_idmapped] = i;
+        idmap_trees[n_idmapped] = tree;
+        n_idmapped++;
+    }
+    /* The clones hold what they need: the user namespaces go before anything
+     * of the container can see them (stage2 is forked later). */
+    for (int i = 0; i < cfg->n_ops; i++)
+        if ((cfg->ops[i].flags & PYOCI_F_IDMAP) && cfg->ops[i].userns_fd >= 0)
+            close(cfg->ops[i].userns_fd);
+}
+
+static noreturn void holder(void)
+{
+    for (;;)
+        pause();
+}
+
+int pyoci_userns_holder(void)
+{
+    pid_t parent = getpid();
+    long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        /* Nothing but SIGKILL ends it: no handler of the interpreter runs here. */
+        sigset_t all;
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+            _exit(0);
+        holder();
+    }
+    return (int)pid;
+}
+
+int pyoci_mount_setattr_probe(void)
+{
+    struct pyoci_mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    if (syscall(SYS_mount_setattr, -1, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 && errno == ENOSYS)
+        return -ENOSYS;
+    return 0;
+}
+
 int pyoci_open_in_root(const char *path, int flags)
 {
     return open_in_root(path, flags);
@@ -557,6 +746,7 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
             /* SYNC 3: mounts are done; the parent runs createRuntime and
              * createContainer hooks, then lets us pivot. */
             struct pyoci_msg msg;
+            pyoci_wait_placed(cfg);
             if (pyoci_send(cfg->sync_fd, PYOCI_MSG_HOOKS_REQUEST, 0, i, 0, 0, NULL) < 0)
                 _exit(126);
             if (pyoci_recv(cfg->sync_fd, &msg) < 0 || msg.type != PYOCI_MSG_HOOKS_DONE)

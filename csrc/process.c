@@ -198,6 +198,7 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n)
 
 noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
 {
+    pyoci_wait_placed(cfg);
     pyoci_setup_terminal(cfg);
     for (int i = 0; i < cfg->n_rlimits; i++) {
         struct rlimit rl = {(rlim_t)cfg->rlimits[i].soft, (rlim_t)cfg->rlimits[i].hard};

@@ -170,6 +170,24 @@ static void close_inherited_fds(const struct pyoci_spawn_config *cfg)
     syscall(SYS_close_range, from, ~0U, 0);
 }
 
+/* SYNC 2 (child side): wait until the parent has placed us (cgroups,
+ * oom_score_adj) and told us our pid as it sees it; then the cgroup namespace
+ * can be made, rooted at our cgroup.  Idempotent; called before the hooks
+ * (PYOCI_OP_HOOKS_SYNC) and at the latest before the process is set up. */
+void pyoci_wait_placed(const struct pyoci_spawn_config *cfg)
+{
+    static int placed = 0;
+    if (placed)
+        return;
+    placed = 1;
+    expect(cfg->sync_fd, PYOCI_MSG_CHILD_GO, PYOCI_STEP_SYNC);
+    pyoci_host_pid = last_msg.pid;
+    if (cfg->unshare_flags & CLONE_NEWCGROUP) {
+        if (unshare(CLONE_NEWCGROUP) < 0)
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE_CGROUP, errno, "unshare(CLONE_NEWCGROUP)");
+    }
+}
+
 /* ---- stage2: the container's init ---- */
 static noreturn void stage2(const struct pyoci_spawn_config *cfg)
 {
@@ -183,14 +201,9 @@ static noreturn void stage2(const struct pyoci_spawn_config *cfg)
     if (getppid() != runtime)
         _exit(126);
 
-    /* SYNC 2 (child side): wait until the parent has placed us (cgroups, oom). */
-    expect(fd, PYOCI_MSG_CHILD_GO, PYOCI_STEP_SYNC);
-    pyoci_host_pid = last_msg.pid;
-
-    if (cfg->unshare_flags & CLONE_NEWCGROUP) {
-        if (unshare(CLONE_NEWCGROUP) < 0)
-            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE_CGROUP, errno, "unshare(CLONE_NEWCGROUP)");
-    }
+    /* SYNC 2 (child side) is deferred: the mounts run while the parent
+     * places us in cgroups; pyoci_wait_placed() joins before the hooks. */
+    (void)fd;
     if (cfg->new_keyring) {
         /* A session keyring of its own: the container must not reach the
          * keys of the session that started it. */

@@ -100,6 +100,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         raise ConfigError("$.root.path", f"{rootfs} is not a directory")
     host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                 no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds)
+    _check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
     from pyoci.cli.report import debug
 
@@ -290,6 +291,30 @@ def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], 
 def state(root: str, cid: str) -> dict[str, Any]:
     with store.open_container(root, cid, shared=True) as c:
         return oci_state(c, c.status())
+
+
+def _check_lsm(cfg: dict[str, Any]) -> None:
+    """A requested LSM label the host cannot apply is an error, never ignored."""
+    process = cfg.get("process") or {}
+    if process.get("apparmorProfile"):
+        try:
+            with open("/sys/module/apparmor/parameters/enabled") as f:
+                enabled = f.read().strip() == "Y"
+        except OSError:
+            enabled = False
+        if not enabled:
+            raise ConfigError("$.process.apparmorProfile",
+                              f"profile {process['apparmorProfile']!r} requested, but AppArmor is not "
+                              "enabled on this host", hint="remove the field or enable AppArmor")
+        raise ConfigError("$.process.apparmorProfile", "AppArmor profiles are not supported by pyoci yet")
+    for field, value in (("$.process.selinuxLabel", process.get("selinuxLabel")),
+                         ("$.linux.mountLabel", (cfg.get("linux") or {}).get("mountLabel"))):
+        if value:
+            enabled = os.path.exists("/sys/fs/selinux/enforce")
+            raise ConfigError(field, f"label {value!r} requested, but "
+                              + ("SELinux labels are not supported by pyoci yet" if enabled
+                                 else "SELinux is not enabled on this host"),
+                              hint="remove the field")
 
 
 def _has_limits(resources: dict[str, Any]) -> bool:

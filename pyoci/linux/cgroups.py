@@ -104,6 +104,12 @@ def start_prewarm() -> Prewarm:
     return _prewarm
 
 
+def start_prewarm_if_root() -> None:
+    """For the launcher: as early as possible in `create` and `run`."""
+    if os.geteuid() == 0:
+        start_prewarm()
+
+
 def own_cgroups(pid: str = "self") -> dict[str, str]:
     """controller -> path of the process's cgroup ("" key: the v2 one)."""
     out: dict[str, str] = {}

@@ -44,6 +44,9 @@ OP_FLAGS: dict[str, int] = {
     "chroot": lib.PYOCI_F_CHROOT,
     "host_target": lib.PYOCI_F_HOST_TARGET,
     "warn_only": lib.PYOCI_F_WARN_ONLY,
+    "sysfs_fallback": lib.PYOCI_F_SYSFS_FALLBACK,
+    "idmap": lib.PYOCI_F_IDMAP,
+    "idmap_rec": lib.PYOCI_F_IDMAP_REC,
 }
 
 # Names of the steps outside the ops list, for error messages.
@@ -105,7 +108,7 @@ class _Encoded:
         return arr
 
 
-def _encode_op(enc: _Encoded, dst: Any, op: Op) -> None:
+def _encode_op(enc: _Encoded, dst: Any, op: Op, userns_fd: int = -1) -> None:
     dst.kind = OP_KINDS[op.kind]
     flags = 0
     for f in op.flags:
@@ -122,10 +125,12 @@ def _encode_op(enc: _Encoded, dst: Any, op: Op) -> None:
     dst.dev = os.makedev(op.major, op.minor)
     dst.uid = op.uid
     dst.gid = op.gid
+    dst.userns_fd = userns_fd
 
 
 def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, Any]],
-           hook_state: str | None, keyring: str | None, console_fd: int = -1) -> _Encoded:
+           hook_state: str | None, keyring: str | None, console_fd: int = -1,
+           userns_fds: dict[int, int] | None = None) -> _Encoded:
     cfg = ffi.new("struct pyoci_spawn_config *")
     enc = _Encoded(cfg)
     cfg.abi_version = lib.PYOCI_ABI_VERSION
@@ -147,7 +152,7 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     ops = ffi.new("struct pyoci_op[]", max(1, len(plan.ops)))
     enc.keep.append(ops)
     for i, op in enumerate(plan.ops):
-        _encode_op(enc, ops[i], op)
+        _encode_op(enc, ops[i], op, (userns_fds or {}).get(i, -1))
     cfg.n_ops = len(plan.ops)
     cfg.ops = ops
 
@@ -252,7 +257,7 @@ def child_error(msg: Message, plan: Plan | None) -> ChildError:
     if msg.stage == lib.PYOCI_STAGE_OPS and plan is not None and 0 <= msg.index < len(plan.ops):
         op = plan.ops[msg.index]
         what = op.describe
-        hint = _op_hint(op, msg.err)
+        hint = _op_hint(op, msg.err, plan, msg.text)
     else:
         what = STEP_NAMES.get(msg.index, f"step {msg.index}")
         detail = msg.text
@@ -273,18 +278,39 @@ def child_error(msg: Message, plan: Plan | None) -> ChildError:
                 detail = ""
                 if msg.err == 1:
                     hint = "raising a hard limit needs CAP_SYS_RESOURCE; see `ulimit -H`"
+        elif msg.index == lib.PYOCI_STEP_UNSHARE_USER and msg.err:
+            from pyoci.linux.explain import unshare_user_hint
+
+            hint = unshare_user_hint(msg.err)
+        elif plan is not None and msg.index == lib.PYOCI_STEP_UNSHARE and msg.err:
+            from pyoci.linux.explain import unshare_hint
+
+            hint = unshare_hint(msg.err, plan.unshare_flags)
         msg.text = detail
     text = f"{what}: {msg.text}" if msg.text else what
     return ChildError(text, op=what, errno=msg.err or None, hint=hint)
 
 
-def _op_hint(op: Op, err: int) -> str | None:
+def _op_hint(op: Op, err: int, plan: Plan | None = None, text: str = "") -> str | None:
     """What usually causes a failed op, where we can tell from the host."""
+    if op.idmap is not None and err:
+        from pyoci.linux.explain import idmap_hint
+
+        found = idmap_hint(op, err, text)
+        if found:
+            return found
     if op.kind == "mount" and op.source and op.source.startswith("/") and err == 2 \
             and not os.path.exists(op.source):
         return f"the source {op.source} does not exist on the host"
     if op.kind == "pivot" and err == 22:
         return "pivot_root fails on a ramfs/initramfs root; try --no-pivot"
+    if err in (1, 13) and plan is not None and (plan.idmap is not None
+                                                or any(t == 0x10000000 for t, _ in plan.join)):
+        # EPERM/EACCES in a user namespace: a network or FUSE filesystem
+        # that refuses the namespace's ids?
+        from pyoci.linux.explain import op_paths, storage_hint
+
+        return storage_hint(op_paths(op, plan))
     return None
 
 
@@ -315,9 +341,20 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
 
     On any failure every child is killed and reaped before the error
     propagates, so nothing of the container keeps running."""
-    parent_fd, child_fd = socketpair()
-    enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd)
-    stage1 = lib.pyoci_spawn(enc.cfg)
+    userns_fds: dict[int, int] = {}
+    if any(op.idmap is not None for op in plan.ops):
+        # Idmapped mounts: a user namespace with each mount's mappings, made
+        # here; stage1 idmaps the clones with them (csrc/ops.c).
+        from pyoci.linux.idmap import mount_usernses
+
+        userns_fds = mount_usernses(plan.ops)
+    try:
+        parent_fd, child_fd = socketpair()
+        enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd, userns_fds)
+        stage1 = lib.pyoci_spawn(enc.cfg)
+    finally:
+        for fd in set(userns_fds.values()):   # stage1 has its own copies
+            os.close(fd)
     os.close(child_fd)
     if stage1 < 0:
         os.close(parent_fd)
@@ -339,7 +376,10 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
                 callbacks.child_created(stage2)
-                send(parent_fd, lib.PYOCI_MSG_CHILD_GO, stage2)
+                try:
+                    send(parent_fd, lib.PYOCI_MSG_CHILD_GO, stage2)
+                except BrokenPipeError:
+                    pass        # stage2 already failed: its ERROR is waiting to be read
             elif msg.type == lib.PYOCI_MSG_HOOKS_REQUEST:
                 callbacks.run_create_hooks(stage2)                  # SYNC 3
                 send(parent_fd, lib.PYOCI_MSG_HOOKS_DONE)

@@ -81,10 +81,10 @@ S_IFIFO = 0o010000
 class Host:
     """What the plan needs to know about the caller and the machine."""
 
-    __slots__ = ("euid", "egid", "init_userns", "no_pivot", "preserve_fds")
+    __slots__ = ("euid", "egid", "init_userns", "no_pivot", "preserve_fds", "setgroups_denied")
 
     def __init__(self, euid: int, egid: int, init_userns: bool, no_pivot: bool = False,
-                 preserve_fds: int = 0) -> None:
+                 preserve_fds: int = 0, setgroups_denied: bool | None = None) -> None:
         self.euid = euid
         self.egid = egid
         # True when the caller is in the initial user namespace (uid_map is
@@ -92,6 +92,21 @@ class Host:
         self.init_userns = init_userns
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
+        # True when setgroups(2) is denied in the caller's user namespace (an
+        # unprivileged user's, e.g. inside a rootless container): a user
+        # namespace made there inherits the denial.  Read from
+        # /proc/self/setgroups when not given (never in the initial one).
+        if setgroups_denied is None:
+            setgroups_denied = False if init_userns else _self_setgroups_denied()
+        self.setgroups_denied = setgroups_denied
+
+
+def _self_setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
 
 
 class _Record:
@@ -124,12 +139,13 @@ class Op(_Record):
     """One step of the filesystem program (helper.h PYOCI_OP_*)."""
 
     __slots__ = ("kind", "target", "describe", "source", "fstype", "data", "mflags", "remount",
-                 "propagation", "flags", "mode", "major", "minor", "uid", "gid")
+                 "propagation", "flags", "mode", "major", "minor", "uid", "gid", "idmap")
 
     def __init__(self, kind: str, target: str, describe: str, *, source: str | None = None,
                  fstype: str | None = None, data: str | None = None, mflags: int = 0,
                  remount: int = 0, propagation: int = 0, flags: list[str] | None = None,
-                 mode: int = 0, major: int = 0, minor: int = 0, uid: int = -1, gid: int = -1) -> None:
+                 mode: int = 0, major: int = 0, minor: int = 0, uid: int = -1, gid: int = -1,
+                 idmap: MountIdMap | None = None) -> None:
         self.kind = kind              # "mount", "mount_host", "mknod", ...
         self.target = target
         self.describe = describe      # names the step (and the config field) in errors
@@ -145,6 +161,36 @@ class Op(_Record):
         self.minor = minor
         self.uid = uid
         self.gid = gid
+        # An idmapped bind mount (flag "idmap"): the user namespace the
+        # parent makes for it (native.spawn) and stage1 idmaps the clone with.
+        self.idmap = idmap
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if self.idmap is None:
+            del out["idmap"]      # most ops: keep the golden files as they were
+        return out
+
+
+class MountIdMap(_Record):
+    """The user namespace of an idmapped mount: a new one holding
+    ``uid_lines``/``gid_lines`` (a mount's uidMappings/gidMappings, or the
+    container's for a bare "idmap" option), or an existing one at ``path``
+    (the container's, joined by path).  ``field`` names the config field in
+    errors."""
+
+    __slots__ = ("uid_lines", "gid_lines", "path", "field")
+
+    def __init__(self, uid_lines: list[tuple[int, int, int]], gid_lines: list[tuple[int, int, int]],
+                 path: str | None, field: str) -> None:
+        self.uid_lines = uid_lines
+        self.gid_lines = gid_lines
+        self.path = path
+        self.field = field
+
+    def key(self) -> tuple[Any, ...]:
+        """Mounts with equal keys share one user namespace."""
+        return (tuple(self.uid_lines), tuple(self.gid_lines), self.path)
 
 
 class IdMap(_Record):
@@ -262,8 +308,9 @@ def _idmap(cfg: dict[str, Any], host: Host) -> tuple[IdMap, str]:
         raise ConfigError("$.linux.gidMappings", "required with a new user namespace")
     if host.euid == 0:
         # Root (on the host, or inside Podman's user namespace) writes any map
-        # its namespace holds.
-        return IdMap(uids, gids, None), "direct"
+        # its namespace holds.  Where setgroups is denied (root of a rootless
+        # container: nested), the new namespace inherits that; say so.
+        return IdMap(uids, gids, "deny" if host.setgroups_denied else None), "direct"
     own_uid = uids == [(uids[0][0], host.euid, 1)]
     own_gid = gids == [(gids[0][0], host.egid, 1)]
     if own_uid and own_gid:
@@ -279,7 +326,7 @@ def _bind_source(source: str, bundle: str) -> str:
     return posixpath.normpath(posixpath.join(bundle, source))
 
 
-def _mount_ops(cfg: dict[str, Any], bundle: str, userns: bool) -> list[Op]:
+def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool) -> list[Op]:
     ops: list[Op] = []
     for i, m in enumerate(cfg.get("mounts") or []):
         dest = posixpath.normpath(m["destination"])
@@ -290,15 +337,25 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, userns: bool) -> list[Op]:
                               f"unsupported mount option {opts.unsupported[0]!r}")
         source = m.get("source")
         where = f"$.mounts[{i}]"
-        if fstype == "bind" or opts.is_bind:
+        is_bind = fstype == "bind" or opts.is_bind
+        idmap = _mount_idmap(cfg, m, opts.idmap, where, is_bind)
+        if is_bind:
             if not source:
                 raise ConfigError(f"{where}.source", "a bind mount needs a source")
             src = _bind_source(source, bundle)
             first = MS_BIND | (opts.flags & MS_REC)
             rest = opts.flags & ~(MS_BIND | MS_REC)
-            ops.append(Op("mount", dest, f"bind mount {src} on {dest} ({where})", source=src,
-                          mflags=first, remount=rest, flags=["mklike"],
-                          propagation=_one_propagation(opts.propagation)))
+            flags = ["mklike"]
+            what = "bind mount"
+            if idmap is not None:
+                flags.append("idmap")
+                if opts.idmap == "ridmap":
+                    flags.append("idmap_rec")
+                what = "idmapped bind mount"
+                where = idmap.field
+            ops.append(Op("mount", dest, f"{what} {src} on {dest} ({where})", source=src,
+                          mflags=first, remount=rest, flags=flags,
+                          propagation=_one_propagation(opts.propagation), idmap=idmap))
         elif fstype == "cgroup" or fstype == "cgroup2":
             # The host's hierarchy, bound read-only unless asked otherwise;
             # per-container cgroup trees come with the cgroup layer.
@@ -309,15 +366,48 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, userns: bool) -> list[Op]:
                           flags=["mkdir"], propagation=_one_propagation(opts.propagation)))
         else:
             data = ",".join(opts.data) or None
+            flags = ["mkdir"]
+            if fstype == "sysfs" and sysfs_fallback:
+                # A fresh sysfs needs a network namespace owned by our user
+                # namespace; where the kernel refuses it (EPERM), stage2
+                # binds the host's /sys instead (as runc does rootless).
+                flags.append("sysfs_fallback")
             ops.append(Op("mount", dest, f"mount {fstype or 'none'} on {dest} ({where})",
                           source=source or fstype or "none", fstype=fstype or None, data=data,
-                          mflags=opts.flags, flags=["mkdir"],
+                          mflags=opts.flags, flags=flags,
                           propagation=_one_propagation(opts.propagation)))
-        if fstype == "sysfs" and userns:
-            # A fresh sysfs needs a network namespace owned by the user
-            # namespace; the rootless issue adds the bind fallback.
-            pass
     return ops
+
+
+def _mount_idmap(cfg: dict[str, Any], m: dict[str, Any], option: str | None, where: str,
+                 is_bind: bool) -> MountIdMap | None:
+    """The user namespace of an idmapped mount, or None.  As in runc: the
+    mount's own uidMappings/gidMappings (an on-disk id containerID appears
+    as hostID, as seen from the host), or with only an idmap/ridmap option
+    the container's user namespace mappings."""
+    uids = m.get("uidMappings") or []
+    gids = m.get("gidMappings") or []
+    if not uids and not gids and option is None:
+        return None
+    field = f"{where}.uidMappings" if uids or gids else f"{where}.options"
+    if not is_bind:
+        raise ConfigError(field, "idmapped mounts are supported for bind mounts only",
+                          hint='add "bind" or "rbind" to the options, or drop the mappings')
+    if uids or gids:
+        if not uids or not gids:
+            missing = f"{where}.uidMappings" if not uids else f"{where}.gidMappings"
+            raise ConfigError(missing, "an idmapped mount needs both uidMappings and gidMappings")
+        return MountIdMap(_id_lines(uids), _id_lines(gids), None, field)
+    linux = cfg.get("linux") or {}
+    for ns in linux.get("namespaces") or []:
+        if ns.get("type") != "user":
+            continue
+        if ns.get("path"):
+            return MountIdMap([], [], ns["path"], field)
+        return MountIdMap(_id_lines(linux.get("uidMappings") or []),
+                          _id_lines(linux.get("gidMappings") or []), None, field)
+    raise ConfigError(field, f"{option} needs uidMappings and gidMappings on the mount or a user "
+                      "namespace to take them from")
 
 
 def _one_propagation(props: list[int]) -> int:
@@ -453,7 +543,7 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
                       flags=["host_target"]))
     ops.append(Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
                   mflags=MS_BIND | MS_REC))
-    ops += _mount_ops(cfg, bundle, userns)
+    ops += _mount_ops(cfg, bundle, userns or not host.init_userns)
     ops += _device_ops(cfg, privileged)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
     if not own_mntns:

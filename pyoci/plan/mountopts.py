@@ -79,14 +79,20 @@ PROPAGATION_OPTIONS: dict[str, int] = {
 IGNORED_OPTIONS = frozenset({"tmpcopyup", "z", "Z", "notmpcopyup", "copy", "nocopy"})
 
 
+# Idmapped mounts (runtime-spec 1.1): "idmap" idmaps the mount itself,
+# "ridmap" every mount of a recursive bind too.
+IDMAP_OPTIONS = frozenset({"idmap", "ridmap"})
+
+
 class MountOptions:
-    __slots__ = ("flags", "propagation", "data", "unsupported")
+    __slots__ = ("flags", "propagation", "data", "unsupported", "idmap")
 
     def __init__(self) -> None:
         self.flags = 0
         self.propagation: list[int] = []
         self.data: list[str] = []
         self.unsupported: list[str] = []
+        self.idmap: str | None = None   # "idmap", "ridmap" or None
 
     @property
     def is_bind(self) -> bool:
@@ -97,11 +103,11 @@ class MountOptions:
         return bool(self.flags & MS_REC)
 
 
-# Recursive mount attributes (mount_setattr) and id-mapped mounts come later.
+# Recursive mount attributes (mount_setattr) come later.
 UNSUPPORTED_OPTIONS = frozenset({"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
                                  "rnoatime", "ratime", "rrelatime", "rnorelatime", "rstrictatime",
                                  "rnostrictatime", "rnosymfollow", "rsymfollow", "rnodiratime",
-                                 "rdiratime", "idmap", "ridmap"})
+                                 "rdiratime"})
 
 
 def parse_options(options: list[str]) -> MountOptions:
@@ -114,6 +120,10 @@ def parse_options(options: list[str]) -> MountOptions:
             parsed.propagation.append(PROPAGATION_OPTIONS[opt])
         elif opt in IGNORED_OPTIONS:
             continue
+        elif opt in IDMAP_OPTIONS:
+            # ridmap wins over idmap, whatever the order (as in runc).
+            if parsed.idmap != "ridmap":
+                parsed.idmap = opt
         elif opt in UNSUPPORTED_OPTIONS:
             parsed.unsupported.append(opt)
         else:

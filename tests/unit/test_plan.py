@@ -376,7 +376,7 @@ def test_mount_ignored_options() -> None:
     assert (parsed.flags, parsed.data, parsed.unsupported) == (0, [], [])
 
 
-@pytest.mark.parametrize("opt", ["rro", "rrw", "rnosuid", "rnoexec", "rnodev", "ratime", "idmap", "ridmap"])
+@pytest.mark.parametrize("opt", ["rro", "rrw", "rnosuid", "rnoexec", "rnodev", "ratime"])
 def test_mount_unsupported_options(opt: str) -> None:
     parsed = mo.parse_options(["ro", opt])
     assert parsed.unsupported == [opt]
