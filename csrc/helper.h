@@ -138,6 +138,10 @@ struct pyoci_msg {
  * (move_mount) in place of mount(). */
 #define PYOCI_F_SYSFS_FALLBACK 512
 #define PYOCI_F_IDMAP 1024
+/* RECURSIVE_RO (MOUNT): after the remount, make every submount read-only too
+ * (mount_setattr AT_RECURSIVE MOUNT_ATTR_RDONLY): the `rro` option, and the
+ * host's cgroup tree bound read-only. */
+#define PYOCI_F_RECURSIVE_RO 4096
 #define PYOCI_F_IDMAP_REC 2048    /* IDMAP: idmap every mount of the cloned tree (ridmap) */
 
 struct pyoci_op {

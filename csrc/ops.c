@@ -372,6 +372,13 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
         sysfs_flags(i, op, target);
     if (op->remount && bind_remount(target, op->remount) < 0)
         FAIL(i, "remount %s", op->target);
+    if (op->flags & PYOCI_F_RECURSIVE_RO) {
+        struct pyoci_mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY;
+        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0)
+            FAIL(i, "make %s and every mount below it read-only", op->target);
+    }
     if (op->propagation && mount(NULL, target, NULL, op->propagation, NULL) < 0)
         FAIL(i, "set propagation of %s", op->target);
     if (fd >= 0)

@@ -42,6 +42,7 @@ OP_FLAGS: dict[str, int] = {
     "optional": lib.PYOCI_F_OPTIONAL,
     "no_pivot": lib.PYOCI_F_NO_PIVOT,
     "chroot": lib.PYOCI_F_CHROOT,
+    "recursive_ro": lib.PYOCI_F_RECURSIVE_RO,
     "host_target": lib.PYOCI_F_HOST_TARGET,
     "warn_only": lib.PYOCI_F_WARN_ONLY,
     "sysfs_fallback": lib.PYOCI_F_SYSFS_FALLBACK,

@@ -346,6 +346,9 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool) -> list[O
             first = MS_BIND | (opts.flags & MS_REC)
             rest = opts.flags & ~(MS_BIND | MS_REC)
             flags = ["mklike"]
+            if opts.recursive_ro:
+                flags.append("recursive_ro")
+                rest |= MS_RDONLY
             what = "bind mount"
             if idmap is not None:
                 flags.append("idmap")
@@ -363,7 +366,8 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool) -> list[O
             ops.append(Op("mount", dest, f"bind the host cgroup hierarchy on {dest} ({where})",
                           source="/sys/fs/cgroup", mflags=MS_BIND | MS_REC,
                           remount=(opts.flags & ~(MS_BIND | MS_REC)) | (MS_RDONLY if ro else 0),
-                          flags=["mkdir"], propagation=_one_propagation(opts.propagation)))
+                          flags=["mkdir", "recursive_ro"] if ro else ["mkdir"],
+                          propagation=_one_propagation(opts.propagation)))
         else:
             data = ",".join(opts.data) or None
             flags = ["mkdir"]

@@ -85,13 +85,14 @@ IDMAP_OPTIONS = frozenset({"idmap", "ridmap"})
 
 
 class MountOptions:
-    __slots__ = ("flags", "propagation", "data", "unsupported", "idmap")
+    __slots__ = ("flags", "propagation", "data", "unsupported", "idmap", "recursive_ro")
 
     def __init__(self) -> None:
         self.flags = 0
         self.propagation: list[int] = []
         self.data: list[str] = []
         self.unsupported: list[str] = []
+        self.recursive_ro = False      # `rro`: every submount read-only too
         self.idmap: str | None = None   # "idmap", "ridmap" or None
 
     @property
@@ -104,7 +105,7 @@ class MountOptions:
 
 
 # Recursive mount attributes (mount_setattr) come later.
-UNSUPPORTED_OPTIONS = frozenset({"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
+UNSUPPORTED_OPTIONS = frozenset({"rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
                                  "rnoatime", "ratime", "rrelatime", "rnorelatime", "rstrictatime",
                                  "rnostrictatime", "rnosymfollow", "rsymfollow", "rnodiratime",
                                  "rdiratime"})
@@ -118,6 +119,8 @@ def parse_options(options: list[str]) -> MountOptions:
             parsed.flags = (parsed.flags & ~clear) | setf
         elif opt in PROPAGATION_OPTIONS:
             parsed.propagation.append(PROPAGATION_OPTIONS[opt])
+        elif opt == "rro":
+            parsed.recursive_ro = True
         elif opt in IGNORED_OPTIONS:
             continue
         elif opt in IDMAP_OPTIONS:

@@ -220,11 +220,11 @@ def test_tmpfs_mount_data() -> None:
 
 def test_unsupported_mount_option_names_field() -> None:
     cfg = _minimal(mounts=[{"destination": "/t", "type": "tmpfs", "source": "tmpfs"},
-                           {"destination": "/u", "type": "tmpfs", "source": "tmpfs", "options": ["rro"]}])
+                           {"destination": "/u", "type": "tmpfs", "source": "tmpfs", "options": ["rnosuid"]}])
     with pytest.raises(ConfigError) as e:
         build_plan(cfg, BUNDLE, ROOTFS, ROOT_HOST)
     assert e.value.field == "$.mounts[1].options"
-    assert "rro" in str(e.value)
+    assert "rnosuid" in str(e.value)
 
 
 def test_devices_root_mknod_userns_bind() -> None:
@@ -376,7 +376,7 @@ def test_mount_ignored_options() -> None:
     assert (parsed.flags, parsed.data, parsed.unsupported) == (0, [], [])
 
 
-@pytest.mark.parametrize("opt", ["rro", "rrw", "rnosuid", "rnoexec", "rnodev", "ratime"])
+@pytest.mark.parametrize("opt", ["rrw", "rnosuid", "rnoexec", "rnodev", "ratime"])
 def test_mount_unsupported_options(opt: str) -> None:
     parsed = mo.parse_options(["ro", opt])
     assert parsed.unsupported == [opt]
@@ -394,3 +394,15 @@ def test_mount_defaults_option_is_not_mount_data() -> None:
 def test_mount_options_not_bind() -> None:
     parsed = mo.parse_options(["ro"])
     assert not parsed.is_bind and not parsed.recursive
+
+
+def test_rro_makes_the_bind_read_only_all_the_way_down() -> None:
+    opts = mo.parse_options(["rbind", "rro"])
+    assert opts.recursive_ro and opts.unsupported == []
+    cfg = {"ociVersion": "1.2.0", "root": {"path": "rootfs"}, "process": {"args": ["sh"], "cwd": "/"},
+           "mounts": [{"destination": "/m", "type": "bind", "source": "/srv", "options": ["rbind", "rro"]}],
+           "linux": {"namespaces": [{"type": "mount"}]}}
+    plan = build_plan(cfg, "/bundle", "/bundle/rootfs", Host(euid=0, egid=0, init_userns=True))
+    op = next(o for o in plan.ops if o.target == "/m")
+    assert "recursive_ro" in op.flags
+    assert op.remount & 0x1  # MS_RDONLY
