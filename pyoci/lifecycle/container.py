@@ -156,11 +156,13 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         def child_created(p: int) -> None:
             nonlocal pid
             pid = p
-            cg_created.extend(cgroups.place(p, cg_paths, cg_required))
+            def configure() -> None:
+                if cg_required:
+                    cgroups.apply(resources, cg_paths, lay, linux_cfg.get("devices"))
+
+            cg_created.extend(cgroups.place(p, cg_paths, cg_required, configure))
             debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
-            if cg_required:
-                cgroups.apply(resources, cg_paths, lay, linux_cfg.get("devices"))
-            elif _has_limits(resources):
+            if not cg_required and _has_limits(resources):
                 raise PyociError(
                     "linux.resources asks for limits, but this user cannot write the host's cgroups",
                     field="$.linux.resources",

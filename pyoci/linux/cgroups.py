@@ -20,6 +20,7 @@ from pyoci.errors import PyociError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -165,7 +166,8 @@ def _write(path: str, value: str, field: str | None = None) -> None:
         raise PyociError(what, op="write", path=path, field=field, errno=e.errno) from None
 
 
-def place(pid: int, paths: dict[str, str], required: bool) -> list[str]:
+def place(pid: int, paths: dict[str, str], required: bool,
+          configure: Callable[[], None] | None = None) -> list[str]:
     """Create the cgroups (recording which we made) and move pid into them.
 
     With ``required`` False (rootless without a delegated tree), an
@@ -185,14 +187,24 @@ def place(pid: int, paths: dict[str, str], required: bool) -> list[str]:
                     if not required:
                         break
                     raise PyociError(f"create cgroup {d}", op="mkdir", path=d, errno=e.errno) from None
+        if ctrl == "cpuset" and os.path.isdir(path):
+            _inherit_cpuset(path)
+    # Limits and device rules are complete before the process joins: the
+    # container's init creates its device nodes while we place it.
+    if configure is not None:
+        try:
+            configure()
+        except BaseException:
+            remove(created)
+            raise
+    for ctrl, path in paths.items():
         if not os.path.isdir(path):
             continue
-        if ctrl == "cpuset":
-            _inherit_cpuset(path)
         try:
             _write(os.path.join(path, "cgroup.procs"), str(pid))
         except PyociError:
             if required and ctrl != "":
+                remove(created)
                 raise
     return created
 

@@ -1,0 +1,129 @@
+"""cgroups (v1 and the unified mount of this machine's hybrid layout): placement,
+limits, device rules, freezer, update and cleanup, checked on the real kernel."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from ocitest import Env
+
+CG = Path("/sys/fs/cgroup")
+V1 = (CG / "pids").is_dir()
+pytestmark = pytest.mark.skipif(not V1, reason="needs cgroup v1 controllers (this project's CI layout)")
+
+
+def cgdir(ctrl: str, rel: str) -> Path:
+    return CG / ctrl / rel.lstrip("/")
+
+
+def test_default_devices_survive_a_deny_all_rule(oci: Env) -> None:
+    # Podman sends a deny-all device rule with every container: the default
+    # nodes must still be created and usable, every time (no race with the
+    # rules being written while the init makes its nodes).
+    for _ in range(5):
+        b = oci.bundle()
+        b.linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+        b.sh("echo x > /dev/null && head -c 4 /dev/zero | wc -c && ls -l /dev/tty")
+        r = oci.run(b)
+        assert r.rc == 0, str(r)
+        assert "4" in r.stdout
+
+
+def test_device_rule_blocks_and_allows(oci: Env) -> None:
+    b = oci.bundle()
+    b.linux["devices"] = [{"path": "/dev/kmsg2", "type": "c", "major": 1, "minor": 11, "fileMode": 0o666}]
+    b.linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    b.sh("head -c 1 /dev/kmsg2 >/dev/null 2>&1; echo denied=$?; head -c 1 /dev/urandom | wc -c")
+    r = oci.run(b)
+    assert r.rc == 0, str(r)
+    assert "denied=1" in r.stdout          # the node exists but the devices cgroup refuses it
+    assert r.stdout.strip().endswith("1")  # a default device stays usable
+
+
+def test_pids_limit_stops_forks(oci: Env) -> None:
+    b = oci.bundle()
+    b.linux["resources"] = {"pids": {"limit": 6}}
+    b.sh("n=0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & [ $? -eq 0 ] && n=$((n+1)); done; "
+         "cat /proc/self/cgroup | grep pids; echo started=$n")
+    r = oci.run(b)
+    # busy-box sh gives up with "can't fork" once pids.max is reached
+    assert "can't fork" in r.stderr or "started=" in r.stdout, str(r)
+    if "started=" in r.stdout:
+        assert int(r.stdout.rsplit("started=", 1)[1].split()[0]) < 10, str(r)
+    else:
+        assert r.rc != 0
+
+
+def test_limits_update_pause_resume_and_cleanup(oci: Env) -> None:
+    b = oci.bundle(["sleep", "60"])
+    b.linux["cgroupsPath"] = f"/pyoci-test/{b.path.name}"
+    b.linux["resources"] = {"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 50},
+                            "cpu": {"shares": 256}}
+    b.save()
+    cid = oci.cid()
+    rel = b.linux["cgroupsPath"]
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    try:
+        st = oci.state(cid)
+        assert (cgdir("pids", rel) / "pids.max").read_text().strip() == "50"
+        assert int((cgdir("memory", rel) / "memory.limit_in_bytes").read_text()) == 64 * 1024 * 1024
+        assert (cgdir("cpu", rel) / "cpu.shares").read_text().strip() == "256"
+        assert str(st["pid"]) in (cgdir("pids", rel) / "cgroup.procs").read_text().split()
+        # update
+        oci.pyoci("update", "--pids-limit", "77", "--memory", str(128 * 1024 * 1024), cid).ok()
+        assert (cgdir("pids", rel) / "pids.max").read_text().strip() == "77"
+        assert int((cgdir("memory", rel) / "memory.limit_in_bytes").read_text()) == 128 * 1024 * 1024
+        # exec'd processes join the container's cgroups
+        r = oci.pyoci("exec", cid, "cat", "/proc/self/cgroup").ok()
+        assert f"pids:{rel}" in r.stdout
+        # pause / resume
+        oci.pyoci("pause", cid).ok()
+        assert oci.state(cid)["status"] == "paused"
+        assert (cgdir("freezer", rel) / "freezer.state").read_text().strip() == "FROZEN"
+        r = oci.pyoci("ps", "--format", "json", cid).ok()
+        assert st["pid"] in r.json()
+        oci.pyoci("resume", cid).ok()
+        assert oci.state(cid)["status"] == "running"
+    finally:
+        oci.pyoci("delete", "--force", cid).ok()
+    for ctrl in ("pids", "memory", "cpu", "freezer", "devices"):
+        assert not cgdir(ctrl, rel).exists(), ctrl
+        assert not cgdir(ctrl, "/pyoci-test").exists(), ctrl
+
+
+def test_force_delete_of_a_paused_container(oci: Env) -> None:
+    b = oci.bundle(["sleep", "60"])
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    pid = oci.state(cid)["pid"]
+    oci.pyoci("pause", cid).ok()
+    oci.pyoci("delete", "--force", cid).ok()
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_cgroup_mount_is_read_only_all_the_way_down(oci: Env) -> None:
+    b = oci.bundle()
+    b.sh("touch /sys/fs/cgroup/pids/x 2>&1; echo rc=$?")
+    r = oci.run(b)
+    assert r.rc == 0, str(r)
+    assert "Read-only file system" in r.stdout
+
+
+def test_a_bad_limit_leaves_no_cgroup(oci: Env) -> None:
+    b = oci.bundle()
+    name = f"pyoci-bad-{os.getpid()}-{b.path.name}"
+    b.linux["cgroupsPath"] = f"/{name}"
+    b.linux["resources"] = {"cpu": {"cpus": "999999"}}
+    r = oci.run(b)
+    assert r.rc != 0
+    assert len(r.err_lines) == 1, str(r)
+    assert "$.linux.resources.cpu.cpus" in r.err_lines[0], str(r)
+    for ctrl in ("pids", "cpuset", "memory"):
+        assert not cgdir(ctrl, name).exists(), ctrl
