@@ -20,11 +20,17 @@ import sysconfig
 
 
 def launcher_text() -> str:
-    import pyoci
-
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(pyoci.__file__)))
     site = sysconfig.get_paths()["purelib"]
-    paths = [pkg_parent] + ([site] if site != pkg_parent else [])
+    if os.path.isdir(os.path.join(site, "pyoci")):
+        # A regular install: the package (with its compiled helper) is here,
+        # never the checkout this may run from.
+        paths = [site]
+    else:
+        # An editable install: the package is the checkout.
+        import pyoci
+
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(pyoci.__file__)))
+        paths = [pkg_parent, site]
     return (f"#!{sys.executable} -IS\n"
             "# pyoci launcher (pyoci/devtools/launcher.py): -I -S skip `site`, which every\n"
             "# engine call would pay for.\n"
