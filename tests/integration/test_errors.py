@@ -100,7 +100,7 @@ CASES: dict[str, tuple[Mutator, list[str], str]] = {
     "unknown-fstype": (_add_mount({"destination": "/data", "type": "nosuchfs", "source": "x"}),
                        ["$.mounts[7]", "nosuchfs", "No such device"], "create"),
     "unsupported-mount-option": (_add_mount({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
-                                             "options": ["rro"]}), ["$.mounts[7].options", "rro"], "create"),
+                                             "options": ["rrw"]}), ["$.mounts[7].options", "rrw"], "create"),
     "namespace-path-missing": (_netns_path("/run/netns/pyoci-no-such-netns"),
                                ["/run/netns/pyoci-no-such-netns", "No such file or directory"], "create"),
     "namespace-path-wrong-type": (_netns_path("/proc/self/ns/uts"),

@@ -304,21 +304,22 @@ def test_fuse_source_gets_a_storage_hint(rl: Rootless) -> None:
 
 def _nested_bundle(rl: Rootless, inner_args: str, *, setfcap: bool = True) -> Bundle:
     """An outer rootless container (uid -> 0, size 1) that runs the host's
-    pyoci on an inner bundle it builds in its /tmp (a tmpfs).
+    pyoci on an inner bundle it builds in its /scratch (a tmpfs; not /tmp,
+    which would hide a checkout that lives under /tmp).
 
     What the outer container needs: the host's /usr, /lib, /lib64 and
-    /work/main (the .venv) bound read-only; a writable /tmp; no masked or
+    /work/main (the .venv) bound read-only; a writable /scratch; no masked or
     read-only paths under /proc (a new proc mount in a nested user namespace
     needs an unobstructed /proc: the kernel's mnt_too_revealing check); and
     CAP_SETFCAP, because the inner map writes the outer uid 0 (Linux >= 5.12
     asks for CAP_SETFCAP for that)."""
     repo = Path(PYOCI).parents[2]
     b = rl.bundle(["true"], name="outer")
-    for d in ("usr", "lib", "lib64", str(repo).lstrip("/"), "inner"):
+    for d in ("usr", "lib", "lib64", str(repo).lstrip("/"), "inner", "scratch"):
         (b.rootfs / d).mkdir(parents=True, exist_ok=True)
     for src in ("/usr", "/lib", "/lib64", str(repo)):
         b.bind(src, src, "ro", "nosuid", "nodev")
-    b.add_mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777", "size=65536k"])
+    b.add_mount("/scratch", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777", "size=65536k"])
     b.linux.pop("maskedPaths", None)
     b.linux.pop("readonlyPaths", None)
     if setfcap:
@@ -327,10 +328,10 @@ def _nested_bundle(rl: Rootless, inner_args: str, *, setfcap: bool = True) -> Bu
     inner = default_config(["sh", "-c", inner_args], rootless=True, uid=0, gid=0)
     inner["mounts"] = [m if m["destination"] != "/sys" else dict(SYSFS) for m in inner["mounts"]]
     (b.rootfs / "inner" / "config.json").write_text(json.dumps(inner))
-    b.sh("set -e; r=/tmp/b/rootfs; mkdir -p $r/bin $r/proc $r/sys $r/dev $r/tmp; "
-         "cp /bin/busybox $r/bin/; /bin/busybox --install -s $r/bin; cp /inner/config.json /tmp/b/; "
+    b.sh("set -e; r=/scratch/b/rootfs; mkdir -p $r/bin $r/proc $r/sys $r/dev $r/tmp; "
+         "cp /bin/busybox $r/bin/; /bin/busybox --install -s $r/bin; cp /inner/config.json /scratch/b/; "
          "echo outer: $(cat /proc/self/uid_map); set +e; "
-         f"{PYOCI} --root /tmp/state run --bundle /tmp/b inner; echo inner-rc=$?")
+         f"{PYOCI} --root /scratch/state run --bundle /scratch/b inner; echo inner-rc=$?")
     return b
 
 
