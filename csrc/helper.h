@@ -118,6 +118,7 @@ struct pyoci_msg {
 #define PYOCI_OP_MKDIR 12         /* mkdir -p target in root, mode */
 #define PYOCI_OP_HOOKS_SYNC 13    /* SYNC 3: ask the parent to run createRuntime/createContainer hooks */
 #define PYOCI_OP_CHMOD 14         /* chmod target in root to mode; chown to uid/gid when uid >= 0 */
+#define PYOCI_OP_WAIT_PLACED 15   /* SYNC 2 now: the ops after it need the container's cgroups */
 
 /* op flags */
 #define PYOCI_F_MKDIR 1           /* create target as a directory (and its parents) */

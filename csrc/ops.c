@@ -749,6 +749,9 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
             close(fd);
             break;
         }
+        case PYOCI_OP_WAIT_PLACED:
+            pyoci_wait_placed(cfg);
+            break;
         case PYOCI_OP_HOOKS_SYNC: {
             /* SYNC 3: mounts are done; the parent runs createRuntime and
              * createContainer hooks, then lets us pivot. */

@@ -20,6 +20,8 @@ containers.conf written here (podman 4.3 keys, containers.conf(5)):
   ``--log-format=json --log FILE`` only to runtimes named runc/crun/...;
 * ``[containers] default_ulimits`` nofile/nproc 1024 for root (Podman's root
   defaults, 1048576/4194304, exceed this machine's hard limits);
+* ``default_capabilities``, ``default_sysctls``: copied from Debian's
+  /usr/share/containers/containers.conf, which CONTAINERS_CONF replaces;
 * ``netns = "none"`` (/dev/net/tun is 0600 here, slirp4netns cannot work;
   tests still pass ``--network=none`` explicitly);
 * ``cgroup_manager = "cgroupfs"`` (no systemd), ``events_logger = "file"``.
@@ -69,8 +71,16 @@ def runc_path() -> str | None:
     return None
 
 
+# Debian's /usr/share/containers/containers.conf, which CONTAINERS_CONF hides
+# (podman's compiled-in defaults add NET_RAW, MKNOD and AUDIT_WRITE).
+DISTRO_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID",
+               "SETPCAP", "SETUID", "SYS_CHROOT")
+
+
 def containers_conf(*, rootless: bool, pyoci: str, events_file: str) -> str:
-    lines = ["[containers]", 'netns = "none"']
+    caps = ", ".join(f'"{c}"' for c in DISTRO_CAPS)
+    lines = ["[containers]", f"default_capabilities = [{caps}]",
+             'default_sysctls = ["net.ipv4.ping_group_range=0 0"]', 'netns = "none"']
     if not rootless:
         lines.append('default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]')
     lines += [

@@ -98,8 +98,16 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     rootfs = os.path.realpath(os.path.join(bundle, root_path))
     if not os.path.isdir(rootfs):
         raise ConfigError("$.root.path", f"{rootfs} is not a directory")
-    host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
-                no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds)
+    init_userns = proc.in_initial_userns()
+    lay = cgroups.layout()
+    linux_cfg = cfg.get("linux") or {}
+    cg_paths = cgroups.container_paths(linux_cfg.get("cgroupsPath"), cid, lay)
+    # Without privilege over the host's cgroups (rootless without a delegated
+    # tree), placement is best effort and limits cannot be applied.
+    cg_required = os.geteuid() == 0 and init_userns
+    host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=init_userns,
+                no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
+                cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_required else None))
     _check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
     from pyoci.cli.report import debug
@@ -124,12 +132,6 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     elif not plan.process.terminal:
         console_fd = -1
 
-    lay = cgroups.layout()
-    linux_cfg = cfg.get("linux") or {}
-    cg_paths = cgroups.container_paths(linux_cfg.get("cgroupsPath"), cid, lay)
-    # Without privilege over the host's cgroups (rootless without a delegated
-    # tree), placement is best effort and limits cannot be applied.
-    cg_required = host.euid == 0 and host.init_userns
     resources = linux_cfg.get("resources") or {}
     cg_created: list[str] = []
 

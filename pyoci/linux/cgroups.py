@@ -124,6 +124,28 @@ def own_cgroups(pid: str = "self") -> dict[str, str]:
     return out
 
 
+def mount_binds(lay: Layout, paths: dict[str, str] | None) -> list[tuple[str, str]]:
+    """What a `cgroup` mount in the container shows: (name, host directory)
+    per v1 hierarchy -- the container's cgroup (``paths``), or the caller's
+    own when pyoci places nothing (rootless).  A cgroup2-only host gives one
+    entry named "".  The hybrid layout's empty cgroup2 is not shown."""
+    own = own_cgroups() if paths is None else {}
+    binds: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for ctrl, mount in lay.v1.items():
+        if mount in seen:
+            continue
+        seen.add(mount)
+        host_dir = paths.get(ctrl) if paths is not None else mount + _join("/", own.get(ctrl, "/"))
+        if host_dir:
+            binds.append((os.path.basename(mount), host_dir))
+    if not binds and lay.unified:
+        host_dir = paths.get("") if paths is not None else lay.unified + _join("/", own.get("", "/"))
+        if host_dir:
+            binds.append(("", host_dir))
+    return binds
+
+
 def _join(base: str, rel: str) -> str:
     return os.path.normpath(os.path.join(base, rel.lstrip("/"))) if rel else base
 

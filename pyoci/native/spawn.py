@@ -34,6 +34,7 @@ OP_KINDS: dict[str, int] = {
     "mkdir": lib.PYOCI_OP_MKDIR,
     "hooks_sync": lib.PYOCI_OP_HOOKS_SYNC,
     "chmod": lib.PYOCI_OP_CHMOD,
+    "wait_placed": lib.PYOCI_OP_WAIT_PLACED,
 }
 OP_FLAGS: dict[str, int] = {
     "mkdir": lib.PYOCI_F_MKDIR,

@@ -81,10 +81,12 @@ S_IFIFO = 0o010000
 class Host:
     """What the plan needs to know about the caller and the machine."""
 
-    __slots__ = ("euid", "egid", "init_userns", "no_pivot", "preserve_fds", "setgroups_denied")
+    __slots__ = ("euid", "egid", "init_userns", "no_pivot", "preserve_fds", "setgroups_denied",
+                 "cgroup_binds")
 
     def __init__(self, euid: int, egid: int, init_userns: bool, no_pivot: bool = False,
-                 preserve_fds: int = 0, setgroups_denied: bool | None = None) -> None:
+                 preserve_fds: int = 0, setgroups_denied: bool | None = None,
+                 cgroup_binds: list[tuple[str, str]] | None = None) -> None:
         self.euid = euid
         self.egid = egid
         # True when the caller is in the initial user namespace (uid_map is
@@ -99,6 +101,10 @@ class Host:
         if setgroups_denied is None:
             setgroups_denied = False if init_userns else _self_setgroups_denied()
         self.setgroups_denied = setgroups_denied
+        # What a `cgroup` mount shows: (name under the mount point, host
+        # directory of the container's cgroup in that hierarchy); one entry
+        # named "" means a cgroup2-only host.  Empty: bind the host's tree.
+        self.cgroup_binds = cgroup_binds or []
 
 
 def _self_setgroups_denied() -> bool:
@@ -326,7 +332,42 @@ def _bind_source(source: str, bundle: str) -> str:
     return posixpath.normpath(posixpath.join(bundle, source))
 
 
-def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool) -> list[Op]:
+def _cgroup_ops(dest: str, where: str, flags: int, propagation: int,
+                binds: list[tuple[str, str]]) -> list[Op]:
+    """A `cgroup` mount shows the container's own cgroups, as runc does on
+    v1: a tmpfs with one bind per hierarchy of the container's directory in
+    it (symlinks for co-mounted controllers); a cgroup2-only host binds the
+    container's directory itself.  The hybrid layout's empty cgroup2 is left
+    out.  The binds wait for SYNC 2: the directories exist once placed."""
+    per_mount = flags & ~(MS_BIND | MS_REC)
+    ops = [Op("wait_placed", dest, "wait for the container's cgroups (SYNC 2)")]
+    if len(binds) == 1 and binds[0][0] == "":
+        ops.append(Op("mount", dest, f"bind the container's cgroup on {dest} ({where})",
+                      source=binds[0][1], mflags=MS_BIND, remount=per_mount, flags=["mkdir"],
+                      propagation=propagation))
+        return ops
+    ops.append(Op("mount", dest, f"mount tmpfs for the cgroup hierarchies on {dest} ({where})",
+                  source="tmpfs", fstype="tmpfs", data="mode=755",
+                  mflags=MS_NOSUID | MS_NODEV | MS_NOEXEC, flags=["mkdir"]))
+    for name, host_dir in binds:
+        target = f"{dest}/{name}"
+        ops.append(Op("mount", target, f"bind the container's cgroup {host_dir} on {target} ({where})",
+                      source=host_dir, mflags=MS_BIND, remount=per_mount, flags=["mkdir"]))
+        if "," in name:
+            for ctrl in name.split(","):
+                ops.append(Op("symlink", f"{dest}/{ctrl}", f"symlink {dest}/{ctrl} -> {name}",
+                              source=name))
+    if per_mount & MS_RDONLY:
+        ops.append(Op("remount", dest, f"remount {dest} read-only ({where})",
+                      mflags=MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    if propagation:
+        ops.append(Op("propagation", dest, f"set the propagation of {dest} ({where})",
+                      mflags=propagation))
+    return ops
+
+
+def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
+               cgroup_binds: list[tuple[str, str]] | None = None) -> list[Op]:
     ops: list[Op] = []
     for i, m in enumerate(cfg.get("mounts") or []):
         dest = posixpath.normpath(m["destination"])
@@ -359,9 +400,11 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool) -> list[O
             ops.append(Op("mount", dest, f"{what} {src} on {dest} ({where})", source=src,
                           mflags=first, remount=rest, flags=flags,
                           propagation=_one_propagation(opts.propagation), idmap=idmap))
+        elif (fstype == "cgroup" or fstype == "cgroup2") and cgroup_binds:
+            ops += _cgroup_ops(dest, where, opts.flags, _one_propagation(opts.propagation), cgroup_binds)
         elif fstype == "cgroup" or fstype == "cgroup2":
-            # The host's hierarchy, bound read-only unless asked otherwise;
-            # per-container cgroup trees come with the cgroup layer.
+            # Without host facts (unit tests): the host's hierarchy, read-only
+            # all the way down unless asked otherwise.
             ro = opts.flags & MS_RDONLY
             ops.append(Op("mount", dest, f"bind the host cgroup hierarchy on {dest} ({where})",
                           source="/sys/fs/cgroup", mflags=MS_BIND | MS_REC,
@@ -547,7 +590,7 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
                       flags=["host_target"]))
     ops.append(Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
                   mflags=MS_BIND | MS_REC))
-    ops += _mount_ops(cfg, bundle, userns or not host.init_userns)
+    ops += _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
     ops += _device_ops(cfg, privileged)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
     if not own_mntns:
