@@ -28,7 +28,7 @@ DEMO_PREFIX := /opt/pyoci
 APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc uidmap hyperfine \
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs
 
-.PHONY: help deps venv install dev test lint bench demo demo-prefix clean distclean
+.PHONY: help deps venv install dev test lint bench demo demo-prefix clean distclean podman-conf
 
 help:
 	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
@@ -39,6 +39,7 @@ help:
 	@echo "make lint       ruff check + mypy on pyoci/"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
+	@echo "make podman-conf register .venv/bin/pyoci with Podman (/etc/containers/containers.conf.d/pyoci.conf)"
 
 # System packages.  Does nothing when they are all installed, so that `make
 # test` and friends also work offline and for users other than root.
@@ -112,3 +113,14 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# Register pyoci with Podman: `podman --runtime pyoci` by name, with JSON
+# errors (Podman passes --log-format=json only to runtimes listed here).
+PODMAN_CONF_D := /etc/containers/containers.conf.d
+podman-conf:
+	@test "$$(id -u)" = 0 || { echo "make podman-conf must run as root" >&2; exit 1; }
+	mkdir -p $(PODMAN_CONF_D)
+	printf '%s\n' '# written by pyoci'"'"'s `make podman-conf`' '[engine]' \
+	  'runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "pyoci"]' \
+	  '[engine.runtimes]' 'pyoci = ["$(abspath $(VENV))/bin/pyoci"]' > $(PODMAN_CONF_D)/pyoci.conf
+	@echo "wrote $(PODMAN_CONF_D)/pyoci.conf: podman --runtime pyoci run ..."

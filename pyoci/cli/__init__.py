@@ -121,6 +121,15 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         report.error("interrupted")
         return 130
+    except Exception as e:  # a bug: still one line (and one --log line), never a traceback
+        where = ""
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 2)[-1]}:{tb.tb_lineno}"
+        report.error(f"internal error{where}: {type(e).__name__}: {e} (please report this)")
+        return 1
 
 
 def entry() -> None:
