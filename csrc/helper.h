@@ -22,7 +22,7 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 7
+#define PYOCI_ABI_VERSION 8
 
 /* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
@@ -253,6 +253,9 @@ struct pyoci_spawn_config {
     const unsigned char *seccomp_bpf;  /* struct sock_filter[], NULL = no filter */
     int seccomp_len;          /* number of sock_filter instructions */
     unsigned int seccomp_flags;    /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
+    int seccomp_listener_fd;  /* SCMP_ACT_NOTIFY: connected socket to linux.seccomp.listenerPath; -1 = none */
+    const char *seccomp_listener_msg; /* ContainerProcessState JSON sent with the listener fd; its
+                                         "pid":0 fields get the real pid */
     unsigned short console_rows;   /* process.consoleSize, 0 = leave */
     unsigned short console_cols;
     int setsid;               /* 1: become a session leader */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -84,11 +85,60 @@ out:
     return r;
 }
 
+/* Copy tmpl to out with every "pid":0 replaced by the real pid. */
+static void fill_pid(const char *tmpl, char *out, size_t len)
+{
+    const char *hole = "\"pid\":0";
+    size_t n = 0;
+    while (*tmpl && n + 32 < len) {
+        if (strncmp(tmpl, hole, strlen(hole)) == 0) {
+            n += (size_t)snprintf(out + n, len - n, "\"pid\":%d", pyoci_host_pid);
+            tmpl += strlen(hole);
+        } else {
+            out[n++] = *tmpl++;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* SCMP_ACT_NOTIFY: hand the listener fd to the agent at listenerPath with
+ * the container's process state (runtime-spec "seccomp" / listenerPath). */
+static void send_listener(const struct pyoci_spawn_config *cfg, int listener)
+{
+    static char msgbuf[32768];
+    fill_pid(cfg->seccomp_listener_msg ? cfg->seccomp_listener_msg : "{}", msgbuf, sizeof msgbuf);
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {msgbuf, strlen(msgbuf)};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    memset(control, 0, sizeof control);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &listener, sizeof(int));
+    if (sendmsg(cfg->seccomp_listener_fd, &msg, MSG_NOSIGNAL) < 0)
+        pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_SECCOMP, errno,
+                   "send the seccomp listener fd to linux.seccomp.listenerPath");
+    close(listener);
+    close(cfg->seccomp_listener_fd);
+}
+
 void pyoci_load_seccomp(const struct pyoci_spawn_config *cfg)
 {
     if (!cfg->seccomp_bpf)
         return;
     struct sock_fprog prog = {(unsigned short)cfg->seccomp_len, (struct sock_filter *)cfg->seccomp_bpf};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, cfg->seccomp_flags, &prog) < 0)
+    unsigned int flags = cfg->seccomp_flags;
+    if (cfg->seccomp_listener_fd >= 0)
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (r < 0)
         pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_SECCOMP, errno, "load the seccomp filter");
+    if (cfg->seccomp_listener_fd >= 0)
+        send_listener(cfg, (int)r);
 }

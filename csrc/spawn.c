@@ -138,16 +138,16 @@ static void write_file(const char *path, const char *data, int step)
  * state-dir lock, log files, ...) must not live on in the container's init. */
 static void close_inherited_fds(const struct pyoci_spawn_config *cfg)
 {
-    unsigned int keep[3 + PYOCI_MAX_IDMAPPED];
+    unsigned int keep[4 + PYOCI_MAX_IDMAPPED];
     int n = 0;
-    int want[3] = {cfg->sync_fd, cfg->start_fd, cfg->console_fd};
-    for (int k = 0; k < 3; k++)
+    int want[4] = {cfg->sync_fd, cfg->start_fd, cfg->console_fd, cfg->seccomp_listener_fd};
+    for (int k = 0; k < 4; k++)
         if (want[k] >= 0)
             keep[n++] = (unsigned)want[k];
     for (int i = 0; i < cfg->n_ops; i++) {
         const struct pyoci_op *op = &cfg->ops[i];
         if ((op->flags & PYOCI_F_IDMAP) && op->userns_fd >= 0) {
-            if (n == 3 + PYOCI_MAX_IDMAPPED)
+            if (n == 4 + PYOCI_MAX_IDMAPPED)
                 pyoci_fail(PYOCI_STAGE_OPS, i, E2BIG, "more than %d idmapped mounts", PYOCI_MAX_IDMAPPED);
             keep[n++] = (unsigned)op->userns_fd;
         }

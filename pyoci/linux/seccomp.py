@@ -17,6 +17,7 @@ ACT_ERRNO = 0x00050000
 ACT_TRACE = 0x7FF00000
 ACT_LOG = 0x7FFC0000
 ACT_ALLOW = 0x7FFF0000
+ACT_NOTIFY = 0x7FC00000
 EPERM = 1
 
 COMPARE_OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
@@ -41,7 +42,7 @@ def action(name: str, errno_ret: int | None, field: str) -> int:
     if name == "SCMP_ACT_LOG":
         return ACT_LOG
     if name == "SCMP_ACT_NOTIFY":
-        raise ConfigError(field, "SCMP_ACT_NOTIFY (a seccomp listener) is not supported yet")
+        return ACT_NOTIFY
     raise ConfigError(field, f"unknown seccomp action {name!r}")
 
 
@@ -49,6 +50,20 @@ def arch_name(arch: str, field: str) -> str:
     if not arch.startswith("SCMP_ARCH_"):
         raise ConfigError(field, f"unknown architecture {arch!r}")
     return arch[len("SCMP_ARCH_"):].lower()
+
+
+def uses_notify(sc: dict[str, Any]) -> bool:
+    return sc.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
+        e.get("action") == "SCMP_ACT_NOTIFY" for e in sc.get("syscalls") or [])
+
+
+def listener_message(sc: dict[str, Any], state: dict[str, Any]) -> str:
+    """The ContainerProcessState sent with the listener fd (runtime-spec
+    config-linux.md); "pid":0 is filled in by the C helper."""
+    from pyoci import jsonfast
+
+    return jsonfast.dumps({"ociVersion": state.get("ociVersion", "1.2.0"), "fds": ["seccompFd"],
+                           "pid": 0, "metadata": sc.get("listenerMetadata", ""), "state": state})
 
 
 def compile_filter(sc: dict[str, Any]) -> tuple[bytes, int, int]:
@@ -63,6 +78,8 @@ def compile_filter(sc: dict[str, Any]) -> tuple[bytes, int, int]:
         keep.append(buf)
         return buf
 
+    if uses_notify(sc) and not sc.get("listenerPath"):
+        raise ConfigError("$.linux.seccomp.listenerPath", "is required when an action is SCMP_ACT_NOTIFY")
     prog = ffi.new("struct pyoci_seccomp *")
     prog.default_action = action(sc["defaultAction"], sc.get("defaultErrnoRet"),
                                  "$.linux.seccomp.defaultAction")

@@ -90,11 +90,12 @@ HINTS: dict[tuple[str, int], str] = {}
 class _Encoded:
     """The cffi config and every buffer it points to (kept alive together)."""
 
-    __slots__ = ("cfg", "keep")
+    __slots__ = ("cfg", "keep", "fds")
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.keep: list[Any] = []
+        self.fds: list[int] = []      # ours to close once the child has its copies
 
     def s(self, value: str | None) -> Any:
         if value is None:
@@ -189,15 +190,24 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     cfg.preserve_fds = p.preserve_fds
     cfg.console_fd = console_fd
     cfg.seccomp_bpf = ffi.NULL
+    cfg.seccomp_listener_fd = -1
     if p.seccomp:
-        from pyoci.linux.seccomp import compile_filter
+        from pyoci.linux import seccomp
 
-        bpf, count, flags = compile_filter(p.seccomp)
+        bpf, count, flags = seccomp.compile_filter(p.seccomp)
         buf = ffi.new("unsigned char[]", bpf)
         enc.keep.append(buf)
         cfg.seccomp_bpf = buf
         cfg.seccomp_len = count
         cfg.seccomp_flags = flags
+        if seccomp.uses_notify(p.seccomp):
+            from pyoci import jsonfast
+
+            # Connect now: the path is on the host, the filter is loaded in the container.
+            cfg.seccomp_listener_fd = connect_listener(str(p.seccomp["listenerPath"]))
+            enc.fds.append(cfg.seccomp_listener_fd)
+            state = jsonfast.loads(hook_state) if hook_state else {}
+            cfg.seccomp_listener_msg = enc.s(seccomp.listener_message(p.seccomp, state))
     cfg.console_rows, cfg.console_cols = p.console_size
     cfg.setsid = 1 if (start_fd >= 0 or p.terminal) else 0
     cfg.new_keyring = 1 if keyring else 0
@@ -350,12 +360,15 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
         from pyoci.linux.idmap import mount_usernses
 
         userns_fds = mount_usernses(plan.ops)
+    enc = None
     try:
         parent_fd, child_fd = socketpair()
         enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd, userns_fds)
         stage1 = lib.pyoci_spawn(enc.cfg)
     finally:
         for fd in set(userns_fds.values()):   # stage1 has its own copies
+            os.close(fd)
+        for fd in enc.fds if enc is not None else ():
             os.close(fd)
     os.close(child_fd)
     if stage1 < 0:
@@ -435,6 +448,14 @@ def start(dirfd: int, name: str, before_start: Callable[[], None]) -> None:
             raise child_error(msg, None)
     finally:
         os.close(fd)
+
+
+def connect_listener(path: str) -> int:
+    fd = lib.pyoci_connect_path(path.encode())
+    if fd < 0:
+        raise PyociError(f"connect to the seccomp agent at {path} ($.linux.seccomp.listenerPath)",
+                         op="connect", path=path, errno=-fd)
+    return int(fd)
 
 
 def connect_console(path: str) -> int:
