@@ -133,6 +133,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         console_fd = -1
 
     resources = linux_cfg.get("resources") or {}
+    if cg_required:
+        cgroups.check_supported(resources)     # before anything exists
     cg_created: list[str] = []
 
     if prewarm is not None:

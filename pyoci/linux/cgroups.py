@@ -284,12 +284,47 @@ DEFAULT_ALLOWED = ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rw
                    "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"]
 
 
+# Fields of linux.resources pyoci applies (the rest is refused, never ignored).
+SUPPORTED: frozenset[tuple[str, ...]] = frozenset(k for k, _c, _f in _V1_FILES) | {("devices",)}
+# Accepted without effect: kernel memory limits cannot be set on Linux >= 6
+# (runc ignores them too), and useHierarchy is always on in cgroup v1 now.
+IGNORED: frozenset[tuple[str, ...]] = frozenset({("memory", "kernel"), ("memory", "kernelTCP"),
+                                                 ("memory", "useHierarchy"),
+                                                 ("memory", "checkBeforeUpdate")})
+
+
+def unsupported(resources: dict[str, Any]) -> list[str]:
+    """JSON paths of the set fields in linux.resources pyoci cannot apply."""
+    out = []
+    for section, value in resources.items():
+        if value in (None, {}, []):
+            continue
+        if isinstance(value, dict) and section != "unified":
+            for key, v in value.items():
+                if v is None or (section, key) in SUPPORTED or (section, key) in IGNORED:
+                    continue
+                out.append(f"$.linux.resources.{section}.{key}")
+        elif (section,) not in SUPPORTED:
+            out.append(f"$.linux.resources.{section}")
+    return out
+
+
+def check_supported(resources: dict[str, Any]) -> None:
+    bad = unsupported(resources)
+    if bad:
+        raise PyociError(f"{bad[0]}: pyoci cannot apply this resource limit yet"
+                         + (f" (nor {', '.join(bad[1:])})" if len(bad) > 1 else ""),
+                         field=bad[0], hint="remove the field; supported: " + ", ".join(
+                             sorted(".".join(k) for k in SUPPORTED)))
+
+
 def apply(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
           nodes: list[dict[str, Any]] | None = None) -> None:
     """Write the limits we know to the v1 hierarchies; a field the host
     cannot apply is an error naming the field and the missing file."""
     if not resources:
         return
+    check_supported(resources)
     for key, ctrl, fname in _V1_FILES:
         value: Any = resources
         for k in key:
