@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdnoreturn.h>
 #include "helper.h"
 
@@ -43,6 +44,8 @@ void pyoci_load_seccomp(const struct pyoci_spawn_config *cfg);
 
 /* tty.c */
 void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg);
+/* sendmsg: data as the only iovec, fd as the only SCM_RIGHTS; 0 or -errno. */
+int pyoci_send_fd(int sock, int fd, const char *data, size_t len);
 
 /* process.c */
 noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg);

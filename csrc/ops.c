@@ -392,19 +392,28 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
     }
 }
 
-static void op_mknod(int i, const struct pyoci_op *op)
+/* The directory that will hold op->target (created inside the root), opened
+ * for *at() calls: O_PATH fds can't be used with mknodat/symlinkat, so go
+ * through /proc/self/fd.  *name points at the last component in buf. */
+static int open_parent_dir(int i, const struct pyoci_op *op, char *buf, size_t len, const char **name)
 {
-    char buf[PATH_MAX];
-    const char *name;
-    int parent = parent_in_root(op->target, buf, sizeof buf, &name);
+    int parent = parent_in_root(op->target, buf, len, name);
     if (parent < 0)
         FAIL(i, "resolve %s in the rootfs", op->target);
     char pp[64];
     fdpath(pp, sizeof pp, parent);
-    /* O_PATH fds can't be used with mknodat: go through /proc/self/fd. */
     int dir = open(pp, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     if (dir < 0)
         FAIL(i, "open parent of %s", op->target);
+    close(parent);
+    return dir;
+}
+
+static void op_mknod(int i, const struct pyoci_op *op)
+{
+    char buf[PATH_MAX];
+    const char *name;
+    int dir = open_parent_dir(i, op, buf, sizeof buf, &name);
     unlinkat(dir, name, 0);
     if (mknodat(dir, name, op->mode, (dev_t)op->dev) < 0)
         FAIL(i, "mknod %s", op->target);
@@ -413,21 +422,13 @@ static void op_mknod(int i, const struct pyoci_op *op)
     if (op->uid >= 0 && fchownat(dir, name, (uid_t)op->uid, (gid_t)op->gid, AT_SYMLINK_NOFOLLOW) < 0)
         FAIL(i, "chown %s", op->target);
     close(dir);
-    close(parent);
 }
 
 static void op_symlink(int i, const struct pyoci_op *op)
 {
     char buf[PATH_MAX];
     const char *name;
-    int parent = parent_in_root(op->target, buf, sizeof buf, &name);
-    if (parent < 0)
-        FAIL(i, "resolve %s in the rootfs", op->target);
-    char pp[64];
-    fdpath(pp, sizeof pp, parent);
-    int dir = open(pp, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    if (dir < 0)
-        FAIL(i, "open parent of %s", op->target);
+    int dir = open_parent_dir(i, op, buf, sizeof buf, &name);
     if (op->flags & PYOCI_F_OPTIONAL) {
         /* replace whatever is there (e.g. /dev/ptmx) */
         unlinkat(dir, name, 0);
@@ -435,7 +436,6 @@ static void op_symlink(int i, const struct pyoci_op *op)
     if (symlinkat(op->source, dir, name) < 0 && errno != EEXIST)
         FAIL(i, "symlink %s -> %s", op->target, op->source);
     close(dir);
-    close(parent);
 }
 
 static void op_pivot(int i, const struct pyoci_op *op, const char *rootfs)

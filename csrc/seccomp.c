@@ -107,23 +107,12 @@ static void send_listener(const struct pyoci_spawn_config *cfg, int listener)
 {
     static char msgbuf[32768];
     fill_pid(cfg->seccomp_listener_msg ? cfg->seccomp_listener_msg : "{}", msgbuf, sizeof msgbuf);
-    char control[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {msgbuf, strlen(msgbuf)};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    memset(control, 0, sizeof control);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &listener, sizeof(int));
-    if (sendmsg(cfg->seccomp_listener_fd, &msg, MSG_NOSIGNAL) < 0)
+    int r = pyoci_send_fd(cfg->seccomp_listener_fd, listener, msgbuf, strlen(msgbuf));
+    if (r < 0) {
+        errno = -r;
         pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_SECCOMP, errno,
                    "send the seccomp listener fd to linux.seccomp.listenerPath");
+    }
     close(listener);
     close(cfg->seccomp_listener_fd);
 }

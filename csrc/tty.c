@@ -17,10 +17,10 @@
 
 #define TFAIL(...) pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_TERMINAL, errno, __VA_ARGS__)
 
-static void send_master(int sock, int master, const char *name)
+int pyoci_send_fd(int sock, int fd, const char *data, size_t len)
 {
     char control[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {(void *)name, strlen(name)};
+    struct iovec iov = {(void *)data, len};
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
     memset(control, 0, sizeof control);
@@ -32,9 +32,8 @@ static void send_master(int sock, int master, const char *name)
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
-        TFAIL("send the pty master to the console socket");
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
 void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
@@ -67,7 +66,8 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
             TFAIL("bind %s on /dev/console", name);
         close(cfd);
     }
-    send_master(cfg->console_fd, master, name);
+    if (pyoci_send_fd(cfg->console_fd, master, name, strlen(name)) < 0)
+        TFAIL("send the pty master to the console socket");
     close(master);
     close(cfg->console_fd);
     if (ioctl(slave, TIOCSCTTY, 0) < 0)
