@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci import __version__
-from pyoci.cli import report
+from pyoci import __version__, report
 from pyoci.cli.flags import Flag, parse
 from pyoci.errors import PyociError, UsageError
 

@@ -49,7 +49,7 @@ class CreateOptions:
 
 
 def _warn(msg: str) -> None:
-    from pyoci.cli.report import warning
+    from pyoci.report import warning
 
     warning(msg)
 
@@ -110,7 +110,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_required else None))
     _check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.cli.report import debug
+    from pyoci.report import debug
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
           f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")

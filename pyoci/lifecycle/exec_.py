@@ -122,7 +122,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
 
 
 def _warn(msg: str) -> None:
-    from pyoci.cli.report import warning
+    from pyoci.report import warning
 
     warning(msg)
 

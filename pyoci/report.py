@@ -1,6 +1,7 @@
-"""Where errors and warnings go: stderr always (one line), and the --log file
-in text or JSON (exactly one {"level":"error",...} line on failure, nothing on
-success; Podman and the containerd shim parse it)."""
+"""Where errors, warnings and debug lines go; every layer reports here and
+the CLI configures it.  stderr always gets one line; the --log file gets text
+or JSON: exactly one {"level":"error",...} line on failure and nothing on
+success (Podman and the containerd shim parse it)."""
 
 from __future__ import annotations
 
