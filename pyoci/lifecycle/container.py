@@ -165,6 +165,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                     cgroups.apply(resources, cg_paths, lay, linux_cfg.get("devices"))
 
             cg_created.extend(cgroups.place(p, cg_paths, cg_required, configure))
+            if cg_created and not linux_cfg.get("cgroupsPath"):
+                # The default parent (.../pyoci) is ours too, even when another
+                # container made it: delete removes it once it is empty.
+                cg_created.extend(os.path.dirname(d) for d in cg_paths.values()
+                                  if d in cg_created and os.path.dirname(d) not in cg_created)
             debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
             if not cg_required and _has_limits(resources):
                 raise PyociError(

@@ -127,3 +127,17 @@ def test_a_bad_limit_leaves_no_cgroup(oci: Env) -> None:
     assert "$.linux.resources.cpu.cpus" in r.err_lines[0], str(r)
     for ctrl in ("pids", "cpuset", "memory"):
         assert not cgdir(ctrl, name).exists(), ctrl
+
+
+def test_default_cgroup_and_its_parent_are_removed(oci: Env) -> None:
+    parent = cgdir("pids", "/pyoci")
+    existed = parent.exists()
+    b = oci.bundle()
+    cid = oci.cid()
+    b.sh("cat /proc/self/cgroup")
+    r = oci.run(b, cid)
+    assert r.rc == 0, str(r)
+    assert f"pids:/pyoci/{cid}" in r.stdout
+    assert not cgdir("pids", f"/pyoci/{cid}").exists()
+    if not existed:
+        assert not parent.exists()
