@@ -179,8 +179,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             adj = plan.process.oom_score_adj
             if adj is not None:
                 try:
-                    with open(f"/proc/{p}/oom_score_adj", "w") as f:
-                        f.write(str(adj))
+                    proc.write_text(f"/proc/{p}/oom_score_adj", str(adj))
                 except OSError as e:
                     raise PyociError(f"set oom_score_adj {adj} ($.process.oomScoreAdj)",
                                      op="write oom_score_adj", errno=e.errno,

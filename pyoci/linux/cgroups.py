@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from pyoci.errors import PyociError
+from pyoci.linux.proc import write_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,12 +77,7 @@ class Prewarm:
             own = own_cgroups()
             for ctrl in ("pids", "freezer", "devices"):
                 if ctrl in own:
-                    path = f"/sys/fs/cgroup/{ctrl}{own[ctrl]}/cgroup.procs"
-                    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-                    try:
-                        os.write(fd, str(os.getpid()).encode())
-                    finally:
-                        os.close(fd)
+                    write_text(f"/sys/fs/cgroup/{ctrl}{own[ctrl]}/cgroup.procs", str(os.getpid()))
                     break
         except OSError:
             pass
@@ -178,11 +174,7 @@ def container_paths(cgroups_path: str | None, cid: str, lay: Layout) -> dict[str
 
 def _write(path: str, value: str, field: str | None = None) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
+        write_text(path, value)
     except OSError as e:
         what = f"write {value!r} to {path}" + (f" ({field})" if field else "")
         raise PyociError(what, op="write", path=path, field=field, errno=e.errno) from None

@@ -6,16 +6,13 @@ from __future__ import annotations
 import os
 
 from pyoci.errors import PyociError
+from pyoci.linux.proc import write_text
 from pyoci.plan.build import IdMap, MountIdMap, Op
 
 
 def _write(path: str, text: str, what: str) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
+        write_text(path, text)
     except OSError as e:
         hint = None
         if what == "uid_map" and e.errno == 1 and os.geteuid() == 0 and _maps_root(text) \

@@ -5,6 +5,16 @@ from __future__ import annotations
 import os
 
 
+def write_text(path: str, data: str) -> None:
+    """One write(2) of data to an existing file (procfs, cgroupfs): these
+    files act on each write, so no buffering, truncation or creation."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+
+
 def _stat_fields(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
