@@ -85,8 +85,15 @@ class Prewarm:
             self._lock.release()
 
     def wait(self) -> None:
+        import _thread
+        import time
+
         self._lock.acquire()
         self._lock.release()
+        # The thread must be gone, not just done: the container's first stage
+        # is forked with a raw clone, which copies no other thread's state.
+        while _thread._count():
+            time.sleep(0.0001)
 
 
 _prewarm: Prewarm | None = None
