@@ -34,21 +34,19 @@ class Layout:
 
 
 def layout() -> Layout:
+    from pyoci.linux.mounts import mountinfo
+
     v1: dict[str, str] = {}
     unified = None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fstype, _source, superopts = (right.split() + ["", "", ""])[:3]
-            point = left.split()[4]
-            if fstype == "cgroup2":
-                unified = unified or point
-            elif fstype == "cgroup":
-                for opt in superopts.split(","):
-                    if opt in ("rw", "ro") or opt.startswith(("release_agent", "clone_children",
-                                                             "xattr", "noprefix", "cpuset_v2_mode")):
-                        continue
-                    v1.setdefault(opt, point)
+    for point, fstype, _source, superopts in mountinfo():
+        if fstype == "cgroup2":
+            unified = unified or point
+        elif fstype == "cgroup":
+            for opt in superopts.split(","):
+                if opt in ("rw", "ro") or opt.startswith(("release_agent", "clone_children",
+                                                         "xattr", "noprefix", "cpuset_v2_mode")):
+                    continue
+                v1.setdefault(opt, point)
     return Layout(v1, unified)
 
 

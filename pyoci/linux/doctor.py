@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from pyoci.linux import subid
+from pyoci.linux.mounts import mountinfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -456,57 +457,16 @@ def result_list(name: str, status: str, found: str, fix: str = "") -> list[Resul
     return [result(name, status, found, fix)]
 
 
-def _mountinfo() -> list[tuple[str, str, str, str]]:
-    """(mount point, fstype, source, super options) for each mount, in order."""
-    out = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        lf = left.split()
-        rf = right.split()
-        if len(lf) < 5 or len(rf) < 2:
-            continue
-        out.append((_unescape(lf[4]), rf[0], _unescape(rf[1]), rf[2] if len(rf) > 2 else ""))
-    return out
-
-
-def _unescape(s: str) -> str:
-    if "\\" not in s:
-        return s
-    out = []
-    i = 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def check_cgroups(ctx: Context) -> list[Result]:
+    from pyoci.linux import cgroups
+
     name = "cgroups"
-    v1: dict[str, str] = {}
-    unified = None
-    for point, fstype, _src, sopts in _mountinfo():
-        if fstype == "cgroup2" and unified is None:
-            unified = point
-        elif fstype == "cgroup":
-            for o in sopts.split(","):
-                if o not in ("rw", "ro") and not o.startswith(("release_agent", "clone_children", "xattr",
-                                                              "noprefix", "cpuset_v2_mode")):
-                    v1.setdefault(o, point)
-    own: dict[str, str] = {}
-    for line in (_read("/proc/self/cgroup") or "").splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3:
-            for c in parts[1].split(",") if parts[1] else [""]:
-                own[c] = parts[2]
+    lay = cgroups.layout()
+    v1, unified = lay.v1, lay.unified
+    try:
+        own = cgroups.own_cgroups()
+    except OSError:
+        own = {}
     if unified and not v1:
         version = f"v2 (unified at {unified})"
     elif unified:
@@ -751,7 +711,7 @@ def fs_type(path: str) -> tuple[str, str, str]:
     real = os.path.realpath(path)
     best = ("?", "?", "/")
     best_len = -1
-    for point, fstype, src, _ in _mountinfo():
+    for point, fstype, src, _ in mountinfo():
         if real == point or real.startswith(point.rstrip("/") + "/") or point == "/":
             if len(point) >= best_len:
                 best = (fstype, src, point)

@@ -6,10 +6,12 @@ MNT_DETACH = 2
 
 
 def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \\ooo
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in field:
+        return field
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) + 1 and field[i + 1:i + 4].isdigit():
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and i + 4 <= len(field):
             out.append(chr(int(field[i + 1:i + 4], 8)))
             i += 4
         else:
@@ -18,15 +20,29 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
+def mountinfo() -> list[tuple[str, str, str, str]]:
+    """(mount point, fstype, source, super options) of each mount in our
+    mount namespace, in /proc/self/mountinfo's order; [] if unreadable."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        lf = left.split()
+        rf = right.split()
+        if len(lf) < 5 or len(rf) < 2:
+            continue
+        out.append((_unescape(lf[4]), rf[0], _unescape(rf[1]), rf[2] if len(rf) > 2 else ""))
+    return out
+
+
 def mounts_under(path: str) -> list[str]:
     """Mount points at or below path in our mount namespace, deepest first."""
     prefix = path.rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = _unescape(line.split()[4])
-            if point == path or point.startswith(prefix):
-                found.append(point)
+    found = [point for point, _t, _s, _o in mountinfo() if point == path or point.startswith(prefix)]
     return sorted(found, key=len, reverse=True)
 
 
