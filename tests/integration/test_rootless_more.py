@@ -13,34 +13,22 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from ocitest import PYOCI, Bundle, Env, HostUser, default_config
-from test_rootless import USER, Rootless, _ensure_subid
+from test_rootless import USER, Rootless, test_user  # noqa: F401 (test_user: a fixture)
 
 SYSFS = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]}
 
 
 @pytest.fixture(scope="module")
-def user() -> HostUser:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create the test user")
-    try:
-        pw = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", USER], check=True, capture_output=True)
-        pw = pwd.getpwnam(USER)
-    _ensure_subid("/etc/subuid", USER)
-    _ensure_subid("/etc/subgid", USER)
-    r = subprocess.run(["runuser", "-u", USER, "--", PYOCI, "--version"], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"{USER} cannot run {PYOCI}: {r.stderr.strip()}")
-    return HostUser(USER, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+def user(test_user: HostUser) -> HostUser:  # noqa: F811 (the fixture imported above)
+    """The rootless test user of test_rootless.py (same name, same setup)."""
+    return test_user
 
 
 @pytest.fixture
