@@ -132,4 +132,16 @@ def main(argv: list[str]) -> int:
 
 
 def entry() -> None:
-    sys.exit(main(sys.argv[1:]))
+    """The launcher's entry point: run the verb, then leave without the
+    interpreter's finalization (module teardown and a last garbage
+    collection: 2-5 ms, paid by every engine call).  Everything pyoci opens
+    is closed by the time main() returns; only the standard streams may
+    still hold buffered output."""
+    code = main(sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            if code == 0:
+                code = 120   # what the interpreter exits with when it cannot flush
+    os._exit(code)

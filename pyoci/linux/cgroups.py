@@ -51,43 +51,59 @@ def layout() -> Layout:
 
 
 class Prewarm:
-    """Start the cgroup attach lock's slow path early, off the critical path.
+    """Keep the cgroup attach lock's writer path open while we get ready.
 
     The first migration into a cgroup after an idle moment waits for an RCU
     grace period (the kernel's cgroup_threadgroup_rwsem switching to its
     writer mode): 9-19 ms on this project's machines, most of `run`'s cost
-    beyond the interpreter.  A thread moves this process into the cgroup it
-    already is in (a no-op that takes the same lock) while the main thread
-    parses the config; the container's own migration then finds the lock's
-    fast path.  ``wait()`` must be called before forking the container."""
+    beyond the interpreter; and one grace period after the last migration
+    the lock switches back.  A thread moves this process into the cgroup it
+    already is in (a no-op that takes the same lock), and repeats that every
+    millisecond or so while the main thread parses the config and plans, so
+    that the container's own migration right after the fork finds the
+    lock's fast path.  ``wait()`` stops the thread and must be called before
+    forking the container.  The thread gives up by itself after
+    ``MAX_SECONDS`` (a caller that never forks)."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_stop", "_done")
+    INTERVAL = 0.001
+    MAX_SECONDS = 2.0
 
     def __init__(self) -> None:
         import _thread
 
-        self._lock = _thread.allocate_lock()
-        self._lock.acquire()
+        self._stop = False
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
         _thread.start_new_thread(self._run, ())
 
     def _run(self) -> None:
+        import time
+
         try:
             own = own_cgroups()
-            for ctrl in ("pids", "freezer", "devices"):
-                if ctrl in own:
-                    write_text(f"/sys/fs/cgroup/{ctrl}{own[ctrl]}/cgroup.procs", str(os.getpid()))
-                    break
+            target = next((f"/sys/fs/cgroup/{c}{own[c]}/cgroup.procs"
+                           for c in ("pids", "freezer", "devices") if c in own), None)
+            if target is not None:
+                me = str(os.getpid())
+                deadline = time.monotonic() + self.MAX_SECONDS
+                while True:
+                    write_text(target, me)
+                    if self._stop or time.monotonic() > deadline:
+                        break
+                    time.sleep(self.INTERVAL)
         except OSError:
             pass
         finally:
-            self._lock.release()
+            self._done.release()
 
     def wait(self) -> None:
         import _thread
         import time
 
-        self._lock.acquire()
-        self._lock.release()
+        self._stop = True
+        self._done.acquire()
+        self._done.release()
         # The thread must be gone, not just done: the container's first stage
         # is forked with a raw clone, which copies no other thread's state.
         while _thread._count():
