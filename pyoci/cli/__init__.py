@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("pyoci.cli.resume", "thaw a paused container"),
     "ps": ("pyoci.cli.ps", "list a container's processes"),
     "update": ("pyoci.cli.update", "change a container's resource limits"),
+    "events": ("pyoci.cli.events", "print a container's stats and OOM events (runc's JSON)"),
     "spec": ("pyoci.cli.spec", "write a default config.json"),
     "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
     "doctor": ("pyoci.cli.doctor", "check this user can run (rootless) containers here"),

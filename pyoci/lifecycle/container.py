@@ -33,6 +33,9 @@ HOOK_STATUS: dict[str, Status] = {
 }
 SPEC_VERSION = "1.2.0"
 SIGKILL = 9
+# The cgroup directories create is about to make, written before the first
+# mkdir: delete reads it when create died before writing state.json.
+CGROUPS_RECORD = "cgroups.json"
 
 
 class CreateOptions:
@@ -164,7 +167,15 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 if cg_required:
                     cgroups.apply(resources, cg_paths, lay, linux_cfg.get("devices"))
 
-            cg_created.extend(cgroups.place(p, cg_paths, cg_required, configure))
+            def record(dirs: list[str]) -> None:
+                # Before the first mkdir: what a delete must remove should we die now.
+                if not linux_cfg.get("cgroupsPath"):
+                    dirs = dirs + [os.path.dirname(d) for d in cg_paths.values() if d in dirs]
+                if dirs:
+                    store.write_atomic(c.dirfd, CGROUPS_RECORD,
+                                       jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
+
+            cg_created.extend(cgroups.place(p, cg_paths, cg_required, configure, record))
             if cg_created and not linux_cfg.get("cgroupsPath"):
                 # The default parent (.../pyoci) is ours too, even when another
                 # container made it: delete removes it once it is empty.
@@ -432,14 +443,35 @@ def _destroy(c: store.Container, status: Status) -> None:
         from pyoci.linux.mounts import unmount_under
 
         unmount_under(st["rootfs"])
-    if st.get("cgroups_created"):
+    paths, created = st.get("cgroup_paths") or {}, st.get("cgroups_created") or []
+    if not st:
+        paths, created = _cgroups_record(c)
+    if created:
         from pyoci.linux import cgroups
 
-        cgroups.remove(st["cgroups_created"])
+        # Leftovers are killed as runc does: when the container has no pid
+        # namespace of its own (or create died before saying).
+        cgroups.destroy(paths, created, kill=not st.get("pid_ns_own"))
     poststop = (st.get("hooks") or {}).get("poststop") or []
     c.remove()
     if poststop:
         _run_warn_only(c, "poststop", poststop, STOPPED)
+
+
+def _cgroups_record(c: store.Container) -> tuple[dict[str, str], list[str]]:
+    """What a create that died before state.json recorded (see CGROUPS_RECORD)."""
+    from pyoci import jsonfast
+
+    try:
+        fd = os.open(CGROUPS_RECORD, os.O_RDONLY | os.O_CLOEXEC, dir_fd=c.dirfd)
+    except FileNotFoundError:
+        return {}, []
+    with os.fdopen(fd, "rb") as f:
+        try:
+            rec = jsonfast.loads(f.read())
+        except ValueError:
+            return {}, []
+    return rec.get("paths") or {}, rec.get("created") or []
 
 
 def list_containers(root: str) -> list[dict[str, Any]]:
@@ -492,7 +524,7 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
         if not st.get("cgroups_created") or not (os.geteuid() == 0 and proc.in_initial_userns()):
             raise PyociError(f"cannot update container {cid!r}: it has no cgroup pyoci can write",
                              hint="resource limits need root (or a delegated cgroup v2 tree)")
-        cgroups.apply(resources, paths, cgroups.layout())
+        cgroups.apply(resources, paths, cgroups.layout(), prefix="update: resources", update=True)
         if resources:
             st.setdefault("resources", {}).update(resources)
             c.save(st)

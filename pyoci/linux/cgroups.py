@@ -1,4 +1,4 @@
-"""cgroups: placement, a first set of limits, freezing and cleanup.
+"""cgroups: placement, limits, freezing and cleanup.
 
 Layouts: v1 (one hierarchy per controller), v2 (unified), and hybrid (v1
 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified, as on this
@@ -10,6 +10,10 @@ runtime's own cgroup as runc does) or, without one, ``/pyoci/<id>`` relative
 to the runtime's cgroup.  Only directories this module created are recorded
 and removed at delete; a cgroup the container was moved into by someone else
 is never touched.
+
+Limits: :func:`apply` checks the fields and hands a v1 (or hybrid) host's
+to :mod:`pyoci.linux.cgroups_v1`; statistics are read by
+:mod:`pyoci.linux.cgstats` (the `events` verb only).
 """
 
 from __future__ import annotations
@@ -197,16 +201,33 @@ def _write(path: str, value: str, field: str | None = None) -> None:
     try:
         write_text(path, value)
     except OSError as e:
-        what = f"write {value!r} to {path}" + (f" ({field})" if field else "")
+        what = (f"{field}: " if field else "") + f"write {value!r} to {path}"
         raise PyociError(what, op="write", path=path, field=field, errno=e.errno) from None
 
 
+def missing_dirs(paths: dict[str, str]) -> list[str]:
+    """The directories place() would create (each missing path component)."""
+    out: list[str] = []
+    for path in paths.values():
+        parts = path.split("/")
+        for i in range(3, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in out and not os.path.isdir(d):
+                out.append(d)
+    return out
+
+
 def place(pid: int, paths: dict[str, str], required: bool,
-          configure: Callable[[], None] | None = None) -> list[str]:
+          configure: Callable[[], None] | None = None,
+          record: Callable[[list[str]], None] | None = None) -> list[str]:
     """Create the cgroups (recording which we made) and move pid into them.
 
+    ``record`` is called with the directories about to be made before the
+    first mkdir, so that a delete after a crash of this process finds them.
     With ``required`` False (rootless without a delegated tree), an
     unwritable hierarchy is skipped; the caller reports what that costs."""
+    if record is not None:
+        record(missing_dirs(paths))
     created: list[str] = []
     for ctrl, path in paths.items():
         parts = path.split("/")
@@ -264,31 +285,29 @@ def _inherit_cpuset(path: str) -> None:
             pass
 
 
-# (resources field path, v1 controller, v1 file, v2 file, converter)
-_V1_FILES: list[tuple[tuple[str, ...], str, str]] = [
-    (("pids", "limit"), "pids", "pids.max"),
-    (("memory", "limit"), "memory", "memory.limit_in_bytes"),
-    (("memory", "reservation"), "memory", "memory.soft_limit_in_bytes"),
-    (("memory", "swap"), "memory", "memory.memsw.limit_in_bytes"),
-    (("memory", "swappiness"), "memory", "memory.swappiness"),
-    (("memory", "disableOOMKiller"), "memory", "memory.oom_control"),
-    (("cpu", "shares"), "cpu", "cpu.shares"),
-    (("cpu", "realtimeRuntime"), "cpu", "cpu.rt_runtime_us"),
-    (("cpu", "realtimePeriod"), "cpu", "cpu.rt_period_us"),
-    (("cpu", "period"), "cpu", "cpu.cfs_period_us"),
-    (("cpu", "quota"), "cpu", "cpu.cfs_quota_us"),
-    (("cpu", "cpus"), "cpuset", "cpuset.cpus"),
-    (("cpu", "mems"), "cpuset", "cpuset.mems"),
-    (("blockIO", "weight"), "blkio", "blkio.weight"),
-]
-
-
-def _v1_value(key: tuple[str, ...], value: Any) -> str:
-    if key == ("pids", "limit") and int(value) <= 0:
-        return "max"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
+# Every field of linux.resources (runtime-spec 1.2): section -> keys.  A
+# section listed with None is a list or a map applied as a whole.
+FIELDS: dict[str, tuple[str, ...] | None] = {
+    "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+               "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"),
+    "cpu": ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+            "idle"),
+    "pids": ("limit",),
+    "blockIO": ("weight", "leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                "throttleReadIOPSDevice", "throttleWriteIOPSDevice"),
+    "network": ("classID", "priorities"),
+    "hugepageLimits": None,
+    "rdma": None,
+    "unified": None,
+    "devices": None,
+}
+# Accepted without effect: the kernel memory limit is obsolete since Linux
+# 5.4 (the runtime-spec lets runtimes ignore it; runc does, with a warning,
+# and so does pyoci), and useHierarchy is always on in cgroup v1 now.
+IGNORED: frozenset[tuple[str, ...]] = frozenset({("memory", "kernel"), ("memory", "useHierarchy")})
+SUPPORTED: frozenset[tuple[str, ...]] = frozenset(
+    [(s, k) for s, keys in FIELDS.items() if keys for k in keys if (s, k) not in IGNORED]
+    + [(s,) for s, keys in FIELDS.items() if keys is None])
 
 
 # Devices every container needs, allowed after the config's rules (as runc
@@ -297,80 +316,104 @@ DEFAULT_ALLOWED = ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rw
                    "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"]
 
 
-# Fields of linux.resources pyoci applies (the rest is refused, never ignored).
-SUPPORTED: frozenset[tuple[str, ...]] = frozenset(k for k, _c, _f in _V1_FILES) | {("devices",)}
-# Accepted without effect: kernel memory limits cannot be set on Linux >= 6
-# (runc ignores them too), and useHierarchy is always on in cgroup v1 now.
-IGNORED: frozenset[tuple[str, ...]] = frozenset({("memory", "kernel"), ("memory", "kernelTCP"),
-                                                 ("memory", "useHierarchy"),
-                                                 ("memory", "checkBeforeUpdate")})
-
-
 def unsupported(resources: dict[str, Any]) -> list[str]:
-    """JSON paths of the set fields in linux.resources pyoci cannot apply."""
+    """JSON paths of the set fields in linux.resources pyoci does not know."""
     out = []
     for section, value in resources.items():
         if value in (None, {}, []):
             continue
-        if isinstance(value, dict) and section != "unified":
-            for key, v in value.items():
-                if v is None or (section, key) in SUPPORTED or (section, key) in IGNORED:
-                    continue
-                out.append(f"$.linux.resources.{section}.{key}")
-        elif (section,) not in SUPPORTED:
+        if section not in FIELDS:
             out.append(f"$.linux.resources.{section}")
+            continue
+        keys = FIELDS[section]
+        if keys is None or not isinstance(value, dict):
+            continue
+        out += [f"$.linux.resources.{section}.{k}" for k, v in value.items()
+                if v is not None and k not in keys]
     return out
 
 
 def check_supported(resources: dict[str, Any]) -> None:
     bad = unsupported(resources)
     if bad:
-        raise PyociError(f"{bad[0]}: pyoci cannot apply this resource limit yet"
+        raise PyociError(f"{bad[0]}: not a linux.resources field pyoci knows"
                          + (f" (nor {', '.join(bad[1:])})" if len(bad) > 1 else ""),
-                         field=bad[0], hint="remove the field; supported: " + ", ".join(
+                         field=bad[0], hint="remove the field; known: " + ", ".join(
                              sorted(".".join(k) for k in SUPPORTED)))
 
 
+def controller_dirs(paths: dict[str, str], lay: Layout) -> dict[str, str]:
+    """controller -> the container's directory, for every controller of
+    every v1 hierarchy (``paths`` has one entry per hierarchy, named after
+    the first controller of a co-mounted pair such as cpu,cpuacct), plus
+    "" for the cgroup2 directory."""
+    by_mount = {lay.v1[c]: p for c, p in paths.items() if c in lay.v1}
+    out = {c: by_mount[m] for c, m in lay.v1.items() if m in by_mount}
+    if "" in paths:
+        out[""] = paths[""]
+    return out
+
+
 def apply(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
-          nodes: list[dict[str, Any]] | None = None) -> None:
-    """Write the limits we know to the v1 hierarchies; a field the host
+          nodes: list[dict[str, Any]] | None = None, *, prefix: str = "$.linux.resources",
+          update: bool = False) -> None:
+    """Write linux.resources to the container's cgroups; a field the host
     cannot apply is an error naming the field and the missing file."""
     if not resources:
         return
     check_supported(resources)
-    for key, ctrl, fname in _V1_FILES:
-        value: Any = resources
-        for k in key:
-            value = value.get(k) if isinstance(value, dict) else None
-        if value is None:
+    dirs = controller_dirs(paths, lay)
+    if lay.v1:
+        from pyoci.linux.cgroups_v1 import Writer
+
+        Writer(resources, dirs, lay, prefix, update).apply()
+    else:
+        _refuse_v2(resources, prefix)
+    if not update:
+        _devices(resources.get("devices"), dirs, nodes)
+
+
+def _refuse_v2(resources: dict[str, Any], prefix: str) -> None:
+    """A cgroup2-only host: no limits yet (device rules need eBPF)."""
+    for section, value in resources.items():
+        if section == "devices" or value in (None, {}, []):
             continue
-        field = "$.linux.resources." + ".".join(key)
-        if ctrl not in paths:
-            raise PyociError(f"{field}: the {ctrl} cgroup controller is not mounted", field=field)
-        _write(os.path.join(paths[ctrl], fname), _v1_value(key, value), field)
-    devices = resources.get("devices")
-    if devices and "devices" in paths:
-        for i, rule in enumerate(devices):
-            kind = rule.get("type", "a")
-            major = "*" if rule.get("major") is None else str(rule["major"])
-            minor = "*" if rule.get("minor") is None else str(rule["minor"])
-            line = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
-            f = "devices.allow" if rule.get("allow") else "devices.deny"
-            _write(os.path.join(paths["devices"], f), line, f"$.linux.resources.devices[{i}]")
-        allow = os.path.join(paths["devices"], "devices.allow")
-        for line in DEFAULT_ALLOWED:
-            _write(allow, line)
-        # linux.devices nodes must be creatable; access stays as the rules say.
-        for d in nodes or []:
-            if d.get("type") == "p":
-                continue        # a FIFO is no device: the devices cgroup does not govern it
-            kind = "c" if d.get("type") == "u" else d.get("type", "c")
-            _write(allow, f"{kind} {d.get('major', 0)}:{d.get('minor', 0)} m")
+        if isinstance(value, dict) and FIELDS.get(section):
+            keys = [k for k, v in value.items() if v is not None and (section, k) not in IGNORED]
+            if not keys:
+                continue
+            field = f"{prefix}.{section}.{keys[0]}"
+        else:
+            field = f"{prefix}.{section}"
+        raise PyociError(f"{field}: this host has cgroup v2 only, where pyoci cannot apply limits yet",
+                         field=field, hint="drop the limits, or use a cgroup v1 or hybrid host")
+
+
+def _devices(rules: list[dict[str, Any]] | None, dirs: dict[str, str],
+             nodes: list[dict[str, Any]] | None) -> None:
+    if not rules or "devices" not in dirs:
+        return
+    for i, rule in enumerate(rules):
+        kind = rule.get("type", "a")
+        major = "*" if rule.get("major") is None else str(rule["major"])
+        minor = "*" if rule.get("minor") is None else str(rule["minor"])
+        line = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+        f = "devices.allow" if rule.get("allow") else "devices.deny"
+        _write(os.path.join(dirs["devices"], f), line, f"$.linux.resources.devices[{i}]")
+    allow = os.path.join(dirs["devices"], "devices.allow")
+    for line in DEFAULT_ALLOWED:
+        _write(allow, line)
+    # linux.devices nodes must be creatable; access stays as the rules say.
+    for d in nodes or []:
+        if d.get("type") == "p":
+            continue        # a FIFO is no device: the devices cgroup does not govern it
+        kind = "c" if d.get("type") == "u" else d.get("type", "c")
+        _write(allow, f"{kind} {d.get('major', 0)}:{d.get('minor', 0)} m")
 
 
 def remove(created: list[str]) -> None:
     """rmdir what we created, deepest first; retry briefly while the last
-    processes leave."""
+    processes leave (create's error path: the init was killed just before)."""
     import time
 
     for d in sorted(created, key=len, reverse=True):
@@ -384,6 +427,96 @@ def remove(created: list[str]) -> None:
                 if e.errno != 16:      # EBUSY: tasks still leaving; ENOTEMPTY: shared parent
                     break
                 time.sleep(0.01)
+
+
+def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: float = 5.0) -> None:
+    """Remove the container's cgroups at delete.
+
+    With ``kill`` (as runc: the container has no pid namespace of its own,
+    or pyoci died during create and nothing says), processes still in a
+    container directory we created are killed first: the init's children,
+    or a whole container whose create never finished; a frozen cgroup is
+    thawed for that.  Otherwise the kernel empties them when the init of
+    their pid namespace dies, and we wait.  Sub-cgroups made from inside
+    the container go with it; parents we created are removed once empty
+    (one still used by other containers stays).  A container directory that
+    cannot be removed is an error (the state is kept so delete can be
+    retried)."""
+    import time
+
+    mine = set(created)
+    leaves = [p for p in paths.values() if p in mine]
+    deadline = time.monotonic() + timeout
+    if kill:
+        for leaf in leaves:
+            _thaw(leaf)
+    for leaf in leaves:
+        while True:
+            left = _kill_tree(leaf, 9 if kill else 0)
+            busy = _rmdir_tree(leaf)
+            if busy is None:
+                break
+            if time.monotonic() > deadline:
+                what = f"processes {left[:5]} are" if left else "it is"
+                hint = ("a process stuck in the kernel (state D) cannot leave; retry delete later" if kill
+                        else "they are not the container's (another pid namespace): move them out or "
+                             "kill them, then retry delete")
+                raise PyociError(f"remove cgroup {busy}: {what} still in it"
+                                 + (" after SIGKILL" if kill else ""),
+                                 op="rmdir", path=busy, errno=16, hint=hint)
+            time.sleep(0.01)
+    remove([d for d in created if d not in leaves])
+
+
+def _thaw(path: str) -> None:
+    state = os.path.join(path, "freezer.state")
+    try:
+        with open(state) as f:
+            if f.read().strip() == "THAWED":
+                return
+        write_text(state, "THAWED")
+    except OSError:
+        pass
+
+
+def _kill_tree(top: str, sig: int) -> list[int]:
+    """Send sig (0: none) to every process in top and below; return the pids seen."""
+    seen: list[int] = []
+    for dirpath, _dirs, _files in os.walk(top):
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids if sig else []:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        seen += pids
+    return seen
+
+
+def _rmdir_tree(top: str) -> str | None:
+    """rmdir top and its sub-cgroups, deepest first; the first directory
+    still busy, or None when all are gone."""
+    if not os.path.isdir(top):
+        return None
+    for dirpath, dirs, _files in os.walk(top, topdown=False):
+        for d in dirs:
+            try:
+                os.rmdir(os.path.join(dirpath, d))
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return os.path.join(dirpath, d)
+    try:
+        os.rmdir(top)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return top
+    return None
 
 
 def pids(paths: dict[str, str]) -> list[int]:

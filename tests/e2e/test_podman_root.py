@@ -79,6 +79,46 @@ class TestRoot(CommonFlows):
         assert r.returncode == 2 and r.stdout == "", explain(r)
         assert "can't fork" in r.stderr, explain(r)
 
+    def test_cpus_throttles(self, pod: Podman) -> None:
+        # --cpus 0.5: quota 50000 per 100000 us period; a one-second busy loop
+        # then gets about half a second of CPU (the container's own cpuacct).
+        out = pod.ok("run", "--network=none", "--rm", "--cpus", "0.5", pod.image, "sh", "-c",
+                     "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us; "
+                     "timeout 1 sh -c 'while :; do :; done'; cat /sys/fs/cgroup/cpuacct/cpuacct.usage")
+        quota, period, usage = out.split()
+        assert (quota, period) == ("50000", "100000"), out
+        assert 0.3e9 < int(usage) < 0.75e9, out
+
+    def test_cpuset(self, pod: Podman) -> None:
+        out = pod.ok("run", "--network=none", "--rm", "--cpuset-cpus", "1", pod.image, "grep",
+                     "Cpus_allowed_list", "/proc/self/status")
+        assert out.split() == ["Cpus_allowed_list:", "1"], out
+
+    def test_oom_killed(self, pod: Podman) -> None:
+        # The kernel kills the hog inside the 32 MB memory cgroup.  (Podman
+        # 4.3's conmon does not set .State.OOMKilled here, with runc either.)
+        out = pod.ok("run", "--network=none", "--rm", "--memory", "32m", pod.image, "sh", "-c",
+                     "awk 'BEGIN{s=\"a\"; while (1) s = s s}'; echo rc=$?; "
+                     "grep oom_kill /sys/fs/cgroup/memory/memory.oom_control; "
+                     "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+        assert out.split() == ["rc=137", "oom_kill_disable", "0", "oom_kill", "1", str(32 << 20)], out
+
+    def test_update_cpus_and_cpuset(self, pod: Podman) -> None:
+        # podman update -> `<runtime> update --resources=FILE <id>` with only the changed fields
+        n = start_signal_container(pod, "--cpus", "0.5")
+        try:
+            pid = pod.inspect(n, "{{.State.Pid}}")
+            cpu = cgroup_dir(pid, "cpu")
+            assert read(f"{cpu}/cpu.cfs_quota_us") == "50000"
+            pod.ok("update", "--cpus", "1.5", n)
+            assert read(f"{cpu}/cpu.cfs_quota_us") == "150000"
+            assert read(f"{cpu}/cpu.cfs_period_us") == "100000"
+            pod.ok("update", "--cpuset-cpus", "1", n)
+            assert read(f"{cgroup_dir(pid, 'cpuset')}/cpuset.cpus") == "1"
+            assert "Cpus_allowed_list:\t1" in read(f"/proc/{pid}/status")
+        finally:
+            pod.ok("rm", "-f", "-t", "0", n)
+
     def test_uidmap(self, pod: Podman) -> None:
         d = host_dir(pod, 0o777)
         try:

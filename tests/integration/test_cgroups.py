@@ -4,11 +4,12 @@ limits, device rules, freezer, update and cleanup, checked on the real kernel.""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
-from ocitest import Env
+from ocitest import Env, wait_for
 
 CG = Path("/sys/fs/cgroup")
 V1 = (CG / "pids").is_dir()
@@ -150,3 +151,89 @@ def test_default_cgroup_and_its_parent_are_removed(oci: Env) -> None:
     assert not cgdir("pids", f"{base}/pyoci/{cid}").exists()
     if not existed:
         assert not parent.exists()
+
+
+def _left(cgname: str) -> list[str]:
+    """The hierarchies (v1 and cgroup2) that still have cgname."""
+    return [c for c in os.listdir(CG) if (CG / c / cgname.lstrip("/")).exists()]
+
+
+# -- cleanup after crashes ---------------------------------------------------------------------------
+
+
+def test_delete_after_pyoci_died_during_create(oci: Env) -> None:
+    """SIGKILL the `create` process after the cgroups were made (in a
+    createRuntime hook): `delete` must still remove them, and kill whatever
+    of the container is left in them."""
+    cgname = f"/pyoci-crash-{oci.token[:10]}"
+    marker = oci.path("hook.pid")
+    b = oci.bundle(["sleep", "1000"])
+    b.linux["cgroupsPath"] = cgname
+    b.linux["resources"] = {"pids": {"limit": 20}}
+    b.config["hooks"] = {"createRuntime": [oci.hook(f"echo $$ > {marker}; exec sleep 1000")]}
+    b.save()
+    cid = oci.cid()
+    p = oci.popen("create", "--bundle", str(b.path), cid)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), what="the createRuntime hook")
+        assert (CG / "pids" / cgname.lstrip("/")).is_dir()
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    finally:
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+    st = oci.state(cid)
+    assert st["status"] == "stopped"
+    oci.pyoci("delete", cid).ok()
+    assert not _left(cgname)
+
+
+def test_delete_kills_what_outlived_the_init(oci: Env) -> None:
+    """No pid namespace: the init's child survives the init; delete kills
+    it (it is in the container's cgroup) and removes the cgroups."""
+    cgname = f"/pyoci-orphan-{oci.token[:10]}"
+    out = oci.mkdir("out")
+    b = oci.bundle()
+    b.drop_namespace("pid")
+    b.bind(out, "/out")
+    b.sh("sleep 1000 & echo $! > /out/child; exit 0")
+    b.linux["cgroupsPath"] = cgname
+    b.linux["resources"] = {"pids": {"limit": 20}}
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    oci.wait_status(cid, "stopped")
+    child = int(wait_for(lambda: (out / "child").exists() and (out / "child").read_text().strip(),
+                         what="the child's pid"))
+    assert Path(f"/proc/{child}").exists()
+    oci.pyoci("delete", cid).ok()
+    wait_for(lambda: not Path(f"/proc/{child}/cmdline").exists()
+             or not Path(f"/proc/{child}/cmdline").read_bytes(), what="the child's death")
+    assert not _left(cgname)
+
+
+def test_delete_leaves_a_foreign_process_alone(oci: Env) -> None:
+    """A container with its own pid namespace: a process someone else moved
+    into its cgroup is not killed (runc does the same); delete fails naming
+    the cgroup and keeps the state, and succeeds once the process is gone."""
+    import subprocess
+
+    cgname = f"/pyoci-foreign-{oci.token[:10]}"
+    b = oci.bundle(["sleep", "1000"])
+    b.linux["cgroupsPath"] = cgname
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    foreign = subprocess.Popen(["sleep", "1000"])
+    try:
+        (CG / "pids" / cgname.lstrip("/") / "cgroup.procs").write_text(str(foreign.pid))
+        r = oci.pyoci("delete", "--force", cid)
+        assert r.rc != 0 and len(r.err_lines) == 1, str(r)
+        assert f"pids{cgname}" in r.stderr and str(foreign.pid) in r.stderr, str(r)
+        assert "not the container's" in r.stderr, str(r)
+        assert foreign.poll() is None
+        assert oci.state(cid)["status"] == "stopped"
+    finally:
+        foreign.kill()
+        foreign.wait()
+    oci.pyoci("delete", cid).ok()
+    assert not _left(cgname)

@@ -1,4 +1,4 @@
-"""Which linux.resources fields pyoci applies, and that the rest is refused."""
+"""Which linux.resources fields pyoci knows, and that the rest is refused."""
 
 from __future__ import annotations
 
@@ -13,26 +13,37 @@ from pyoci.linux import cgroups
 GOOD = Path(__file__).resolve().parents[2] / "spec-fixtures" / "config" / "good"
 
 
-def test_podman_resources_are_all_supported() -> None:
-    for f in sorted(GOOD.glob("podman-*.json")):
+def test_podman_resources_are_all_known() -> None:
+    for f in sorted(GOOD.glob("*.json")):
         res = (json.loads(f.read_text()).get("linux") or {}).get("resources") or {}
         assert cgroups.unsupported(res) == [], f.name
 
 
-def test_update_payload_from_podman_is_supported() -> None:
-    assert cgroups.unsupported({"memory": {"limit": 134217728, "swap": 268435456},
-                                "cpu": {"shares": 512}}) == []
+def test_every_runtime_spec_field_is_known() -> None:
+    res = {
+        "memory": {"limit": 1, "reservation": 1, "swap": 1, "kernel": 1, "kernelTCP": 1, "swappiness": 1,
+                   "disableOOMKiller": True, "useHierarchy": True, "checkBeforeUpdate": True},
+        "cpu": {"shares": 1, "quota": 1, "burst": 1, "period": 1, "realtimeRuntime": 1, "realtimePeriod": 1,
+                "cpus": "0", "mems": "0", "idle": 1},
+        "pids": {"limit": 1},
+        "blockIO": {"weight": 1, "leafWeight": 1, "weightDevice": [], "throttleReadBpsDevice": [],
+                    "throttleWriteBpsDevice": [], "throttleReadIOPSDevice": [],
+                    "throttleWriteIOPSDevice": []},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 1}],
+        "network": {"classID": 1, "priorities": [{"name": "lo", "priority": 1}]},
+        "rdma": {"mlx5_0": {"hcaHandles": 1}},
+        "unified": {"memory.high": "1"},
+        "devices": [{"allow": False, "access": "rwm"}],
+    }
+    assert cgroups.unsupported(res) == []
 
 
 @pytest.mark.parametrize("res,field", [
-    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}]}},
-     "$.linux.resources.blockIO.throttleReadBpsDevice"),
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, "$.linux.resources.hugepageLimits"),
-    ({"network": {"classID": 1}}, "$.linux.resources.network.classID"),
-    ({"unified": {"memory.high": "1"}}, "$.linux.resources.unified"),
-    ({"cpu": {"burst": 10}}, "$.linux.resources.cpu.burst"),
+    ({"memory": {"limt": 1}}, "$.linux.resources.memory.limt"),
+    ({"cpu": {"burstiness": 10}}, "$.linux.resources.cpu.burstiness"),
+    ({"intelRdt": {"closID": "x"}}, "$.linux.resources.intelRdt"),
 ])
-def test_unsupported_fields_are_named(res: dict[str, object], field: str) -> None:
+def test_unknown_fields_are_named(res: dict[str, object], field: str) -> None:
     assert cgroups.unsupported(res) == [field]
     with pytest.raises(PyociError) as e:
         cgroups.check_supported(res)
@@ -42,3 +53,12 @@ def test_unsupported_fields_are_named(res: dict[str, object], field: str) -> Non
 def test_empty_and_ignored_fields_pass() -> None:
     assert cgroups.unsupported({"blockIO": {}, "memory": {"kernel": 1, "kernelTCP": 2},
                                 "devices": [], "hugepageLimits": []}) == []
+
+
+def test_a_cgroup2_only_host_refuses_limits_with_the_field() -> None:
+    lay = cgroups.Layout({}, "/sys/fs/cgroup")
+    with pytest.raises(PyociError) as e:
+        cgroups.apply({"memory": {"kernel": 5, "limit": 10}}, {"": "/sys/fs/cgroup/x"}, lay)
+    assert "$.linux.resources.memory.limit" in str(e.value)
+    # Podman's deny-all device rule alone is not a limit
+    cgroups.apply({"devices": [{"allow": False, "access": "rwm"}]}, {"": "/nonexistent"}, lay)
