@@ -32,8 +32,8 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": sorted(CAPABILITIES),
-            # v1 (and hybrid): placement, the limits in pyoci/linux/cgroups.py, freezer.
-            "cgroup": {"v1": True, "v2": False, "systemd": False, "systemdUser": False},
+            # v1 and hybrid: pyoci/linux/cgroups.py; v2: cgroup_v2.py and bpfdev.py (devices).
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {
                 "enabled": True,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
