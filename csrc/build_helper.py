@@ -12,7 +12,7 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["spawn.c", "ops.c", "process.c", "tty.c", "seccomp.c"]
+SOURCES = ["spawn.c", "ops.c", "process.c", "tty.c", "seccomp.c", "bpf.c"]
 
 
 def _cdef() -> str:

@@ -299,6 +299,24 @@ int pyoci_pidfd_send_signal(int pidfd, int sig);
 int pyoci_userns_holder(void);
 int pyoci_mount_setattr_probe(void);
 
+/* cgroup v2 device rules (csrc/bpf.c): one bpf(2) command each, >= 0 or -errno.
+ * The program (struct bpf_insn[], 8 bytes each) is assembled by
+ * pyoci/linux/bpfdev.py.
+ * pyoci_bpf_prog_load_devices: BPF_PROG_LOAD of a BPF_PROG_TYPE_CGROUP_DEVICE
+ *   program; returns its fd (O_CLOEXEC).  On failure the verifier's log is
+ *   written to log (NUL-terminated) when loglen > 0.
+ * pyoci_bpf_prog_query_devices: BPF_PROG_QUERY: the ids of the device programs
+ *   attached to the cgroup directory cgroup_fd itself; returns how many
+ *   (-ENOSPC when more than max_ids).
+ * pyoci_bpf_prog_attach_devices: BPF_PROG_ATTACH with BPF_F_ALLOW_MULTI.
+ * pyoci_bpf_prog_get_fd_by_id: BPF_PROG_GET_FD_BY_ID (fd, O_CLOEXEC).
+ * pyoci_bpf_prog_detach_devices: BPF_PROG_DETACH of that program. */
+int pyoci_bpf_prog_load_devices(const unsigned char *insns, int n_insns, char *log, int loglen);
+int pyoci_bpf_prog_query_devices(int cgroup_fd, unsigned int *ids, int max_ids);
+int pyoci_bpf_prog_attach_devices(int cgroup_fd, int prog_fd);
+int pyoci_bpf_prog_get_fd_by_id(unsigned int id);
+int pyoci_bpf_prog_detach_devices(int cgroup_fd, int prog_fd);
+
 /* CDEF-END */
 
 #endif

@@ -32,9 +32,9 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": sorted(CAPABILITIES),
-            # v1 (and hybrid): placement, every limit (pyoci/linux/cgroups_v1.py, rdma.max
-            # included), freezer.
-            "cgroup": {"v1": True, "v2": False, "systemd": False, "systemdUser": False, "rdma": True},
+            # v1 and hybrid: pyoci/linux/cgroups_v1.py (rdma.max included); v2:
+            # cgroup_v2.py and bpfdev.py (devices).
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
             "seccomp": {
                 "enabled": True,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",

@@ -106,11 +106,16 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     linux_cfg = cfg.get("linux") or {}
     cg_paths = cgroups.container_paths(linux_cfg.get("cgroupsPath"), cid, lay)
     # Without privilege over the host's cgroups (rootless without a delegated
-    # tree), placement is best effort and limits cannot be applied.
+    # tree), placement is best effort and limits cannot be applied.  A
+    # delegated (writable) cgroup v2 subtree takes limits, except devices.
     cg_required = os.geteuid() == 0 and init_userns
+    mine = None if cg_required else cgroups.delegated_paths(lay, linux_cfg.get("cgroupsPath"), cid, cg_paths)
+    cg_paths = mine or cg_paths
+    cg_delegated = mine is not None
+    cg_limits = cg_required or cg_delegated
     host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=init_userns,
                 no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
-                cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_required else None))
+                cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     _check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
     from pyoci.report import debug
@@ -136,8 +141,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         console_fd = -1
 
     resources = linux_cfg.get("resources") or {}
-    if cg_required:
-        cgroups.check_supported(resources)     # before anything exists
+    if cg_limits:
+        cgroups.check_resources(resources, lay)     # before anything exists
     cg_created: list[str] = []
 
     if prewarm is not None:
@@ -164,8 +169,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             nonlocal pid
             pid = p
             def configure() -> None:
-                if cg_required:
-                    cgroups.apply(resources, cg_paths, lay, linux_cfg.get("devices"))
+                if cg_limits:
+                    cgroups.apply_resources(resources, cg_paths, lay, linux_cfg.get("devices"),
+                                            rootless=cg_delegated)
 
             def record(dirs: list[str]) -> None:
                 # Before the first mkdir: what a delete must remove should we die now.
@@ -175,14 +181,14 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                     store.write_atomic(c.dirfd, CGROUPS_RECORD,
                                        jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
 
-            cg_created.extend(cgroups.place(p, cg_paths, cg_required, configure, record))
+            cg_created.extend(cgroups.place(p, cg_paths, cg_limits, configure, record))
             if cg_created and not linux_cfg.get("cgroupsPath"):
                 # The default parent (.../pyoci) is ours too, even when another
                 # container made it: delete removes it once it is empty.
                 cg_created.extend(os.path.dirname(d) for d in cg_paths.values()
                                   if d in cg_created and os.path.dirname(d) not in cg_created)
             debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
-            if not cg_required and _has_limits(resources):
+            if not cg_limits and _has_limits(resources):
                 raise PyociError(
                     "linux.resources asks for limits, but this user cannot write the host's cgroups",
                     field="$.linux.resources",
@@ -521,10 +527,17 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
             raise InvalidTransition(cid, "update", status)
         st = c.state or {}
         paths = st.get("cgroup_paths") or {}
-        if not st.get("cgroups_created") or not (os.geteuid() == 0 and proc.in_initial_userns()):
+        lay = cgroups.layout()
+        privileged = os.geteuid() == 0 and proc.in_initial_userns()
+        delegated = not privileged and cgroups.delegated(lay, paths)
+        if not st.get("cgroups_created") or not (privileged or delegated):
             raise PyociError(f"cannot update container {cid!r}: it has no cgroup pyoci can write",
                              hint="resource limits need root (or a delegated cgroup v2 tree)")
-        cgroups.apply(resources, paths, cgroups.layout(), prefix="update: resources", update=True)
+        try:
+            cgroups.apply_resources(resources, paths, lay, rootless=delegated,
+                                    prefix="update: resources", update=True)
+        except ConfigError as e:
+            raise e.relabel("update") from None     # the fields come from the command line too
         if resources:
             st.setdefault("resources", {}).update(resources)
             c.save(st)

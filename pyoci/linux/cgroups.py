@@ -88,14 +88,15 @@ class Prewarm:
             own = own_cgroups()
             target = next((f"/sys/fs/cgroup/{c}{own[c]}/cgroup.procs"
                            for c in ("pids", "freezer", "devices") if c in own), None)
-            if target is not None:
-                me = str(os.getpid())
-                deadline = time.monotonic() + self.MAX_SECONDS
-                while True:
-                    write_text(target, me)
-                    if self._stop or time.monotonic() > deadline:
-                        break
-                    time.sleep(self.INTERVAL)
+            if target is None:      # a v2 host (the lock is the same)
+                target = f"/sys/fs/cgroup{own.get('', '/')}/cgroup.procs".replace("//", "/")
+            me = str(os.getpid())
+            deadline = time.monotonic() + self.MAX_SECONDS
+            while True:
+                write_text(target, me)
+                if self._stop or time.monotonic() > deadline:
+                    break
+                time.sleep(self.INTERVAL)
         except OSError:
             pass
         finally:
@@ -193,6 +194,10 @@ def container_paths(cgroups_path: str | None, cid: str, lay: Layout) -> dict[str
         paths[ctrl] = mount + _join(base, rel)
     if lay.unified:
         base = "/" if absolute else own.get("", "/")
+        if not absolute and is_v2(lay):
+            # As runc on v2: next to our own cgroup, which holds processes
+            # (ours), where controllers cannot be enabled for children.
+            base = os.path.dirname(base.rstrip("/")) or "/"
         paths[""] = lay.unified + _join(base, rel)
     return paths
 
@@ -259,7 +264,9 @@ def place(pid: int, paths: dict[str, str], required: bool,
         try:
             _write(os.path.join(path, "cgroup.procs"), str(pid))
         except PyociError:
-            if required and ctrl != "":
+            # The cgroup2 directory is required where it is the only
+            # hierarchy or where it carries the device filter (no v1 devices).
+            if required and (ctrl != "" or "devices" not in paths):
                 remove(created)
                 raise
     return created
@@ -549,4 +556,70 @@ def freeze(path: str, frozen: bool) -> None:
                     return
             time.sleep(0.002)
         raise PyociError(f"{path} did not become {want}")
-    _write(path, "1" if frozen else "0")
+    from pyoci.linux import cgroup_v2
+
+    cgroup_v2.freeze(path, frozen)
+
+
+# -- dispatch by layout: v2 lives in pyoci/linux/cgroup_v2.py (devices: bpfdev.py) ------------
+#
+# v1 and hybrid: the v1 controllers, as above.  A hybrid host without a v1
+# devices controller gets the device rules as an eBPF program on the cgroup2
+# directory (the kernel enforces those alongside v1); with one, v1 alone, as
+# runc does.  A unified (v2) host: cgroup_v2 for every field.
+
+
+def is_v2(lay: Layout) -> bool:
+    return lay.unified is not None and all(c.startswith("name=") for c in lay.v1)
+
+
+def delegated(lay: Layout, paths: dict[str, str]) -> bool:
+    """An unprivileged caller with a writable (delegated) cgroup v2 subtree."""
+    if not is_v2(lay):
+        return False
+    from pyoci.linux import cgroup_v2
+
+    return cgroup_v2.delegated(lay, paths)
+
+
+def delegated_paths(lay: Layout, cgroups_path: str | None, cid: str,
+                    paths: dict[str, str]) -> dict[str, str] | None:
+    """For an unprivileged caller on a v2 host: the container's cgroup in the
+    subtree delegated to it, or None.  ``paths`` (beside the caller's own
+    cgroup, as for root) when that is writable; else, for a relative path,
+    the same path below the caller's own cgroup when only that is writable
+    (placement and freezing work there; controllers cannot be enabled below
+    a cgroup that holds processes, so limits fail naming the reason)."""
+    if delegated(lay, paths):
+        return paths
+    rel = cgroups_path or f"pyoci/{cid}"
+    if not lay.unified or not is_v2(lay) or rel.startswith("/") or ":" in rel:
+        return None
+    below = {"": lay.unified + _join(own_cgroups().get("", "/"), rel)}
+    return below if delegated(lay, below) else None
+
+
+def check_resources(resources: dict[str, Any], lay: Layout) -> None:
+    """Before anything exists: refuse what this layout cannot apply."""
+    if is_v2(lay):
+        from pyoci.linux import cgroup_v2
+
+        cgroup_v2.check(resources)
+    else:
+        check_supported(resources)
+
+
+def apply_resources(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
+                    nodes: list[dict[str, Any]] | None = None, rootless: bool = False, *,
+                    prefix: str = "$.linux.resources", update: bool = False) -> None:
+    if is_v2(lay):
+        from pyoci.linux import cgroup_v2
+
+        if "" in paths and lay.unified:
+            cgroup_v2.apply(resources, paths[""], lay.unified, nodes, rootless=rootless)
+        return
+    apply(resources, paths, lay, nodes, prefix=prefix, update=update)
+    if resources.get("devices") and "devices" not in paths and paths.get("") and not rootless:
+        from pyoci.linux import bpfdev
+
+        bpfdev.apply(paths[""], resources["devices"], nodes)
