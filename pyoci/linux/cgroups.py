@@ -235,19 +235,14 @@ def place(pid: int, paths: dict[str, str], required: bool,
         record(missing_dirs(paths))
     created: list[str] = []
     for ctrl, path in paths.items():
-        parts = path.split("/")
-        for i in range(3, len(parts) + 1):
-            d = "/".join(parts[:i])
-            if not os.path.isdir(d):
-                try:
-                    os.mkdir(d, 0o755)
-                    created.append(d)
-                except FileExistsError:
-                    pass
-                except OSError as e:
-                    if not required:
-                        break
-                    raise PyociError(f"create cgroup {d}", op="mkdir", path=d, errno=e.errno) from None
+        try:
+            _mkdirs(path, created)
+        except OSError as e:
+            if not required:
+                continue
+            remove(created)
+            d = e.filename if isinstance(e.filename, str) else path
+            raise PyociError(f"create cgroup {d}", op="mkdir", path=d, errno=e.errno) from None
         if ctrl == "cpuset" and os.path.isdir(path):
             _inherit_cpuset(path)
     # Limits and device rules are complete before the process joins: the
@@ -270,6 +265,27 @@ def place(pid: int, paths: dict[str, str], required: bool,
                 remove(created)
                 raise
     return created
+
+
+def _mkdirs(path: str, created: list[str]) -> None:
+    """mkdir -p below the hierarchy's mount, appending what we made to
+    ``created``.  A shared parent (the default ``pyoci`` directory) may be
+    removed by a concurrent delete between our mkdirs: start over then."""
+    parts = path.split("/")
+    for attempt in range(5):
+        try:
+            for i in range(3, len(parts) + 1):     # existing ones (the mount) are skipped
+                d = "/".join(parts[:i])
+                if not os.path.isdir(d):
+                    try:
+                        os.mkdir(d, 0o755)
+                        created.append(d)
+                    except FileExistsError:
+                        pass
+            return
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
 
 
 def _inherit_cpuset(path: str) -> None:
