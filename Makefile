@@ -26,7 +26,8 @@ DEMO_USER := pyoci-demo
 DEMO_PREFIX := /opt/pyoci
 
 APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc uidmap hyperfine \
-	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs
+	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
+	containerd docker.io rootlesskit
 
 .PHONY: help deps venv install dev test lint bench demo demo-prefix clean distclean podman-conf
 

@@ -37,9 +37,13 @@ def launcher_text() -> str:
             "import sys\n"
             f"sys.path[:0] = {paths!r}\n"
             "if 'create' in sys.argv or 'run' in sys.argv:\n"
-            "    # start the cgroup attach lock's grace period now (pyoci/linux/cgroups.py)\n"
-            "    from pyoci.linux.cgroups import start_prewarm_if_root\n"
-            "    start_prewarm_if_root()\n"
+            "    # start the cgroup attach lock's grace period now (pyoci/linux/cgroups.py);\n"
+            "    # a failure here is main()'s to report\n"
+            "    try:\n"
+            "        from pyoci.linux.cgroups import start_prewarm_if_root\n"
+            "        start_prewarm_if_root()\n"
+            "    except Exception:\n"
+            "        pass\n"
             "from pyoci.cli import entry\n"
             "entry()\n")
 

@@ -8,6 +8,7 @@ after that is C until execve.  The cffi objects built here stay alive in
 
 from __future__ import annotations
 
+import errno
 import os
 
 from pyoci.errors import ChildError, PyociError
@@ -266,6 +267,7 @@ def send(fd: int, mtype: int, pid: int = 0) -> None:
 def child_error(msg: Message, plan: Plan | None) -> ChildError:
     """Turn an ERROR message into an exception naming the failed step."""
     hint = None
+    err = msg.err
     if msg.stage == lib.PYOCI_STAGE_OPS and plan is not None and 0 <= msg.index < len(plan.ops):
         op = plan.ops[msg.index]
         what = op.describe
@@ -298,9 +300,29 @@ def child_error(msg: Message, plan: Plan | None) -> ChildError:
             from pyoci.linux.explain import unshare_hint
 
             hint = unshare_hint(msg.err, plan.unshare_flags)
+        elif plan is not None and msg.index == lib.PYOCI_STEP_LOOKUP_EXEC and msg.err and plan.process.args:
+            detail = lookup_failure(plan.process.args[0], msg.err)
+            err = 0     # already in the text, in runc's words
         msg.text = detail
     text = f"{what}: {msg.text}" if msg.text else what
-    return ChildError(text, op=what, errno=msg.err or None, hint=hint)
+    return ChildError(text, op=what, errno=err or None, hint=hint)
+
+
+def lookup_failure(prog: str, err: int) -> str:
+    """Why the program was not found, worded as runc (Go) words it, since
+    engines classify this failure by the text: `docker run` exits 127 when the
+    message holds "executable file not found" or "no such file or directory",
+    and 126 when it holds "permission denied" (case-sensitive matches of Go's
+    lower-case errno texts; Podman matches them case-insensitively)."""
+    if err == errno.EISDIR:     # Go's exec.LookPath: a directory is not executable
+        return f"{prog}: permission denied (it is a directory)"
+    text = os.strerror(err)
+    text = text[:1].lower() + text[1:]
+    if "/" in prog:
+        return f"{prog}: {text}"
+    if err == errno.ENOENT:
+        return f"{prog}: executable file not found in $PATH"
+    return f"{prog}: executable file not found in $PATH: {text}"
 
 
 def _op_hint(op: Op, err: int, plan: Plan | None = None, text: str = "") -> str | None:

@@ -1,4 +1,8 @@
-"""End-to-end tests: the real Podman 4.3 (+ conmon) driving pyoci.
+"""End-to-end tests: the real Podman 4.3 (+ conmon) driving pyoci; and
+containerd, the Kubernetes CRI and Docker (test_containerd.py, test_cri.py,
+test_docker.py: their session fixtures are in the "containerd, CRI and
+Docker" part below, their leak checks in engine_env.py, the daemons in
+pyoci/devtools/engines.py).
 
 Every test runs once with ``--runtime <pyoci launcher>`` and once with
 ``--runtime <runc>``: the suite checks Podman's real behaviour, so a test that
@@ -63,6 +67,7 @@ from pathlib import Path
 
 import pytest
 
+from pyoci.devtools import engines
 from pyoci.devtools.podman import IMAGE, PODMAN, PodmanEnv, busybox_tar, runc_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,10 +78,13 @@ HERE = str(Path(__file__).parent)
 CLEANUP_WAIT = 10.0
 
 
-def _missing_prereq() -> str | None:
+def _missing_prereq(podman: bool) -> str | None:
+    """Why the e2e tests cannot run here (None: they can).  The engine tests
+    (containerd, CRI, Docker) check for their own binaries in their fixtures."""
     if os.geteuid() != 0:
         return "e2e tests need root"
-    if not os.path.exists(PODMAN) or (not shutil.which("conmon") and not os.path.exists("/usr/bin/conmon")):
+    if podman and (not os.path.exists(PODMAN)
+                   or (not shutil.which("conmon") and not os.path.exists("/usr/bin/conmon"))):
         return "podman/conmon not installed"
     if not os.path.exists("/bin/busybox"):
         return "/bin/busybox missing (apt-get install busybox-static)"
@@ -86,13 +94,12 @@ def _missing_prereq() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    why = _missing_prereq()
-    if why is None:
-        return
-    skip = pytest.mark.skip(reason=why)
+    why = {podman: _missing_prereq(podman) for podman in (True, False)}
     for item in items:
         if str(item.path).startswith(HERE):
-            item.add_marker(skip)
+            reason = why[item.path.name.startswith("test_podman")]
+            if reason is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 # -- sessions ---------------------------------------------------------------------------
@@ -163,6 +170,54 @@ def rootless_env(e2e_base: Path) -> Iterator[PodmanEnv]:
     pid = env.pause_pid()
     if pid:
         os.kill(pid, signal.SIGKILL)
+
+
+# -- containerd, CRI and Docker (test_containerd.py, test_cri.py, test_docker.py) ---------
+
+# containerd namespace of the ctr tests (CRI uses k8s.io, Docker moby).
+CTR_NAMESPACE = "e2e"
+
+
+def engine_cgroup(kind: str) -> str:
+    """The cgroup parent of one engine's containers in this pytest run
+    ("ctr", "cri", "docker-pyoci", ...): unique, so that the leak checks see
+    only this run's containers, and removed when the engine stops."""
+    return f"/pyoci-e2e-{os.getpid()}-{kind}"
+
+
+def engine_runtimes() -> dict[str, str]:
+    """Runtime name -> binary, as the engine tests register them."""
+    return {"pyoci": PYOCI, **({"runc": RUNC} if RUNC else {})}
+
+
+@pytest.fixture(scope="session")
+def engine_images(e2e_base: Path) -> dict[str, str]:
+    """{ref: archive} of the busybox and pause images (pyoci.devtools.engines),
+    from the session's busybox rootfs tarball."""
+    return engines.build_images(str(e2e_base / "images"), str(e2e_base / "busybox.tar"))
+
+
+@pytest.fixture(scope="session")
+def containerd(e2e_base: Path, engine_images: dict[str, str]) -> Iterator[engines.Containerd]:
+    """One containerd for the session (ctr, CRI and rootful Docker tests):
+    CRI runtime handlers pyoci and runc, both images imported into the
+    CTR_NAMESPACE and k8s.io namespaces.  At the end every task and
+    container left is deleted, containerd is stopped, and the engines' cgroup
+    parents are removed."""
+    missing = engines.missing_binaries(engines.CONTAINERD, engines.CTR, engines.SHIM)
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install containerd)")
+    ctd = engines.Containerd(str(e2e_base / "containerd"), engine_runtimes())
+    try:
+        ctd.start()
+        for ns in (CTR_NAMESPACE, "k8s.io"):
+            for tar in engine_images.values():
+                ctd.import_image(tar, ns)
+        yield ctd
+    finally:
+        ctd.stop()
+        for kind in ("ctr", "cri"):
+            engines.remove_cgroups(engine_cgroup(kind))
 
 
 # -- per test ---------------------------------------------------------------------------
@@ -278,11 +333,16 @@ def _read(path: str) -> str:
 
 
 def _our_processes(env: PodmanEnv, ids: set[str]) -> list[tuple[int, str]]:
-    base = env.base
-    skip = {os.getpid(), os.getppid()}
     pause = env.pause_pid()
-    if pause:
-        skip.add(pause)
+    return processes_of(env.base, ids, {pause} if pause else set())
+
+
+def processes_of(base: str, ids: set[str], skip: set[int]) -> list[tuple[int, str]]:
+    """Live processes (not zombies) that belong to the test setup under
+    ``base``: its path or one of ``ids`` in their command line or
+    environment, or their root inside ``base`` (a container's); ``skip``,
+    this process and its parent are left out."""
+    skip = skip | {os.getpid(), os.getppid()}
     own_mntns = os.readlink("/proc/self/ns/mnt")
     found = []
     for d in os.listdir("/proc"):
