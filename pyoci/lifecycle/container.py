@@ -360,21 +360,33 @@ def container_pids(c: store.Container) -> list[int]:
     if paths and st.get("cgroups_created"):
         from pyoci.linux import cgroups
 
-        found = cgroups.pids(paths)
+        found = cgroups.pids(paths)      # the container's cgroup and its sub-cgroups
         if found:
             return found
     return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else [c.pid]
 
 
-def _signal_all(c: store.Container, sig: int) -> None:
-    freezer = (c.state or {}).get("freezer")
-    pids = container_pids(c)
-    for p in pids or [c.pid]:
-        try:
-            os.kill(p, sig)
-        except ProcessLookupError:
-            pass
-    if sig == SIGKILL and freezer and c.status() == "paused":
+def _signal_all(c: store.Container, sig: int, status: Status) -> None:
+    """Every process of the container: through its cgroup (and sub-cgroups)
+    when pyoci made it, else its pid namespace, else the init.  A stopped
+    container is signalled through its cgroup only (what outlived the init
+    without a pid namespace); its recorded init pid may be reused."""
+    st = c.state or {}
+    paths = st.get("cgroup_paths") or {}
+    signalled: list[int] = []
+    if paths and st.get("cgroups_created"):
+        from pyoci.linux import cgroups
+
+        signalled = cgroups.signal_all(paths, sig)
+    if not signalled and status is not STOPPED:
+        pids = proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else [c.pid]
+        for p in pids or [c.pid]:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+    freezer = st.get("freezer")
+    if sig == SIGKILL and freezer and status == "paused":
         from pyoci.linux import cgroups
 
         cgroups.freeze(freezer, False)   # a frozen task cannot die
@@ -385,10 +397,15 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
         status = c.status()
         if not can("kill", status):
             if all_processes:
-                return  # the runc shim sends kill --all after the exit: succeed quietly
+                # The runc shim sends kill --all after the exit: succeed, and
+                # signal what outlived the init in the container's cgroup
+                # (no pid namespace), as runc does.
+                if status is STOPPED:
+                    _signal_all(c, sig, status)
+                return
             raise InvalidTransition(cid, "kill", status)
         if all_processes:
-            _signal_all(c, sig)
+            _signal_all(c, sig, status)
             return
         _signal_pid(c, sig)
 
@@ -442,7 +459,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 def _destroy(c: store.Container, status: Status) -> None:
     """Kill what still runs, undo host-side changes, remove the state, run poststop."""
     if status is not STOPPED and status is not CREATING:
-        _signal_all(c, SIGKILL)
+        _signal_all(c, SIGKILL, status)
         _wait_gone(c)
     st = c.state or {}
     if st and not st.get("own_mount_ns", True) and st.get("rootfs"):

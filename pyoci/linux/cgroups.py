@@ -391,13 +391,15 @@ def apply(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
 
         Writer(resources, dirs, lay, prefix, update).apply()
     else:
-        _refuse_v2(resources, prefix)
+        _refuse_unmounted(resources, prefix)
     if not update:
         _devices(resources.get("devices"), dirs, nodes)
 
 
-def _refuse_v2(resources: dict[str, Any], prefix: str) -> None:
-    """A cgroup2-only host: no limits yet (device rules need eBPF)."""
+def _refuse_unmounted(resources: dict[str, Any], prefix: str) -> None:
+    """No cgroup filesystem at all (neither v1 nor cgroup2 mounted): a limit
+    cannot be applied; device rules alone are left to the device nodes'
+    own permissions, as on a host without a devices controller."""
     for section, value in resources.items():
         if section == "devices" or value in (None, {}, []):
             continue
@@ -408,8 +410,9 @@ def _refuse_v2(resources: dict[str, Any], prefix: str) -> None:
             field = f"{prefix}.{section}.{keys[0]}"
         else:
             field = f"{prefix}.{section}"
-        raise PyociError(f"{field}: this host has cgroup v2 only, where pyoci cannot apply limits yet",
-                         field=field, hint="drop the limits, or use a cgroup v1 or hybrid host")
+        raise PyociError(f"{field}: no cgroup filesystem is mounted on this host, so no limit can be "
+                         "applied", field=field,
+                         hint="mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup), or drop the limits")
 
 
 def _devices(rules: list[dict[str, Any]] | None, dirs: dict[str, str],
@@ -457,22 +460,24 @@ def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: floa
 
     With ``kill`` (as runc: the container has no pid namespace of its own,
     or pyoci died during create and nothing says), processes still in a
-    container directory we created are killed first: the init's children,
-    or a whole container whose create never finished; a frozen cgroup is
-    thawed for that.  Otherwise the kernel empties them when the init of
-    their pid namespace dies, and we wait.  Sub-cgroups made from inside
-    the container go with it; parents we created are removed once empty
-    (one still used by other containers stays).  A container directory that
-    cannot be removed is an error (the state is kept so delete can be
-    retried)."""
+    container directory we created, or in any directory below it, are
+    killed first (``cgroup.kill`` where the kernel has it): the init's
+    children, or a whole container whose create never finished.  Otherwise
+    the kernel empties them when the init of their pid namespace dies, and
+    we wait.  Frozen cgroups (the container's, or sub-cgroups it froze
+    itself) are thawed first, since a frozen v1 task cannot die.
+    Sub-cgroups made from inside the container (or by anyone below its
+    cgroup) go with it, deepest first; parents we created are removed once
+    empty (one still used by other containers stays).  A container
+    directory that cannot be removed is an error (the state is kept so
+    delete can be retried)."""
     import time
 
     mine = set(created)
     leaves = [p for p in paths.values() if p in mine]
     deadline = time.monotonic() + timeout
-    if kill:
-        for leaf in leaves:
-            _thaw(leaf)
+    for leaf in leaves:
+        _thaw_tree(leaf)
     for leaf in leaves:
         while True:
             left = _kill_tree(leaf, 9 if kill else 0)
@@ -491,32 +496,69 @@ def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: floa
     remove([d for d in created if d not in leaves])
 
 
-def _thaw(path: str) -> None:
-    state = os.path.join(path, "freezer.state")
-    try:
-        with open(state) as f:
-            if f.read().strip() == "THAWED":
-                return
-        write_text(state, "THAWED")
-    except OSError:
-        pass
+def _thaw_tree(top: str) -> None:
+    """Thaw a v1 freezer cgroup and every sub-cgroup frozen on its own (a
+    child's freezer.state reads FROZEN too while its parent is frozen, so
+    the parent goes first)."""
+    for dirpath, _dirs, _files in os.walk(top):
+        state = os.path.join(dirpath, "freezer.state")
+        try:
+            with open(state) as f:
+                if f.read().strip() == "THAWED":
+                    continue
+            write_text(state, "THAWED")
+        except OSError:
+            pass
 
 
 def _kill_tree(top: str, sig: int) -> list[int]:
-    """Send sig (0: none) to every process in top and below; return the pids seen."""
+    """Send sig (0: none) to every process in top and below; return the pids
+    seen.  SIGKILL goes through cgroup.kill first where top has it (cgroup2,
+    Linux 5.14+): atomic, so a process forking meanwhile cannot escape."""
+    if sig == 9:
+        _cgroup_kill(top)
+    seen = tree_pids(top)
+    for pid in seen if sig else []:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    return seen
+
+
+def _cgroup_kill(path: str) -> bool:
+    """Write 1 to path/cgroup.kill; False where the kernel has no such file
+    (or the cgroup is gone)."""
+    try:
+        write_text(os.path.join(path, "cgroup.kill"), "1")
+        return True
+    except OSError:
+        return False
+
+
+def tree_pids(top: str) -> list[int]:
+    """The processes in cgroup ``top`` and every cgroup below it, once each."""
     seen: list[int] = []
+    have: set[int] = set()
     for dirpath, _dirs, _files in os.walk(top):
         try:
             with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                pids = [int(x) for x in f.read().split()]
-        except (OSError, ValueError):
+                found = f.read().split()
+        except FileNotFoundError:
             continue
-        for pid in pids if sig else []:
+        except OSError:
+            # A threaded cgroup2 refuses cgroup.procs (EOPNOTSUPP): its
+            # threads' ids signal their whole process all the same.
             try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        seen += pids
+                with open(os.path.join(dirpath, "cgroup.threads")) as f:
+                    found = f.read().split()
+            except OSError:
+                continue
+        for x in found:
+            pid = int(x)
+            if pid not in have:
+                have.add(pid)
+                seen.append(pid)
     return seen
 
 
@@ -543,13 +585,47 @@ def _rmdir_tree(top: str) -> str | None:
 
 
 def pids(paths: dict[str, str]) -> list[int]:
+    """Every process of the container: those in its cgroup and in any
+    cgroup below it (sub-cgroups it made).  Each process of the container
+    is below its cgroup in every hierarchy, so one hierarchy is read: the
+    first whose directory exists, always the same one (a process someone
+    else moved into another hierarchy's directory alone is not the
+    container's; runc too reads one hierarchy)."""
     for path in paths.values():
-        try:
-            with open(os.path.join(path, "cgroup.procs")) as f:
-                return [int(x) for x in f.read().split()]
-        except OSError:
-            continue
+        if os.path.isdir(path):
+            return tree_pids(path)
     return []
+
+
+def signal_all(paths: dict[str, str], sig: int) -> list[int]:
+    """`kill --all`: send sig to every process of the container (see pids);
+    return the pids signalled (none: the container's processes are gone).
+
+    SIGKILL: ``cgroup.kill`` of the cgroup2 directory where the kernel has
+    it (5.14+; v2, and the hybrid layout's cgroup2 mount) kills the whole
+    subtree at once, as runc does; the pids listed get SIGKILL too (a
+    process that is not in the cgroup2 directory), and the list is read
+    again until it has no new pid, so a process forked meanwhile is not
+    missed.  Other signals: each listed pid once."""
+    if sig == 9 and paths.get(""):
+        _cgroup_kill(paths[""])
+    done: set[int] = set()
+    out: list[int] = []
+    for _ in range(10 if sig == 9 else 1):
+        new = [p for p in pids(paths) if p not in done]
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                raise PyociError(f"send signal {sig} to pid {pid} (in the container's cgroup)",
+                                 op="kill", errno=1) from None
+        done.update(new)
+        out += new
+    return out
 
 
 def freezer_file(paths: dict[str, str]) -> str | None:

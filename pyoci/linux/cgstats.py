@@ -4,12 +4,16 @@ The shape is runc's ``types.Stats`` (runc/types/events.go) as Go encodes it:
 fields in declaration order, ``omitempty`` fields left out when zero or
 empty (a struct field is never left out), ``network_interfaces`` null.  v1
 files are read as runc's fs driver reads them (cpuacct, cpu.stat, cpuset,
-memory incl. memsw/kmem, pids, blkio, hugetlb); a cgroup2-only host is read
-as runc's fs2 driver does.  Missing controllers give empty sections.
+memory incl. memsw/kmem, pids, blkio, hugetlb); a container with a cgroup2
+directory alone (a v2 host) is read as runc's fs2 driver does (pids from
+cgroup.procs where the pids controller is missing).  Missing controllers
+give empty sections.  Which of the two is decided by the paths create
+recorded, not by the layout `events` happens to see.
 
 Also here: the OOM notifier `events` waits on (v1: an eventfd registered on
 memory.oom_control through cgroup.event_control; v2: poll(2) on
-memory.events and its oom_kill counter).  Imported by `events` only.
+memory.events and its oom_kill counter, see CounterWatch).  Imported by
+`events` only.
 """
 
 from __future__ import annotations
@@ -183,6 +187,20 @@ def _pids(d: str | None, current_file: str) -> dict[str, Any]:
     return _omit_zero(out, "current", "limit")
 
 
+def _v2_pids(d: str) -> dict[str, Any]:
+    """pids.current and pids.max; without the pids controller (not enabled
+    for the cgroup, or bound to a v1 hierarchy), as runc: the processes
+    counted from cgroup.procs -- of the cgroup and its sub-cgroups, as
+    pids.current counts them -- and no limit."""
+    if os.path.exists(os.path.join(d, "pids.current")):
+        return _pids(d, "pids.current")
+    if not os.path.isdir(d):
+        return {}
+    from pyoci.linux.cgroups import tree_pids
+
+    return _omit_zero({"current": len(tree_pids(d)), "limit": 0}, "current", "limit")
+
+
 # runc's order: the first group whose first file has entries wins.
 _BLKIO_GROUPS: list[list[tuple[str, str]]] = [
     [("blkio.bfq.sectors_recursive", "sectorsRecursive"),
@@ -289,17 +307,20 @@ def v2_stats(d: str) -> dict[str, Any]:
                                       "failcnt": events.get("max", 0)}, "usage", "max")
         swap = _uint(os.path.join(d, "memory.swap.current"))
         if swap is not None:
+            swap_events = _keyed(os.path.join(d, "memory.swap.events"))
             swap_max = _uint(os.path.join(d, "memory.swap.max")) or 0
             mem_max = memory["usage"]["limit"]
             limit = MAX_UINT64 if MAX_UINT64 in (swap_max, mem_max) else swap_max + mem_max
-            memory["swap"] = _omit_zero({"limit": limit, "usage": swap + current, "max": 0,
-                                         "failcnt": 0}, "usage", "max")
+            # v1 reports memory + swap; v2's files count swap alone (runc adds them up)
+            memory["swap"] = _omit_zero({"limit": limit, "usage": swap + current,
+                                         "max": _uint(os.path.join(d, "memory.swap.peak")) or 0,
+                                         "failcnt": swap_events.get("max", 0)}, "usage", "max")
         memory["raw"] = raw
         memory = {k: memory[k] for k in ("cache", "usage", "swap", "kernel", "kernelTCP", "raw")}
         _omit_zero(memory, "cache", "raw")
     return {"cpu": cpu, "cpuset": _omit_zero(cpuset, "cpus", "mems"), "memory": memory,
-            "pids": _pids(d if os.path.exists(os.path.join(d, "pids.current")) else None, "pids.current"),
-            "blkio": _v2_io(d), "hugetlb": _hugetlb(d, True), "intel_rdt": {}, "network_interfaces": None}
+            "pids": _v2_pids(d), "blkio": _v2_io(d), "hugetlb": _hugetlb(d, True), "intel_rdt": {},
+            "network_interfaces": None}
 
 
 def _v2_io(d: str) -> dict[str, Any]:
@@ -329,13 +350,79 @@ def collect(paths: dict[str, str]) -> dict[str, Any]:
     """Stats of a container from its recorded cgroup paths."""
     from pyoci.linux.cgroups import controller_dirs, layout
 
-    lay = layout()
-    if lay.v1:
-        return v1_stats(controller_dirs(paths, lay))
-    return v2_stats(paths.get("", ""))
+    if not v1_paths(paths):
+        return v2_stats(paths.get("", ""))
+    return v1_stats(controller_dirs(paths, layout()))
+
+
+def v1_paths(paths: dict[str, str]) -> bool:
+    """Whether the container was placed in v1 controller hierarchies (v1 or
+    hybrid host), or has a cgroup2 directory for its controllers (v2; a
+    named v1 hierarchy such as name=systemd beside it has none): decided
+    from what create recorded, not from the layout `events` sees (another
+    mount namespace may differ)."""
+    return any(ctrl and not ctrl.startswith("name=") for ctrl in paths)
 
 
 # -- OOM notification -------------------------------------------------------------------
+
+
+class CounterWatch:
+    """A counter in a cgroup2 "key value" events file (memory.events
+    ``oom_kill``, hugetlb.<size>.events ``max``, cgroup.events ...), watched
+    with poll(2).
+
+    The kernel marks such a file changed (kernfs_notify) whenever one of
+    its counters moves, and poll reports POLLPRI|POLLERR on an open file
+    that has not read the file since; reading it through the same file
+    descriptor re-arms the notification.  So: open, read once (armed),
+    poll, and on a wake-up ``check()`` reads again and says by how much
+    the counter grew.  A removed cgroup fails the read (ENODEV), which
+    check() reports as gone."""
+
+    __slots__ = ("path", "key", "fd", "count")
+
+    def __init__(self, path: str, key: str) -> None:
+        self.path = path
+        self.key = key
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.count = self._read() or 0
+
+    def _read(self) -> int | None:
+        try:
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            data = b""
+            while True:
+                chunk = os.read(self.fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            return None
+        for line in data.decode(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == self.key and parts[1].isdigit():
+                return int(parts[1])
+        return 0
+
+    @property
+    def events_mask(self) -> int:
+        import select
+
+        return select.POLLPRI | select.POLLERR
+
+    def check(self) -> tuple[int, bool]:
+        """(how much the counter grew, the cgroup is gone) after a wake-up."""
+        value = self._read()
+        if value is None:
+            return 0, True
+        new, self.count = value - self.count, value
+        return max(new, 0), False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class OomWatch:
@@ -343,28 +430,29 @@ class OomWatch:
 
     v1: an eventfd registered for memory.oom_control (the kernel signals it
     on every OOM in the cgroup, and once more when the cgroup is removed);
-    v2: memory.events, which poll(2) reports (POLLPRI) when a counter
-    changes.  ``check()`` after a wake-up says how many OOM kills are new,
-    and whether the cgroup is gone."""
+    v2: memory.events through a CounterWatch on ``oom_kill`` (hierarchical:
+    sub-cgroups included), as runc and crun watch it.  ``check()`` after a
+    wake-up says how many OOM kills are new, and whether the cgroup is
+    gone.  Without a memory controller (fd -1) there is nothing to watch."""
 
     def __init__(self, paths: dict[str, str]) -> None:
         from pyoci.linux.cgroups import controller_dirs, layout
 
-        lay = layout()
         self.fd = -1
-        self.v2 = not lay.v1
+        self.v2 = not v1_paths(paths)
         self._keep = -1
+        self._counter: CounterWatch | None = None
         self.dir = ""
         self._kills = 0
-        self._ooms = 0
         if self.v2:
             self.dir = paths.get("", "")
-            events = os.path.join(self.dir, "memory.events")
-            if os.path.exists(events):
-                self.fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
-                self._kills = _keyed(events).get("oom_kill", 0)
+            try:
+                self._counter = CounterWatch(os.path.join(self.dir, "memory.events"), "oom_kill")
+            except OSError:
+                return          # no memory controller on this cgroup
+            self.fd = self._counter.fd
             return
-        self.dir = controller_dirs(paths, lay).get("memory", "")
+        self.dir = controller_dirs(paths, layout()).get("memory", "")
         if not self.dir:
             return
         control = os.path.join(self.dir, "memory.oom_control")
@@ -387,15 +475,8 @@ class OomWatch:
 
     def check(self) -> tuple[int, bool]:
         """(new OOM events, the cgroup is gone) after fd became ready."""
-        if self.v2:
-            text = _read(os.path.join(self.dir, "memory.events"))
-            if text is None:
-                return 0, True
-            os.lseek(self.fd, 0, os.SEEK_SET)
-            os.read(self.fd, 4096)          # re-arm the notification
-            kills = _keyed(os.path.join(self.dir, "memory.events")).get("oom_kill", 0)
-            new, self._kills = kills - self._kills, kills
-            return max(new, 0), False
+        if self._counter is not None:
+            return self._counter.check()
         count = int.from_bytes(os.read(self.fd, 8), "little")
         control = os.path.join(self.dir, "memory.oom_control")
         if not os.path.exists(control):
@@ -407,6 +488,10 @@ class OomWatch:
         return max(1 if count else 0, new_kills), False
 
     def close(self) -> None:
+        if self._counter is not None:
+            self._counter.close()
+            self._counter = None
+            self.fd = -1
         for fd in (self.fd, self._keep):
             if fd >= 0:
                 os.close(fd)

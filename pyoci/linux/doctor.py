@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from pyoci.linux.cgroups import Layout
+
     Result = dict[str, str]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -467,7 +469,8 @@ def check_cgroups(ctx: Context) -> list[Result]:
         own = cgroups.own_cgroups()
     except OSError:
         own = {}
-    if unified and not v1:
+    v2 = bool(unified) and cgroups.is_v2(lay)
+    if v2:
         version = f"v2 (unified at {unified})"
     elif unified:
         version = f"hybrid (v1 controllers; cgroup2 at {unified})"
@@ -483,21 +486,8 @@ def check_cgroups(ctx: Context) -> list[Result]:
     v2_fix = (f"boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1 or cgroup_no_v1=all) and delegate "
               f"a subtree to {ctx.name} (systemd: user@.service with Delegate=yes; without systemd, as root: "
               f"mkdir /sys/fs/cgroup/{ctx.name} && chown -R {ctx.name} /sys/fs/cgroup/{ctx.name})")
-    if unified:
-        d = os.path.join(unified, own.get("", "/").lstrip("/"))
-        ctrls = (_read(os.path.join(d, "cgroup.controllers")) or "").split()
-        writable = os.access(d, os.W_OK) and os.access(os.path.join(d, "cgroup.procs"), os.W_OK)
-        if not v1:
-            if writable and ctrls:
-                return result_list(name, OK, f"{version}; your cgroup {d} is delegated (writable), "
-                                   f"controllers: {' '.join(ctrls)}")
-            if writable:
-                return result_list(name, WARN, f"{version}; your cgroup {d} is writable but has no "
-                                   "controllers: a config with limits (linux.resources) will be refused",
-                                   f"as root: echo '+cpu +memory +pids' > {os.path.dirname(d)}/"
-                                   "cgroup.subtree_control")
-            return result_list(name, WARN, f"{version}; your cgroup {d} is not writable by you: "
-                               "a config with resource limits (linux.resources) will be refused", v2_fix)
+    if v2:
+        return [_v2_delegation(ctx, lay, version)]
     mine = sorted(c for c, point in v1.items()
                   if not c.startswith("name=") and os.access(
                       os.path.join(point, own.get(c, "/").lstrip("/")), os.W_OK))
@@ -506,6 +496,47 @@ def check_cgroups(ctx: Context) -> list[Result]:
                            "a config with resource limits (linux.resources) will be refused", v2_fix)
     return result_list(name, WARN, f"{version}: an unprivileged user gets no cgroup of its own here; "
                        "a config with resource limits (linux.resources) will be refused", v2_fix)
+
+
+def _v2_delegation(ctx: Context, lay: Layout, version: str) -> Result:
+    """What `create` of this caller would do on this v2 host, decided by the
+    same code (cgroups.delegated_paths): a cgroup beside the caller's own
+    in a delegated subtree, one below the caller's own cgroup (only that is
+    writable), or none."""
+    from pyoci.linux import cgroups
+
+    name = "cgroups"
+    assert lay.unified is not None
+    own = os.path.normpath(os.path.join(lay.unified, cgroups.own_cgroups().get("", "/").lstrip("/")))
+    cid = "ID"
+    paths = cgroups.container_paths(None, cid, lay)
+    mine = cgroups.delegated_paths(lay, None, cid, paths)
+    if mine is None:
+        mine_dir = f"{lay.unified.rstrip('/')}/{ctx.name}"
+        return result(name, WARN, f"{version}; no cgroup v2 subtree is delegated to you (neither your "
+                      f"cgroup {own} nor its parent is writable): containers get no cgroup, and a config "
+                      "with resource limits (linux.resources) will be refused",
+                      f"as root, delegate a subtree to {ctx.name} and start pyoci in a leaf of it "
+                      "(systemd: user@.service with Delegate=yes, then systemd-run --user --scope; without "
+                      f"systemd: mkdir -p {mine_dir}/shell && chown -R {ctx.name} {mine_dir}, then move "
+                      f"the user's shell into {mine_dir}/shell)")
+    target = mine[""]
+    where = f"containers go to {os.path.dirname(target)}/<id>"
+    if target != paths[""]:
+        return result(name, WARN, f"{version}; only your own cgroup {own} is writable, not its parent: "
+                      f"{where}, below a cgroup that holds processes, where no controller can be enabled: "
+                      "placement and pause work, but a config with resource limits (linux.resources) fails",
+                      f"start pyoci from a leaf of your cgroup: mkdir {own}/shell && echo $$ > "
+                      f"{own}/shell/cgroup.procs (systemd: systemd-run --user --scope)")
+    d = target
+    while not os.path.isdir(d):
+        d = os.path.dirname(d)
+    ctrls = (_read(os.path.join(d, "cgroup.controllers")) or "").split()
+    if not ctrls:
+        return result(name, WARN, f"{version}; delegated to you: {where}, but {d} is offered no controller: "
+                      "a config with resource limits (linux.resources) will be refused",
+                      f"as root: echo '+cpu +memory +pids' > {os.path.dirname(d)}/cgroup.subtree_control")
+    return result(name, OK, f"{version}; delegated to you: {where}; controllers: {' '.join(ctrls)}")
 
 
 def check_tun(ctx: Context) -> list[Result]:

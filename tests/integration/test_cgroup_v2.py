@@ -11,7 +11,9 @@ cgroup.events and device (eBPF) programs, which the kernel enforces.
   the v1 hierarchies are unmounted (unshare -m, then umount), so it finds a
   unified layout and takes the v2 code path for real: placement, the cgroup
   namespace, device rules, pause/resume, exec, update, errors, cleanup,
-  rootless delegation.  On a real v2 host the wrapper unmounts nothing;
+  rootless delegation, ps and kill --all (cgroup.kill) through nested
+  sub-cgroups and their removal at delete, `events` stats read from the
+  cgroup2 files.  On a real v2 host the wrapper unmounts nothing;
 * hybrid without a v1 devices controller (only devices unmounted): the
   device rules go to the cgroup2 directory as an eBPF program.
 
@@ -21,6 +23,7 @@ tests check every file and value)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import BASE_PATH, Env, HostUser, Result
+from ocitest import BASE_PATH, Bundle, Env, HostUser, Result, pid_alive, wait_for
 from test_rootless import Rootless, test_user  # noqa: F401 (test_user: a fixture)
 
 from pyoci.linux import bpfdev, cgroup_v2, cgroups
@@ -39,12 +42,16 @@ UNIFIED = Path(LAYOUT.unified) if LAYOUT.unified else None
 pytestmark = pytest.mark.skipif(UNIFIED is None, reason="needs a cgroup2 mount")
 
 # Run a command in a private mount namespace without the v1 hierarchies (or
-# only without those named in $CG_UNMOUNT); $CG_LEAF: move there first.
+# only without those named in $CG_UNMOUNT; "everything": the cgroup2 mount
+# too); $CG_LEAF: move there first.
 WRAPPER = r"""
 set -e
 for m in $(grep ' - cgroup ' /proc/self/mountinfo | cut -d' ' -f5); do
-    case " ${CG_UNMOUNT:-all} " in *" all "*|*" ${m##*/} "*) umount "$m" ;; esac
+    case " ${CG_UNMOUNT:-all} " in *" all "*|*" everything "*|*" ${m##*/} "*) umount "$m" ;; esac
 done
+if [ "$CG_UNMOUNT" = everything ]; then
+    for m in $(grep ' - cgroup2 ' /proc/self/mountinfo | cut -d' ' -f5); do umount "$m"; done
+fi
 if [ -n "$CG_LEAF" ]; then echo $$ > "$CG_LEAF/cgroup.procs"; fi
 exec "$@"
 """
@@ -414,3 +421,296 @@ def test_rootless_without_delegation_gets_no_cgroup(rl: Rootless) -> None:
     r = wrapped(rl.oci, "run", "--bundle", str(b.path), rl.oci.cid(), user=rl.user, root=rl.root, env=env)
     assert r.rc == 1, str(r)
     assert "this user cannot write the host's cgroups" in r.stderr, str(r)
+
+
+# -- sub-cgroups, kill --all, stats and events on the v2 view ---------------------------------
+
+
+def _rw_cgroup_mount(b: Bundle) -> None:
+    """The container's cgroup mount (its cgroup2 directory on a v2 host) read-write."""
+    for m in b.config["mounts"]:
+        if m["type"] == "cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+
+
+def _pid_file(out: Path, name: str) -> int:
+    return int(wait_for(lambda: (out / name).exists() and (out / name).read_text().strip(),
+                        what=f"the {name}'s pid"))
+
+
+def _host_pid(top: Path, nspid: int) -> int:
+    """The host's pid of the process with pid nspid in the container's pid
+    namespace, found in its cgroup (top) or below."""
+    for d, _dirs, _files in os.walk(top):
+        for pid in (Path(d) / "cgroup.procs").read_text().split():
+            ns = next(ln.split() for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ln.startswith("NSpid:"))
+            if int(ns[-1]) == nspid:
+                return int(pid)
+    raise AssertionError(f"no pid {nspid} of the container's pid namespace in {top}")
+
+
+def _tree(top: Path) -> list[str]:
+    return sorted(str(p.relative_to(top)) for p in top.rglob("*") if p.is_dir())
+
+
+# The container makes inner/ in its own cgroup (through its cgroup mount) and
+# moves a process there; a second child stays for the test to move.
+NESTED = ("mkdir /sys/fs/cgroup/inner || exit 1; "
+          "sh -c 'echo $$ > /sys/fs/cgroup/inner/cgroup.procs; exec sleep 1000' & echo $! > /out/inner; "
+          "sleep 1000 & echo $! > /out/child; ")
+
+
+def test_v2_ps_and_kill_all_reach_sub_cgroups(oci: Env) -> None:
+    """ps lists, and kill --all signals, the processes in sub-cgroups too
+    (one made by the container, one from outside); kill --all KILL of the
+    paused container goes through cgroup.kill and thaws it; after the exit
+    kill --all succeeds quietly, twice; delete removes the nested
+    directories."""
+    rel = f"pyoci-it-v2kill-{oci.token[:8]}"
+    d = unified() / rel
+    out = oci.mkdir("out")
+    b = oci.bundle()
+    b.drop_namespace("pid")
+    b.bind(out, "/out")
+    _rw_cgroup_mount(b)
+    # the init survives USR1 (a handler; its children get the default action)
+    b.sh(NESTED + "trap 'echo usr1 >> /out/usr1' USR1; while true; do sleep 0.05; done")
+    b.linux["cgroupsPath"] = "/" + rel
+    b.save()
+    cid = oci.cid()
+    wrapped(oci, "run", "--detach", "--bundle", str(b.path), cid).ok()
+    try:
+        init = oci.state(cid)["pid"]
+        inner, child = _pid_file(out, "inner"), _pid_file(out, "child")
+        (d / "sub" / "a" / "b").mkdir(parents=True)
+        (d / "sub" / "a" / "b" / "cgroup.procs").write_text(str(child))
+        wait_for(lambda: (d / "inner" / "cgroup.procs").read_text().split() == [str(inner)],
+                 what="the container's own move into inner/")
+        listed = set(wrapped(oci, "ps", "--format", "json", cid).ok().json())
+        assert {init, inner, child} <= listed, listed
+        wrapped(oci, "kill", "--all", cid, "USR1").ok()
+        wait_for(lambda: not pid_alive(inner) and not pid_alive(child), what="USR1 to kill the sleeps")
+        wait_for(lambda: (out / "usr1").exists(), what="the init's USR1 handler")
+        assert pid_alive(init)
+        # paused: cgroup.kill reaches frozen processes, and the cgroup is thawed after
+        wrapped(oci, "pause", cid).ok()
+        assert oci.state(cid)["status"] == "paused"
+        wrapped(oci, "kill", "--all", cid, "KILL").ok()
+        oci.wait_status(cid, "stopped")
+        assert "frozen 0" in (d / "cgroup.events").read_text().splitlines()
+        for _ in range(2):
+            r = wrapped(oci, "kill", "--all", cid, "KILL").ok()
+            assert r.stdout == r.stderr == "", str(r)
+        assert _tree(d) == ["inner", "sub", "sub/a", "sub/a/b"]
+        wrapped(oci, "delete", cid).ok()
+    finally:
+        wrapped(oci, "delete", "--force", cid)
+    assert not d.exists()
+
+
+@pytest.mark.parametrize("how", ["pidns-force", "no-pidns-delete", "no-pidns-killall"])
+def test_v2_delete_removes_sub_cgroups(oci: Env, how: str) -> None:
+    """Processes of the container in nested cgroups (made inside and
+    outside): delete --force with a pid namespace (the kernel kills them
+    with the init, delete waits), delete of a stopped container without one
+    (delete kills the survivors through cgroup.kill), or the shim's kill
+    --all KILL first; every directory goes, deepest first."""
+    rel = f"pyoci-it-v2sub-{oci.token[:8]}"
+    d = unified() / rel
+    out = oci.mkdir("out")
+    b = oci.bundle()
+    b.bind(out, "/out")
+    _rw_cgroup_mount(b)
+    pidns = how == "pidns-force"
+    b.sh(NESTED + ("exec sleep 1000" if pidns else "while [ ! -e /out/go ]; do sleep 0.05; done"))
+    if not pidns:
+        b.drop_namespace("pid")
+    b.linux["cgroupsPath"] = "/" + rel
+    b.save()
+    cid = oci.cid()
+    wrapped(oci, "run", "--detach", "--bundle", str(b.path), cid).ok()
+    try:
+        inner, child = _pid_file(out, "inner"), _pid_file(out, "child")
+        if pidns:
+            wait_for(lambda: (d / "inner" / "cgroup.procs").read_text().strip(), what="the move")
+            inner, child = _host_pid(d, inner), _host_pid(d, child)
+        (d / "sub" / "a" / "b").mkdir(parents=True)
+        (d / "sub" / "a" / "b" / "cgroup.procs").write_text(str(child))
+        wait_for(lambda: (d / "inner" / "cgroup.procs").read_text().split() == [str(inner)],
+                 what="the container's own move into inner/")
+        if pidns:
+            wrapped(oci, "delete", "--force", cid).ok()
+        else:
+            (out / "go").touch()
+            oci.wait_status(cid, "stopped")
+            assert pid_alive(inner) and pid_alive(child)
+            if how == "no-pidns-killall":
+                wrapped(oci, "kill", "--all", cid, "KILL").ok()
+                wait_for(lambda: not pid_alive(inner) and not pid_alive(child), what="cgroup.kill")
+            wrapped(oci, "delete", cid).ok()
+        assert not pid_alive(inner) and not pid_alive(child)
+    finally:
+        wrapped(oci, "delete", "--force", cid)
+    assert not d.exists()
+
+
+HUGETLB_FAIL = r"""
+import mmap, os, sys
+with open(sys.argv[1], "w") as f:
+    f.write(str(os.getpid()))
+try:
+    mmap.mmap(-1, 2 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x40000)   # MAP_HUGETLB
+    print("mapped")
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def _hugetlb_refused_in(d: Path) -> str:
+    """From a process placed in cgroup d, map one 2 MB huge page: with
+    hugetlb.2MB.rsvd.max 0 the reservation is refused (ENOMEM, 12) and the
+    kernel counts it in hugetlb.2MB.events (max)."""
+    return subprocess.run([sys.executable, "-c", HUGETLB_FAIL, str(d / "cgroup.procs")],
+                          capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+@pytest.fixture
+def v2_hugetlb() -> Iterator[None]:
+    """hugetlb enabled for the cgroup2 root's children (this machine offers
+    it there, as no v1 hierarchy has it); restored afterwards."""
+    offered = (unified() / "cgroup.controllers").read_text().split()
+    if "hugetlb" not in offered or not Path("/sys/kernel/mm/hugepages/hugepages-2048kB").exists():
+        pytest.skip(f"{unified()} offers no hugetlb controller ({offered}) or no 2 MB pages")
+    ctl = unified() / "cgroup.subtree_control"
+    was_on = "hugetlb" in ctl.read_text().split()
+    yield
+    if not was_on:
+        try:
+            ctl.write_text("-hugetlb")
+        except OSError:
+            pass            # another cgroup enabled it below meanwhile: it stays
+
+
+def _file_values(d: Path, name: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (ln.split() for ln in (d / name).read_text().splitlines())}
+
+
+def test_v2_events_stats_are_the_files(oci: Env, v2_hugetlb: None) -> None:
+    """`events --stats` on the v2 view: cpu from cpu.stat (a core file),
+    pids from cgroup.procs where the pids controller is not there (as runc),
+    hugetlb from hugetlb.<size>.current and .events (the controller enabled
+    by pyoci for the config's hugepageLimits), the sections of controllers
+    this cgroup2 lacks empty as runc leaves them; the stream reports until
+    delete and then ends with status 0."""
+    rel = f"pyoci-it-v2stats-{oci.token[:8]}"
+    d = unified() / rel
+    b = oci.bundle(["sh", "-c", "sleep 1000 & exec sleep 1000"])
+    b.linux["cgroupsPath"] = "/" + rel
+    b.linux["resources"] = {"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}
+    b.save()
+    cid = oci.cid()
+    wrapped(oci, "run", "--detach", "--bundle", str(b.path), cid).ok()
+    events = None
+    try:
+        assert (d / "hugetlb.2MB.max").read_text().strip() == "0"
+        assert _hugetlb_refused_in(d) == "12"
+        assert _file_values(d, "hugetlb.2MB.events") == {"max": 1}
+        wait_for(lambda: len((d / "cgroup.procs").read_text().split()) == 2, what="the helper's exit")
+        before = _file_values(d, "cpu.stat")
+        data = wrapped(oci, "events", "--stats", cid).ok().json()["data"]
+        assert _file_values(d, "cpu.stat") == before        # sleeping: nothing moved meanwhile
+        assert list(data) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt",
+                              "network_interfaces"]
+        assert data["cpu"]["usage"] == {"total": before["usage_usec"] * 1000,
+                                        "kernel": before["system_usec"] * 1000,
+                                        "user": before["user_usec"] * 1000}
+        assert data["cpu"]["usage"]["total"] > 0                   # the helper ran there
+        if "nr_periods" in before:
+            assert data["cpu"]["throttling"].get("periods", 0) == before["nr_periods"]
+        else:
+            assert data["cpu"]["throttling"] == {}
+        n = len((d / "cgroup.procs").read_text().split())
+        if (d / "pids.current").exists():
+            assert data["pids"]["current"] == int((d / "pids.current").read_text())
+        else:
+            assert data["pids"] == {"current": n} and n == 2
+        sizes = {"2MB": {"failcnt": 1}}
+        if (d / "hugetlb.1GB.current").exists():
+            sizes["1GB"] = {"failcnt": 0}
+        assert data["hugetlb"] == sizes
+        if not (d / "memory.current").exists():
+            empty = {"limit": 0, "failcnt": 0}
+            assert data["memory"] == {"usage": empty, "swap": empty, "kernel": empty, "kernelTCP": empty}
+        if not (d / "io.stat").exists():
+            assert data["blkio"] == {}
+        assert data["intel_rdt"] == {} and data["network_interfaces"] is None
+        # the stream: stats until delete, then status 0
+        out = oci.path("events.out")
+        cmd, env = oci.command(["events", "--interval", "100ms", cid])
+        with open(out, "wb") as fo:
+            events = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", WRAPPER,
+                                       "sh", *cmd], stdout=fo, stderr=subprocess.DEVNULL, env=env)
+        wait_for(lambda: len(out.read_text().splitlines()) >= 2, what="two stats events")
+        first = json.loads(out.read_text().splitlines()[0])
+        assert first["type"] == "stats" and first["data"]["hugetlb"]["2MB"] == {"failcnt": 1}
+        wrapped(oci, "delete", "--force", cid).ok()
+        assert events.wait(10) == 0
+    finally:
+        if events is not None and events.poll() is None:
+            events.kill()
+            events.wait()
+        wrapped(oci, "delete", "--force", cid)
+    assert not d.exists()
+
+
+def test_v2_counter_watch_wakes_on_a_kernel_event(v2_hugetlb: None) -> None:
+    """The notification `events` waits on for OOM kills on cgroup v2
+    (memory.events, oom_kill): poll(2) wakes when a counter in a cgroup2
+    events file moves, and check() says by how much.  This cgroup2 has no
+    memory controller, so the same code watches hugetlb.2MB.events (max),
+    which the kernel notifies the same way (cgroup_file_notify)."""
+    import select
+
+    from pyoci.linux.cgstats import CounterWatch, OomWatch
+
+    top = mkcg(f"pyoci-it-watch-{os.getpid()}")
+    try:
+        d = top / "c"
+        d.mkdir()
+        cgroup_v2.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}, str(d), str(unified()))
+        watch = CounterWatch(str(d / "hugetlb.2MB.events"), "max")
+        poller = select.poll()
+        poller.register(watch.fd, watch.events_mask)
+        assert poller.poll(0) == []                     # armed: nothing new yet
+        assert _hugetlb_refused_in(d) == "12"
+        assert poller.poll(5000) != []
+        assert watch.check() == (1, False)
+        assert poller.poll(0) == []                     # re-armed by check()
+        assert _hugetlb_refused_in(d) == "12" and _hugetlb_refused_in(d) == "12"
+        assert poller.poll(5000) != []
+        assert watch.check() == (2, False)
+        # without a memory controller there is no OOM to watch: no fd, no error
+        oom = OomWatch({"": str(d)})
+        assert oom.fd == -1 and oom.v2
+        oom.close()
+        wait_for(lambda: not (d / "cgroup.procs").read_text().strip(), what="the helpers' exit")
+        d.rmdir()
+        assert watch.check() == (0, True)               # the cgroup is gone
+        watch.close()
+    finally:
+        rmcg(top)
+    assert not top.exists()
+
+
+def test_no_cgroup_filesystem_at_all(oci: Env) -> None:
+    """Neither v1 nor cgroup2 mounted: a container without limits runs (in
+    the caller's cgroups); a limit fails naming the field and the cause."""
+    b = oci.bundle(["sh", "-c", "echo ran"])
+    r = wrapped(oci, "run", "--bundle", str(b.save().path), oci.cid(), unmount="everything")
+    assert r.rc == 0 and r.stdout == "ran\n", str(r)
+    b.linux["resources"] = {"pids": {"limit": 5}, "devices": [{"allow": False, "access": "rwm"}]}
+    r = wrapped(oci, "run", "--bundle", str(b.save().path), oci.cid(), unmount="everything")
+    assert r.rc == 1 and len(r.err_lines) == 1, str(r)
+    assert r.err_lines[0].startswith("pyoci: $.linux.resources.pids.limit: no cgroup filesystem is mounted "
+                                     "on this host"), str(r)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ocitest import Env, wait_for
+from ocitest import Env, pid_alive, wait_for
 
 CG = Path("/sys/fs/cgroup")
 V1 = (CG / "pids").is_dir()
@@ -236,4 +236,183 @@ def test_delete_leaves_a_foreign_process_alone(oci: Env) -> None:
         foreign.kill()
         foreign.wait()
     oci.pyoci("delete", cid).ok()
+    assert not _left(cgname)
+
+
+# -- sub-cgroups and kill --all -------------------------------------------------------------------
+
+
+def _container_dirs(cgname: str) -> list[Path]:
+    """The container's directory in every hierarchy (v1 and the cgroup2 mount)."""
+    rel = cgname.lstrip("/")
+    return [CG / h / rel for h in sorted(os.listdir(CG)) if (CG / h / rel).is_dir()]
+
+
+def _sub_cgroups(cgname: str, pid: int, sub: str = "sub/a") -> list[Path]:
+    """As root, from outside: make ``sub`` below the container's cgroup in
+    every hierarchy and move pid into it (a v1 cpuset child starts empty:
+    give each level its parent's cpus and mems first)."""
+    made = []
+    for top in _container_dirs(cgname):
+        d = top
+        for part in sub.split("/"):
+            d = d / part
+            d.mkdir(exist_ok=True)
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if (d / f).exists() and not (d / f).read_text().strip():
+                    (d / f).write_text((d.parent / f).read_text().strip())
+        (d / "cgroup.procs").write_text(str(pid))
+        made.append(d)
+    return made
+
+
+def _child(out: Path, name: str = "child", cgname: str | None = None) -> int:
+    """The pid a container wrote to out/name; with ``cgname`` (a container
+    with its own pid namespace), the host's pid of that process, found in
+    the container's cgroup by its NSpid."""
+    nspid = int(wait_for(lambda: (out / name).exists() and (out / name).read_text().strip(),
+                         what=f"the {name}'s pid"))
+    if cgname is None:
+        return nspid
+    for d, _dirs, _files in os.walk(CG / "pids" / cgname.lstrip("/")):
+        for pid in (Path(d) / "cgroup.procs").read_text().split():
+            status = Path(f"/proc/{pid}/status").read_text()
+            ns = next(ln.split() for ln in status.splitlines() if ln.startswith("NSpid:"))
+            if int(ns[-1]) == nspid:
+                return int(pid)
+    raise AssertionError(f"no process with pid {nspid} in the container's pid namespace")
+
+
+def _gone(pid: int) -> bool:
+    return not pid_alive(pid)
+
+
+def test_kill_all_signals_sub_cgroups_and_repeats_quietly(oci: Env) -> None:
+    """kill --all TERM reaches a process in a sub-cgroup (in every hierarchy:
+    the pids are read recursively); after the exit it succeeds, silently,
+    as often as the shim sends it."""
+    cgname = f"/pyoci-killall-{oci.token[:10]}"
+    out = oci.mkdir("out")
+    b = oci.bundle()
+    b.drop_namespace("pid")         # TERM reaches an init that is not pid 1
+    b.bind(out, "/out")
+    b.sh("sleep 1000 & echo $! > /out/child; exec sleep 1000")
+    b.linux["cgroupsPath"] = cgname
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    init = oci.state(cid)["pid"]
+    child = _child(out)
+    _sub_cgroups(cgname, child)
+    assert sorted(oci.pyoci("ps", "--format", "json", cid).ok().json()) == sorted([init, child])
+    oci.pyoci("kill", "--all", cid, "TERM").ok()
+    wait_for(lambda: _gone(child) and _gone(init), what="both processes to die of SIGTERM")
+    oci.wait_status(cid, "stopped")
+    for sig in ("KILL", "TERM"):
+        r = oci.pyoci("kill", "--all", cid, sig).ok()
+        assert r.stdout == r.stderr == "", str(r)
+    assert oci.pyoci("ps", "--format", "json", cid).ok().json() == []
+    oci.pyoci("delete", cid).ok()
+    assert not _left(cgname)
+
+
+def test_kill_all_of_a_stopped_container_kills_what_outlived_the_init(oci: Env) -> None:
+    """No pid namespace: the init's child outlives it, in a sub-cgroup; the
+    shim's kill --all KILL after the exit kills it (as runc does), and a
+    second one finds nothing and succeeds."""
+    cgname = f"/pyoci-killstop-{oci.token[:10]}"
+    out = oci.mkdir("out")
+    b = oci.bundle()
+    b.drop_namespace("pid")
+    b.bind(out, "/out")
+    b.sh("sleep 1000 & echo $! > /out/child; while [ ! -e /out/go ]; do sleep 0.05; done")
+    b.linux["cgroupsPath"] = cgname
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    child = _child(out)
+    _sub_cgroups(cgname, child)
+    (out / "go").touch()
+    oci.wait_status(cid, "stopped")
+    assert pid_alive(child)
+    assert oci.pyoci("ps", "--format", "json", cid).ok().json() == []    # stopped: ps lists nothing
+    oci.pyoci("kill", "--all", cid, "KILL").ok()
+    wait_for(lambda: _gone(child), what="the orphan's death")
+    r = oci.pyoci("kill", "--all", cid, "KILL").ok()
+    assert r.stderr == "", str(r)
+    oci.pyoci("delete", cid).ok()
+    assert not _left(cgname)
+
+
+@pytest.mark.parametrize("how", ["pidns-force", "no-pidns-stopped"])
+def test_delete_removes_sub_cgroups(oci: Env, how: str) -> None:
+    """Sub-cgroups below the container's cgroup -- one the container makes
+    itself through a writable cgroup mount, one made from outside in every
+    hierarchy, each holding a process of the container -- are emptied and
+    removed deepest first, with the container's own; nothing is left.
+    With a pid namespace the kernel kills them with the init (delete
+    --force); without one, delete kills what outlived the init."""
+    cgname = f"/pyoci-subcg-{oci.token[:10]}"
+    out = oci.mkdir("out")
+    b = oci.bundle()
+    b.bind(out, "/out")
+    for m in b.config["mounts"]:
+        if m["type"] == "cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    inner = "/sys/fs/cgroup/pids/inner /sys/fs/cgroup/memory/inner"
+    wait = "exec sleep 1000" if how == "pidns-force" else "while [ ! -e /out/go ]; do sleep 0.05; done"
+    b.sh(f"mkdir {inner} || exit 1; "
+         "sh -c 'for d in " + inner + "; do echo $$ > $d/cgroup.procs; done; exec sleep 1000' & "
+         "echo $! > /out/inner; sleep 1000 & echo $! > /out/child; " + wait)
+    if how != "pidns-force":
+        b.drop_namespace("pid")
+    b.linux["cgroupsPath"] = cgname
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    in_ns = cgname if how == "pidns-force" else None
+    inner_pid, child = _child(out, "inner", in_ns), _child(out, "child", in_ns)
+    made = _sub_cgroups(cgname, child, "sub/a/b")
+    wait_for(lambda: "inner" in Path(f"/proc/{inner_pid}/cgroup").read_text(), what="the move inside")
+    pids_inner = (CG / "pids" / cgname.lstrip("/") / "inner" / "cgroup.procs").read_text().split()
+    assert pids_inner == [str(inner_pid)]
+    assert len(made) == len(_container_dirs(cgname)) >= 2
+    if how == "pidns-force":
+        oci.pyoci("delete", "--force", cid).ok()
+    else:
+        (out / "go").touch()
+        oci.wait_status(cid, "stopped")
+        assert pid_alive(child) and pid_alive(inner_pid)
+        oci.pyoci("delete", cid).ok()
+    assert _gone(child) and _gone(inner_pid)
+    assert not _left(cgname)
+
+
+def test_kill_all_kill_goes_through_cgroup_kill(oci: Env) -> None:
+    """kill --all KILL writes cgroup.kill of the container's cgroup2
+    directory (hybrid layout, Linux 5.14+): a process that is in that
+    directory alone -- not in the container's v1 cgroups, whose pids are
+    signalled one by one -- dies too."""
+    import subprocess
+
+    cgname = f"/pyoci-cgkill-{oci.token[:10]}"
+    unified = CG / "unified" / cgname.lstrip("/")
+    b = oci.bundle(["sleep", "1000"])
+    b.linux["cgroupsPath"] = cgname
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
+    helper = subprocess.Popen(["sleep", "1000"])
+    try:
+        if not (unified / "cgroup.kill").exists():
+            pytest.skip("no cgroup2 directory with cgroup.kill (hybrid layout, Linux 5.14+)")
+        (unified / "cgroup.procs").write_text(str(helper.pid))
+        assert str(helper.pid) not in (CG / "pids" / cgname.lstrip("/") / "cgroup.procs").read_text().split()
+        oci.pyoci("kill", "--all", cid, "KILL").ok()
+        assert helper.wait(10) == -signal.SIGKILL
+        oci.wait_status(cid, "stopped")
+    finally:
+        helper.kill()
+        helper.wait()
+        oci.pyoci("delete", "--force", cid).ok()
     assert not _left(cgname)

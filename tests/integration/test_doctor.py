@@ -310,3 +310,79 @@ def test_fuse_home_like_nfs_fails_storage(oci: Env, users: dict[str, SubidUser])
     assert d.status(f"storage {local}") == "ok"
     assert [f["name"] for f in d.failures()] == [f"storage {mnt}"]
     assert os.listdir(src) == []        # the probe left nothing behind
+
+
+# -- cgroups: delegation decided as `create` decides it ------------------------------------------
+
+# The v1 hierarchies unmounted (a v2 view of this hybrid machine, as in
+# test_cgroup_v2.py), and the shell moved into $1 (if given) before doctor.
+V2_VIEW = ("for m in $(grep ' - cgroup ' /proc/self/mountinfo | cut -d' ' -f5); do umount \"$m\"; done\n"
+           "{move}")
+
+
+def _v2_view(leaf: Path | None) -> str:
+    return V2_VIEW.format(move=f"echo $$ > {leaf}/cgroup.procs" if leaf else ":")
+
+
+def test_cgroups_check_follows_delegation(oci: Env, users: dict[str, SubidUser]) -> None:
+    """On a v2 host the check reports what create would do for this caller
+    (cgroups.delegated_paths): a cgroup beside its own in a delegated
+    subtree (ok, with the controllers offered there), one below its own
+    cgroup when only that is writable (warn: no limits there), or none."""
+    from pyoci.linux import cgroups
+
+    lay = cgroups.layout()
+    if lay.unified is None:
+        pytest.skip("needs a cgroup2 mount")
+    unified = Path(lay.unified)
+    u = users["good"]
+    d = Doctor(oci, u)
+    xdg = xdg_dir(d)
+    top = unified / f"pyoci-it-doc-{oci.token[:8]}"
+    (top / "leaf").mkdir(parents=True)
+    root_ctl = unified / "cgroup.subtree_control"
+    hugetlb_was_on = "hugetlb" in root_ctl.read_text().split()
+    try:
+        for p in (top, top / "leaf", *top.glob("*/cgroup.*"), *top.glob("cgroup.*")):
+            os.chown(p, u.uid, u.gid)
+        # delegated: beside the caller's cgroup (leaf), in the subtree
+        r = d.run(xdg=xdg, wrap=_v2_view(top / "leaf")).get("cgroups")
+        assert r["found"].startswith(f"v2 (unified at {unified}); delegated to you: "
+                                     f"containers go to {top}/pyoci/<id>"), str(d)
+        offered = (top / "cgroup.controllers").read_text().split()
+        if offered:
+            assert r["status"] == "ok" and r["found"].endswith(f"controllers: {' '.join(offered)}"), str(d)
+        else:
+            assert r["status"] == "warn" and "is offered no controller" in r["found"], str(d)
+            assert r["fix"] == f"as root: echo '+cpu +memory +pids' > {unified}/cgroup.subtree_control"
+        if "hugetlb" in (unified / "cgroup.controllers").read_text().split() and not offered:
+            root_ctl.write_text("+hugetlb")
+            r = d.run(xdg=xdg, wrap=_v2_view(top / "leaf")).get("cgroups")
+            assert r["status"] == "ok" and r["found"].endswith("controllers: hugetlb"), str(d)
+        # only its own cgroup (top) writable, not the parent: below it, without limits
+        r = d.run(xdg=xdg, wrap=_v2_view(top)).get("cgroups")
+        assert r["status"] == "warn", str(d)
+        assert f"only your own cgroup {top} is writable, not its parent: containers go to " \
+               f"{top}/pyoci/<id>" in r["found"], str(d)
+        assert r["fix"].startswith(f"start pyoci from a leaf of your cgroup: mkdir {top}/shell"), str(d)
+        # nothing delegated: the caller's cgroup is root's
+        r = d.run(xdg=xdg, wrap=_v2_view(None)).get("cgroups")
+        assert r["status"] == "warn" and "no cgroup v2 subtree is delegated to you" in r["found"], str(d)
+        assert "Delegate=yes" in r["fix"], str(d)
+        # the caller's own view (hybrid here) is reported as before
+        r = d.run(xdg=xdg).get("cgroups")
+        assert r["status"] == "warn" and r["found"].startswith(("hybrid", "v1", "v2")), str(d)
+        # root on the v2 view
+        r = Doctor(oci, None).run(wrap=_v2_view(None)).get("cgroups")
+        assert r == {"name": "cgroups", "status": "ok", "fix": "",
+                     "found": f"v2 (unified at {unified}); root can create cgroups"}
+    finally:
+        for sub in (top / "leaf", top):
+            if sub.exists():
+                sub.rmdir()
+        if not hugetlb_was_on:
+            try:
+                root_ctl.write_text("-hugetlb")
+            except OSError:
+                pass
+    assert not top.exists()

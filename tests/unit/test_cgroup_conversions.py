@@ -118,7 +118,8 @@ def test_v2_stats_shape(tmp_path: Path) -> None:
         "memory.current": "4096\n", "memory.max": "max\n", "memory.peak": "8192\n",
         "memory.stat": "anon 4096\nfile 12288\n",
         "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
-        "memory.swap.current": "0\n", "memory.swap.max": "max\n",
+        "memory.swap.current": "0\n", "memory.swap.max": "max\n", "memory.swap.peak": "1024\n",
+        "memory.swap.events": "high 0\nmax 2\nfail 0\n",
         "pids.current": "2\n", "pids.max": "max\n",
         "io.stat": "254:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
     }
@@ -132,7 +133,8 @@ def test_v2_stats_shape(tmp_path: Path) -> None:
     assert s["cpuset"]["cpus"] == [0, 1] and s["cpuset"]["mems"] == [0]
     assert s["memory"]["cache"] == 12288
     assert s["memory"]["usage"] == {"limit": 2 ** 64 - 1, "usage": 4096, "max": 8192, "failcnt": 3}
-    assert s["memory"]["swap"] == {"limit": 2 ** 64 - 1, "usage": 4096, "failcnt": 0}
+    # memory + swap, as v1 reports it; the peak is swap's own
+    assert s["memory"]["swap"] == {"limit": 2 ** 64 - 1, "usage": 4096, "max": 1024, "failcnt": 2}
     assert s["memory"]["raw"] == {"anon": 4096, "file": 12288}
     assert s["pids"] == {"current": 2}
     assert s["blkio"] == {"ioServiceBytesRecursive": [{"major": 254, "op": "Read", "value": 4096},
@@ -140,6 +142,49 @@ def test_v2_stats_shape(tmp_path: Path) -> None:
                           "ioServicedRecursive": [{"major": 254, "op": "Read", "value": 1},
                                                   {"major": 254, "op": "Write"}]}
     assert s["network_interfaces"] is None and s["intel_rdt"] == {}
+
+
+def test_v2_stats_without_controllers(tmp_path: Path) -> None:
+    """A cgroup2 directory without the memory, pids and io controllers: pids
+    counted from cgroup.procs of the cgroup and its sub-cgroups (runc counts
+    cgroup.procs too), no limit; memory as runc leaves it."""
+    (tmp_path / "cpu.stat").write_text("usage_usec 7\nuser_usec 5\nsystem_usec 2\n")
+    (tmp_path / "cgroup.procs").write_text("10\n11\n")
+    (tmp_path / "inner" / "a").mkdir(parents=True)
+    (tmp_path / "inner" / "cgroup.procs").write_text("12\n")
+    (tmp_path / "inner" / "a" / "cgroup.procs").write_text("13\n10\n")
+    s = cgstats.v2_stats(str(tmp_path))
+    assert s["pids"] == {"current": 4}
+    assert s["cpu"] == {"usage": {"total": 7000, "kernel": 2000, "user": 5000}, "throttling": {}}
+    empty = {"limit": 0, "failcnt": 0}
+    assert s["memory"] == {"usage": empty, "swap": empty, "kernel": empty, "kernelTCP": empty}
+    assert s["blkio"] == {} and s["cpuset"] == {k: 0 for k in s["cpuset"]}
+    # which reader: the paths create recorded, whatever layout `events` sees
+    assert cgstats.collect({"": str(tmp_path)})["pids"] == {"current": 4}
+    assert not cgstats.v1_paths({"": "/x"}) and cgstats.v1_paths({"pids": "/x", "": "/y"})
+    assert not cgstats.v1_paths({"name=systemd": "/x", "": "/y"})     # v2 with a named v1 hierarchy
+
+
+def test_counter_watch_reads_its_key(tmp_path: Path) -> None:
+    f = tmp_path / "memory.events"
+    f.write_text("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n")
+    w = cgstats.CounterWatch(str(f), "oom_kill")
+    assert w.count == 1
+    f.write_text("low 0\nhigh 0\nmax 9\noom 4\noom_kill 3\n")
+    assert w.check() == (2, False)
+    assert w.check() == (0, False)
+    w.close()
+    assert w.fd == -1
+
+
+def test_tree_pids_in_order_once_each(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.procs").write_text("5\n3\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "cgroup.procs").write_text("3\n9\n")
+    (tmp_path / "empty").mkdir()        # no cgroup.procs: passed over
+    assert cgroups.tree_pids(str(tmp_path)) == [5, 3, 9]
+    assert cgroups.tree_pids(str(tmp_path / "missing")) == []
+    assert cgroups.pids({"cpu": str(tmp_path / "missing"), "": str(tmp_path / "sub")}) == [3, 9]
 
 
 def _fake_v1(tmp_path: Path, files: dict[str, str]) -> tuple[dict[str, str], cgroups.Layout]:
