@@ -6,10 +6,16 @@
  * free of preprocessor logic inside the CDEF block: only plain declarations and
  * "#define NAME ..." constants that cffi fills in from the compiler.
  *
- * Process stages (see csrc/spawn.c):
+ * Process stages (see csrc/launch.c and csrc/spawn.c):
  *   parent  the pyoci process (Python).  Calls pyoci_spawn() and drives the sync
  *           protocol from pyoci/native/spawn.py.
- *   stage1  forked by pyoci_spawn().  Clones and idmaps the sources of idmapped
+ *   init    pyoci_spawn() forks and, before anything else, execveat()s
+ *           pyoci-init: a static binary built from this directory at install
+ *           time (csrc/init.c) and copied into a sealed memfd, given this
+ *           config as a flat blob (csrc/blob.c).  So no process of the
+ *           container ever has the host's interpreter (or any host file) as
+ *           its executable.  stage1 and stage2 below run in pyoci-init.
+ *   stage1  pyoci-init.  Clones and idmaps the sources of idmapped
  *           mounts (still with the caller's credentials), joins namespaces by
  *           path, unshares the new ones (asking the parent to write the id
  *           maps), forks stage2 with CLONE_PARENT and exits.  Title "pyoci:[1:NS]".
@@ -22,7 +28,7 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 8
+#define PYOCI_ABI_VERSION 9
 
 /* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
@@ -89,6 +95,12 @@
 #define PYOCI_STEP_KEYRING 28
 #define PYOCI_STEP_TERMINAL 29
 #define PYOCI_STEP_SECCOMP 30
+#define PYOCI_STEP_INIT 31          /* start pyoci-init (the sealed memfd copy of csrc/init.c) */
+#define PYOCI_STEP_PERSONALITY 32
+#define PYOCI_STEP_IOPRIO 33
+#define PYOCI_STEP_SCHEDULER 34
+#define PYOCI_STEP_MEMPOLICY 35
+#define PYOCI_STEP_CWD_ESCAPE 36    /* the working directory is not below the container's root */
 
 struct pyoci_msg {
     int type;       /* PYOCI_MSG_* */
@@ -110,9 +122,15 @@ struct pyoci_msg {
 #define PYOCI_OP_BIND_DEV 4       /* create an empty file at target in root, bind source (host) over it */
 #define PYOCI_OP_SYMLINK 5        /* symlink(source, target in root) */
 #define PYOCI_OP_PIVOT 6          /* pivot_root into the rootfs (or MS_MOVE + chroot with PYOCI_F_NO_PIVOT) */
-#define PYOCI_OP_MASK 7           /* after pivot: hide target (/dev/null over a file, ro tmpfs over a dir) */
-#define PYOCI_OP_READONLY 8       /* after pivot: bind target over itself read-only */
-#define PYOCI_OP_WRITE_FILE 9     /* after pivot: write data to target (sysctl under /proc/sys) */
+/* MASK: after pivot, hide target (a verified null device over a file, an
+ * empty read-only tmpfs over a dir); checked after mounting.
+ * READONLY: after pivot, bind target over itself read-only (recursively);
+ * checked after mounting.
+ * WRITE_FILE: after pivot, write data to target (a sysctl under /proc/sys),
+ * which must be a file on procfs. */
+#define PYOCI_OP_MASK 7
+#define PYOCI_OP_READONLY 8
+#define PYOCI_OP_WRITE_FILE 9
 #define PYOCI_OP_REMOUNT 10       /* remount target (host or root-relative per flags) with mflags */
 #define PYOCI_OP_PROPAGATION 11   /* mount(NULL, target, NULL, mflags, NULL): change propagation */
 #define PYOCI_OP_MKDIR 12         /* mkdir -p target in root, mode */
@@ -207,6 +225,27 @@ struct pyoci_seccomp {
     int log;                  /* SECCOMP_FILTER_FLAG_LOG wanted */
 };
 
+/* ---- process.scheduler: sched_setattr(2) ---- */
+struct pyoci_sched {
+    unsigned int policy;      /* SCHED_* */
+    int nice;
+    unsigned int priority;
+    unsigned long long flags; /* SCHED_FLAG_* */
+    unsigned long long runtime;
+    unsigned long long deadline;
+    unsigned long long period;
+};
+
+/* ---- linux.memoryPolicy: set_mempolicy(2) ---- */
+struct pyoci_mempolicy {
+    int mode;                 /* MPOL_* ored with the MPOL_F_* mode flags */
+    int n_words;              /* words in nodes (0: no nodes) */
+    const unsigned long long *nodes;   /* bit n of word n/64 = node n */
+};
+
+/* Every pointer below (and in the structs it points to) must also be handled
+ * by pyoci_blob_write()/pyoci_blob_map() in csrc/blob.c, which carry the
+ * config into pyoci-init. */
 struct pyoci_spawn_config {
     int abi_version;          /* PYOCI_ABI_VERSION */
     int sync_fd;              /* child's end of the sync socketpair */
@@ -264,10 +303,15 @@ struct pyoci_spawn_config {
     int n_start_hooks;        /* startContainer hooks, run in the container after START */
     const struct pyoci_hook *start_hooks;
     const char *hook_state;   /* state JSON for startContainer hooks; its "pid":0 gets the real pid */
+    long long personality;    /* linux.personality: the personality(2) argument; -1 = leave */
+    int ioprio;               /* process.ioPriority: IOPRIO_PRIO_VALUE(class, level); -1 = leave */
+    const struct pyoci_sched *sched;          /* process.scheduler; NULL = leave */
+    const struct pyoci_mempolicy *mempolicy;  /* linux.memoryPolicy; NULL = leave */
 };
 
-/* Fork stage1, which runs the stages above; returns stage1's pid or -errno.
- * The parent then reads pyoci_msg records from its end of the sync socket. */
+/* Fork stage1 (pyoci-init, from a sealed memfd), which runs the stages above;
+ * returns stage1's pid or -errno.  The parent then reads pyoci_msg records
+ * from its end of the sync socket. */
 int pyoci_spawn(const struct pyoci_spawn_config *cfg);
 
 /* Set the calling process's title (argv[0] area and comm). */

@@ -1,5 +1,12 @@
 /* internal.h -- declarations shared by the C files of the helper; not part of
- * the Python ABI (that is helper.h alone). */
+ * the Python ABI (that is helper.h alone).
+ *
+ * Two programs are built from this directory (csrc/build_helper.py):
+ *   the extension pyoci.native._helper (the parent's side):
+ *       launch.c blob.c msg.c sys.c seccomp_bpf.c, linked with libseccomp;
+ *   pyoci-init, a static executable the extension carries and runs from a
+ *   sealed memfd (the container's side: stage1, stage2):
+ *       init.c blob.c msg.c spawn.c ops.c process.c tty.c seccomp.c. */
 #ifndef PYOCI_INTERNAL_H
 #define PYOCI_INTERNAL_H
 
@@ -7,8 +14,13 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdnoreturn.h>
 #include "helper.h"
+
+/* argv[0] of pyoci-init; anything else (e.g. the kernel running it as the
+ * interpreter of a `#!/proc/self/exe` script) makes it exit at once. */
+#define PYOCI_INIT_ARGV0 "pyoci-init"
 
 /* The fd errors and warnings go to: the sync socket until READY, then the
  * connection from `start`. */
@@ -16,6 +28,7 @@ extern int pyoci_report_fd;
 /* stage2's pid in the runtime's pid namespace (from CHILD_GO). */
 extern int pyoci_host_pid;
 
+/* msg.c */
 /* Send one message on fd; returns 0 or -errno. */
 int pyoci_send(int fd, int type, int stage, int index, int err, int pid, const char *text);
 /* Receive one message; returns 0, -errno, or -EPIPE on EOF. */
@@ -26,10 +39,19 @@ noreturn void pyoci_fail(int stage, int index, int err, const char *fmt, ...)
 void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* spawn.c */
+/* blob.c: the spawn config as one flat, position-independent blob in a memfd
+ * (pointers become offsets), so that it crosses the execveat into pyoci-init.
+ * pyoci_blob_write returns the memfd (close-on-exec, numbered >= min_fd) or
+ * -errno; pyoci_blob_map maps it privately, turns the offsets back into
+ * pointers, closes fd and returns the config, or NULL with errno set. */
+int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd);
+struct pyoci_spawn_config *pyoci_blob_map(int fd);
+
+/* spawn.c (pyoci-init) */
+noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg);
 void pyoci_wait_placed(const struct pyoci_spawn_config *cfg);
 
-/* ops.c */
+/* ops.c (pyoci-init) */
 void pyoci_run_ops(const struct pyoci_spawn_config *cfg);
 int pyoci_open_in_root(const char *path, int flags);
 int pyoci_mkfile_in_root(const char *path);
@@ -39,15 +61,76 @@ void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg);
 /* The most idmapped mounts one container may have. */
 #define PYOCI_MAX_IDMAPPED 64
 
-/* seccomp.c */
+/* seccomp.c (pyoci-init) */
 void pyoci_load_seccomp(const struct pyoci_spawn_config *cfg);
 
-/* tty.c */
+/* tty.c (pyoci-init) */
 void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg);
 /* sendmsg: data as the only iovec, fd as the only SCM_RIGHTS; 0 or -errno. */
 int pyoci_send_fd(int sock, int fd, const char *data, size_t len);
 
-/* process.c */
+/* process.c (pyoci-init) */
 noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg);
+
+/* The new mount API (Linux >= 5.2; mount_setattr and idmapped mounts >= 5.12).
+ * Numbers from 424 on are the same on every architecture. */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+/* enum fsconfig_command (an enum in glibc's <sys/mount.h>, so no #ifndef) */
+#define PYOCI_FSCONFIG_SET_STRING 1
+#define PYOCI_FSCONFIG_CMD_CREATE 6
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+
+struct pyoci_mount_attr {       /* struct mount_attr (MOUNT_ATTR_SIZE_VER0) */
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
 
 #endif

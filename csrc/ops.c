@@ -20,52 +20,14 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 static int rootfd = -1;          /* the container's root: rootfs before pivot, "/" after */
-
-/* The new mount API (Linux >= 5.2; mount_setattr and idmapped mounts >= 5.12).
- * Numbers from 424 on are the same on every architecture. */
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-#ifndef OPEN_TREE_CLOEXEC
-#define OPEN_TREE_CLOEXEC O_CLOEXEC
-#endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
-#ifndef MOVE_MOUNT_T_EMPTY_PATH
-#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
-#endif
-#ifndef MOUNT_ATTR_RDONLY
-#define MOUNT_ATTR_RDONLY 0x00000001
-#endif
-#ifndef MOUNT_ATTR_IDMAP
-#define MOUNT_ATTR_IDMAP 0x00100000
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-
-struct pyoci_mount_attr {       /* struct mount_attr (MOUNT_ATTR_SIZE_VER0) */
-    uint64_t attr_set;
-    uint64_t attr_clr;
-    uint64_t propagation;
-    uint64_t userns_fd;
-};
 
 /* Idmapped clones made by stage1 (pyoci_prepare_idmapped_mounts), inherited
  * by stage2 through fork: op index -> detached mount tree fd. */
@@ -316,6 +278,8 @@ static void sysfs_flags(int i, const struct pyoci_op *op, const char *target)
     }
 }
 
+static void verify_readonly(int i, int fd, const char *path);
+
 static int take_idmapped_tree(int i)
 {
     for (int k = 0; k < n_idmapped; k++)
@@ -372,6 +336,8 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
         sysfs_flags(i, op, target);
     if (op->remount && bind_remount(target, op->remount) < 0)
         FAIL(i, "remount %s", op->target);
+    if (fd >= 0 && ((op->mflags | op->remount) & MS_RDONLY))
+        verify_readonly(i, fd, op->target);
     if (op->flags & PYOCI_F_RECURSIVE_RO) {
         struct pyoci_mount_attr attr;
         memset(&attr, 0, sizeof attr);
@@ -479,9 +445,96 @@ static void op_pivot(int i, const struct pyoci_op *op, const char *rootfs)
         FAIL(i, "open the new root");
 }
 
+/* ---- masked and read-only paths ----
+ * Done after pivot_root with the new mount API on fds (open_tree, fsmount,
+ * mount_setattr, move_mount onto the fd open_in_root resolved): no path under
+ * the container's /proc is used, so a /proc that is not procfs (or none)
+ * cannot redirect them.  Each is checked after mounting. */
+
+/* The null device masked files are covered with: a detached clone of the
+ * runtime's own /dev/null (checked to be the character device 1:3) made
+ * before pivot_root, whatever the image or a bind-mounted /dev holds; after
+ * the first mask, the mounted copy of it, cloned again for each further one. */
+static int null_tree = -1;       /* detached, not used yet */
+static int null_src = -1;        /* a mask already covered with it */
+
+static int is_null_device(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+static void prepare_null(int i)
+{
+    int t = (int)syscall(SYS_open_tree, AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (t < 0)
+        FAIL(i, "clone the runtime's /dev/null for masked paths");
+    if (!is_null_device(t)) {
+        errno = EPERM;
+        FAIL(i, "the runtime's /dev/null is not the null device (1:3)");
+    }
+    null_tree = t;
+}
+
 static int optional_missing(const struct pyoci_op *op)
 {
     return (op->flags & PYOCI_F_OPTIONAL) && (errno == ENOENT || errno == ENOTDIR);
+}
+
+static void move_onto(int i, int tree, int target, const char *what, const char *path)
+{
+    if (syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        FAIL(i, "%s %s", what, path);
+}
+
+static void mask_file(int i, const struct pyoci_op *op, int fd)
+{
+    if (null_tree >= 0) {
+        move_onto(i, null_tree, fd, "mask with the null device", op->target);
+        close(null_tree);
+        null_tree = -1;
+        null_src = open_in_root(op->target, O_PATH);
+        if (null_src < 0)
+            FAIL(i, "reopen masked path %s", op->target);
+        return;
+    }
+    int src = null_src;
+    if (src < 0) {
+        /* No clone of the runtime's (no pivot_root in this plan): the
+         * container's own /dev/null, if it is the real one. */
+        src = open_in_root("/dev/null", O_PATH);
+        if (src < 0)
+            FAIL(i, "open /dev/null to mask %s", op->target);
+        if (!is_null_device(src)) {
+            errno = EPERM;
+            FAIL(i, "mask %s: /dev/null in the container is not the null device", op->target);
+        }
+    }
+    int tree = (int)syscall(SYS_open_tree, src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0)
+        FAIL(i, "clone the null device to mask %s", op->target);
+    move_onto(i, tree, fd, "mask with the null device", op->target);
+    close(tree);
+    if (src != null_src)
+        close(src);
+}
+
+static void mask_dir(int i, const struct pyoci_op *op, int fd)
+{
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0)
+        FAIL(i, "fsopen tmpfs to mask %s", op->target);
+    if (syscall(SYS_fsconfig, fs, PYOCI_FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, PYOCI_FSCONFIG_SET_STRING, "nr_inodes", "1", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, PYOCI_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        FAIL(i, "create an empty tmpfs to mask %s", op->target);
+    int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+                           MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    if (mnt < 0)
+        FAIL(i, "mount an empty read-only tmpfs to mask %s", op->target);
+    close(fs);
+    move_onto(i, mnt, fd, "mask with an empty read-only tmpfs", op->target);
+    close(mnt);
 }
 
 static void op_mask(int i, const struct pyoci_op *op)
@@ -495,28 +548,36 @@ static void op_mask(int i, const struct pyoci_op *op)
     struct stat st;
     if (fstat(fd, &st) < 0)
         FAIL(i, "stat masked path %s", op->target);
-    char tp[64];
-    fdpath(tp, sizeof tp, fd);
-    if (S_ISDIR(st.st_mode)) {
-        if (mount("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0)
-            FAIL(i, "mask %s with an empty tmpfs", op->target);
-    } else {
-        /* The container's /dev/null must be the real null device. */
-        int null = open_in_root("/dev/null", O_PATH);
-        struct stat ns;
-        if (null < 0 || fstat(null, &ns) < 0)
-            FAIL(i, "open /dev/null to mask %s", op->target);
-        if (!S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3)) {
-            errno = EPERM;
-            FAIL(i, "mask %s: /dev/null in the container is not the null device", op->target);
-        }
-        char np[64];
-        fdpath(np, sizeof np, null);
-        if (mount(np, tp, NULL, MS_BIND, NULL) < 0)
-            FAIL(i, "mask %s with /dev/null", op->target);
-        close(null);
+    int dir = S_ISDIR(st.st_mode);
+    if (dir)
+        mask_dir(i, op, fd);
+    else
+        mask_file(i, op, fd);
+    close(fd);
+
+    /* Check what the path shows now. */
+    fd = open_in_root(op->target, O_PATH);
+    if (fd < 0)
+        FAIL(i, "reopen masked path %s", op->target);
+    struct statfs sf;
+    int ok = dir ? (fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC && (sf.f_flags & ST_RDONLY))
+                 : is_null_device(fd);
+    if (!ok) {
+        errno = EPERM;
+        FAIL(i, "masked path %s is not covered after mounting", op->target);
     }
     close(fd);
+}
+
+static void verify_readonly(int i, int fd, const char *path)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0)
+        FAIL(i, "statfs %s", path);
+    if (!(sf.f_flags & ST_RDONLY)) {
+        errno = EPERM;
+        FAIL(i, "%s is still writable after the read-only remount", path);
+    }
 }
 
 static void op_readonly(int i, const struct pyoci_op *op)
@@ -527,25 +588,42 @@ static void op_readonly(int i, const struct pyoci_op *op)
             return;
         FAIL(i, "resolve readonly path %s", op->target);
     }
-    char tp[64];
-    fdpath(tp, sizeof tp, fd);
-    if (mount(tp, tp, NULL, MS_BIND | MS_REC, NULL) < 0)
+    /* A recursive clone of the path, read-only (and nosuid, nodev, noexec)
+     * all the way down before it is attached: there is no moment where the
+     * new mount is visible and writable. */
+    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0)
         FAIL(i, "bind readonly path %s", op->target);
+    struct pyoci_mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+        FAIL(i, "make the bind of %s read-only", op->target);
+    move_onto(i, tree, fd, "bind read-only over", op->target);
+    close(tree);
     close(fd);
     fd = open_in_root(op->target, O_PATH);
     if (fd < 0)
         FAIL(i, "reopen readonly path %s", op->target);
-    fdpath(tp, sizeof tp, fd);
-    if (bind_remount(tp, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC) < 0)
-        FAIL(i, "remount %s read-only", op->target);
+    verify_readonly(i, fd, op->target);
     close(fd);
 }
 
+/* A sysctl (or any file the plan writes after pivot_root) is written only
+ * through an fd checked to be on procfs: not a file of the image, nor one on
+ * whatever else a config mounted on /proc. */
 static void op_write_file(int i, const struct pyoci_op *op)
 {
-    int fd = open_in_root(op->target, O_WRONLY | O_TRUNC);
+    int fd = open_in_root(op->target, O_WRONLY);
     if (fd < 0)
         FAIL(i, "open %s", op->target);
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0)
+        FAIL(i, "statfs %s", op->target);
+    if (sf.f_type != PROC_SUPER_MAGIC) {
+        errno = EXDEV;
+        FAIL(i, "%s is not on procfs (is /proc mounted in the container?)", op->target);
+    }
     size_t len = strlen(op->data);
     if (write(fd, op->data, len) != (ssize_t)len)
         FAIL(i, "write %s", op->target);
@@ -571,6 +649,13 @@ static void op_remount(int i, const struct pyoci_op *op)
     const char *target = resolve_target(i, op, &fd, tp, sizeof tp);
     if (bind_remount(target, op->mflags) < 0)
         FAIL(i, "remount %s", op->target);
+    if (op->mflags & MS_RDONLY) {
+        int check = open(target, O_PATH | O_CLOEXEC);
+        if (check < 0)
+            FAIL(i, "reopen %s", op->target);
+        verify_readonly(i, check, op->target);
+        close(check);
+    }
     if (fd >= 0)
         close(fd);
 }
@@ -653,40 +738,6 @@ void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg)
             close(cfg->ops[i].userns_fd);
 }
 
-static noreturn void holder(void)
-{
-    for (;;)
-        pause();
-}
-
-int pyoci_userns_holder(void)
-{
-    pid_t parent = getpid();
-    long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        /* Nothing but SIGKILL ends it: no handler of the interpreter runs here. */
-        sigset_t all;
-        sigfillset(&all);
-        sigprocmask(SIG_BLOCK, &all, NULL);
-        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        if (getppid() != parent)
-            _exit(0);
-        holder();
-    }
-    return (int)pid;
-}
-
-int pyoci_mount_setattr_probe(void)
-{
-    struct pyoci_mount_attr attr;
-    memset(&attr, 0, sizeof attr);
-    if (syscall(SYS_mount_setattr, -1, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 && errno == ENOSYS)
-        return -ENOSYS;
-    return 0;
-}
-
 int pyoci_open_in_root(const char *path, int flags)
 {
     return open_in_root(path, flags);
@@ -722,6 +773,9 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
             op_symlink(i, op);
             break;
         case PYOCI_OP_PIVOT:
+            for (int k = i + 1; k < cfg->n_ops && null_tree < 0; k++)
+                if (cfg->ops[k].kind == PYOCI_OP_MASK)
+                    prepare_null(i);   /* the host's /dev/null is gone after the pivot */
             op_pivot(i, op, cfg->rootfs);
             break;
         case PYOCI_OP_MASK:
@@ -768,4 +822,10 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
             FAIL(i, "unknown op %d", op->kind);
         }
     }
+    /* The null device's clone served the masks; the init keeps no fd of it. */
+    if (null_tree >= 0)
+        close(null_tree);
+    if (null_src >= 0)
+        close(null_src);
+    null_tree = null_src = -1;
 }

@@ -1,11 +1,12 @@
-/* process.c -- the last part of stage2: the process's credentials and
- * limits, SYNC 4 (READY), waiting for `start` (SYNC 5), startContainer hooks
- * and execve. */
+/* process.c -- the last part of stage2 (in pyoci-init): the process's
+ * credentials and limits, SYNC 4 (READY), waiting for `start` (SYNC 5),
+ * startContainer hooks and execve. */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <sys/wait.h>
 #include <grp.h>
 #include <time.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -26,6 +28,25 @@
 #endif
 
 #define PFAIL(step, ...) pyoci_fail(PYOCI_STAGE_PROCESS, (step), errno, __VA_ARGS__)
+
+#ifndef SYS_sched_setattr
+#define SYS_sched_setattr 314
+#endif
+#ifndef IOPRIO_WHO_PROCESS
+#define IOPRIO_WHO_PROCESS 1
+#endif
+
+/* struct sched_attr, SCHED_ATTR_SIZE_VER0 (no utilization clamps) */
+struct pyoci_sched_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+};
 
 static char exec_path[PATH_MAX];
 
@@ -139,6 +160,95 @@ static void set_credentials(const struct pyoci_spawn_config *cfg)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* The working directory must lie below the container's root: a cwd such
+ * as /proc/self/fd/N (an fd to a directory outside, CVE-2024-21626) would
+ * otherwise hand the program the host's filesystem.  So process.cwd is
+ * resolved like every other path in the container (openat2 from its root,
+ * RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: symlinks of the image stay
+ * inside, a /proc magic link is refused) and entered with fchdir; and once
+ * entered, getcwd(2), which prefixes a directory the root cannot reach with
+ * "(unreachable)", must show an absolute path. */
+static int openat2_cwd(int root, const char *path, unsigned long long resolve)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = resolve;
+    long r;
+    do
+        r = syscall(SYS_openat2, root, path, &how, sizeof how);
+    while (r < 0 && (errno == EINTR || errno == EAGAIN));
+    return (int)r;
+}
+
+/* An O_PATH fd of process.cwd, or -1 with errno (EACCES: try again as the
+ * process's user). */
+static int open_cwd(const struct pyoci_spawn_config *cfg)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        PFAIL(PYOCI_STEP_CHDIR, "open the container's root");
+    int fd = openat2_cwd(root, cfg->cwd, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    int e = errno;
+    if (fd < 0 && e == ELOOP && openat2_cwd(root, cfg->cwd, RESOLVE_IN_ROOT) < 0 && errno == EXDEV) {
+        /* not a loop: a magic link (RESOLVE_IN_ROOT alone says EXDEV for those) */
+        errno = EPERM;
+        PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s goes through a /proc magic link (like /proc/self/fd/N), which can "
+              "lead outside the container's root", cfg->cwd);
+    }
+    close(root);
+    errno = e;
+    return fd;
+}
+
+static void check_cwd(const struct pyoci_spawn_config *cfg)
+{
+    char buf[PATH_MAX + 32];
+    if (syscall(SYS_getcwd, buf, sizeof buf) < 0) {
+        if (errno == ENAMETOOLONG)
+            return;   /* deep but reachable: an unreachable path is short */
+        PFAIL(PYOCI_STEP_CWD_ESCAPE, "getcwd after chdir %s", cfg->cwd);
+    }
+    if (buf[0] != '/') {
+        errno = EPERM;
+        PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s resolves to %.200s, outside the container's root", cfg->cwd, buf);
+    }
+}
+
+/* process.ioPriority, process.scheduler, linux.personality and
+ * linux.memoryPolicy: properties of the process that execve keeps (and that
+ * startContainer hooks, run by the init, inherit).  Set before READY, so
+ * that a value the kernel refuses fails `create`, while the init still has
+ * every capability (a real-time policy or the RT I/O class need
+ * CAP_SYS_NICE/CAP_SYS_ADMIN) and before any seccomp filter. */
+static void set_process_attributes(const struct pyoci_spawn_config *cfg)
+{
+    if (cfg->personality >= 0 && syscall(SYS_personality, (unsigned long)cfg->personality) < 0)
+        PFAIL(PYOCI_STEP_PERSONALITY, "personality(0x%llx)", (unsigned long long)cfg->personality);
+    if (cfg->ioprio >= 0 && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, cfg->ioprio) < 0)
+        PFAIL(PYOCI_STEP_IOPRIO, "ioprio_set(class %d, level %d)", cfg->ioprio >> 13, cfg->ioprio & 0x1fff);
+    if (cfg->mempolicy) {
+        const struct pyoci_mempolicy *mp = cfg->mempolicy;
+        unsigned long maxnode = mp->n_words > 0 ? (unsigned long)mp->n_words * 64 + 1 : 0;
+        if (syscall(SYS_set_mempolicy, mp->mode, mp->n_words > 0 ? mp->nodes : NULL, maxnode) < 0)
+            PFAIL(PYOCI_STEP_MEMPOLICY, "set_mempolicy(mode 0x%x)", (unsigned)mp->mode);
+    }
+    if (cfg->sched) {
+        struct pyoci_sched_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.size = sizeof attr;
+        attr.sched_policy = cfg->sched->policy;
+        attr.sched_flags = cfg->sched->flags;
+        attr.sched_nice = cfg->sched->nice;
+        attr.sched_priority = cfg->sched->priority;
+        attr.sched_runtime = cfg->sched->runtime;
+        attr.sched_deadline = cfg->sched->deadline;
+        attr.sched_period = cfg->sched->period;
+        if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+            PFAIL(PYOCI_STEP_SCHEDULER, "sched_setattr(policy %u)", cfg->sched->policy);
+    }
+}
+
 /* Run one startContainer hook inside the container; 0 or fails the child. */
 static void run_hook(const struct pyoci_spawn_config *cfg, int n)
 {
@@ -206,15 +316,24 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
             pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_RLIMIT, errno, "setrlimit %d", i); /* Python names it */
     }
     int cwd_done = 0;
-    if (cfg->cwd && chdir(cfg->cwd) == 0)
-        cwd_done = 1;
-    else if (cfg->cwd && errno != EACCES)
-        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
+    int cwd_fd = -1;
+    if (cfg->cwd) {
+        cwd_fd = open_cwd(cfg);
+        if (cwd_fd >= 0 && fchdir(cwd_fd) == 0) {
+            cwd_done = 1;
+            check_cwd(cfg);
+        } else if (errno != EACCES) {
+            PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
+        }
+    }
 
     /* process is optional until start (runtime-spec): without one, `start` fails. */
     int has_process = cfg->argv && cfg->argv[0];
     if (has_process)
         lookup_exec(cfg);
+
+    /* Before READY, so that a value the kernel refuses fails `create`. */
+    set_process_attributes(cfg);
 
     int conn = -1;
     if (cfg->start_fd >= 0) {
@@ -271,8 +390,13 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
         pyoci_load_seccomp(cfg);
     set_credentials(cfg);
     /* Retry as the process's user: a directory only it may enter. */
-    if (cfg->cwd && !cwd_done && chdir(cfg->cwd) < 0)
-        PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
+    if (cfg->cwd && !cwd_done) {
+        if (cwd_fd < 0)
+            cwd_fd = open_cwd(cfg);
+        if (cwd_fd < 0 || fchdir(cwd_fd) < 0)
+            PFAIL(PYOCI_STEP_CHDIR, "chdir %s", cfg->cwd);
+        check_cwd(cfg);
+    }
     if (cfg->no_new_privs)
         pyoci_load_seccomp(cfg);   /* the last step: the runtime's own syscalls stay unfiltered */
     if (!has_process) {

@@ -1,4 +1,5 @@
-/* spawn.c -- stage1 (namespaces) and the start of stage2 (the container init).
+/* spawn.c -- stage1 (namespaces) and the start of stage2 (the container
+ * init), in pyoci-init (init.c; started by launch.c).
  *
  * The sync points are numbered as in helper.h and pyoci/native/spawn.py. */
 #include "internal.h"
@@ -20,70 +21,9 @@
 #define CLONE_NEWTIME 0x00000080
 #endif
 
-int pyoci_report_fd = -1;
 int pyoci_host_pid = 0;
 
-int pyoci_send(int fd, int type, int stage, int index, int err, int pid, const char *text)
-{
-    struct pyoci_msg msg;
-    memset(&msg, 0, sizeof msg);
-    msg.type = type;
-    msg.stage = stage;
-    msg.index = index;
-    msg.err = err;
-    msg.pid = pid;
-    if (text)
-        snprintf(msg.text, sizeof msg.text, "%s", text);
-    for (;;) {
-        ssize_t n = send(fd, &msg, sizeof msg, MSG_NOSIGNAL);
-        if (n == (ssize_t)sizeof msg)
-            return 0;
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 ? -errno : -EIO;
-    }
-}
-
-int pyoci_recv(int fd, struct pyoci_msg *msg)
-{
-    for (;;) {
-        ssize_t n = recv(fd, msg, sizeof *msg, 0);
-        if (n == (ssize_t)sizeof *msg)
-            return 0;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0)
-            return -EPIPE;
-        return n < 0 ? -errno : -EPROTO;
-    }
-}
-
-static void vreport(int type, int stage, int index, int err, const char *fmt, va_list ap)
-{
-    char text[sizeof(((struct pyoci_msg *)0)->text)];
-    vsnprintf(text, sizeof text, fmt, ap);
-    if (pyoci_report_fd >= 0)
-        pyoci_send(pyoci_report_fd, type, stage, index, err, 0, text);
-}
-
-noreturn void pyoci_fail(int stage, int index, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(PYOCI_MSG_ERROR, stage, index, err, fmt, ap);
-    va_end(ap);
-    _exit(127);
-}
-
-void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(PYOCI_MSG_WARNING, stage, index, err, fmt, ap);
-    va_end(ap);
-}
-
-void pyoci_set_title(const char *title)
+static void set_title(const char *title)
 {
     prctl(PR_SET_NAME, (unsigned long)title, 0, 0, 0);
 }
@@ -105,7 +45,7 @@ static void expect(int fd, int type, int step)
 static pid_t raw_fork(unsigned long flags)
 {
     /* clone() without a new stack behaves like fork() but runs no atfork
-     * handlers: nothing of the interpreter runs in the child. */
+     * handlers and keeps the child's libc state trivial. */
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
 }
 
@@ -132,44 +72,6 @@ static void write_file(const char *path, const char *data, int step)
     close(fd);
 }
 
-/* Close every fd above the preserved ones except those the protocol needs
- * (sync, start, console) and the user namespaces of idmapped mounts (closed
- * by pyoci_prepare_idmapped_mounts once used): the parent's fds (its
- * state-dir lock, log files, ...) must not live on in the container's init. */
-static void close_inherited_fds(const struct pyoci_spawn_config *cfg)
-{
-    unsigned int keep[4 + PYOCI_MAX_IDMAPPED];
-    int n = 0;
-    int want[4] = {cfg->sync_fd, cfg->start_fd, cfg->console_fd, cfg->seccomp_listener_fd};
-    for (int k = 0; k < 4; k++)
-        if (want[k] >= 0)
-            keep[n++] = (unsigned)want[k];
-    for (int i = 0; i < cfg->n_ops; i++) {
-        const struct pyoci_op *op = &cfg->ops[i];
-        if ((op->flags & PYOCI_F_IDMAP) && op->userns_fd >= 0) {
-            if (n == 4 + PYOCI_MAX_IDMAPPED)
-                pyoci_fail(PYOCI_STAGE_OPS, i, E2BIG, "more than %d idmapped mounts", PYOCI_MAX_IDMAPPED);
-            keep[n++] = (unsigned)op->userns_fd;
-        }
-    }
-    for (int a = 0; a < n; a++) /* sort ascending */
-        for (int b = a + 1; b < n; b++)
-            if (keep[b] < keep[a]) {
-                unsigned int t = keep[a];
-                keep[a] = keep[b];
-                keep[b] = t;
-            }
-    unsigned int from = 3U + (unsigned)cfg->preserve_fds;
-    for (int k = 0; k < n; k++) {
-        if (keep[k] >= from) {
-            if (keep[k] > from)
-                syscall(SYS_close_range, from, keep[k] - 1, 0);
-            from = keep[k] + 1;
-        }
-    }
-    syscall(SYS_close_range, from, ~0U, 0);
-}
-
 /* SYNC 2 (child side): wait until the parent has placed us (cgroups,
  * oom_score_adj) and told us our pid as it sees it; then the cgroup namespace
  * can be made, rooted at our cgroup.  Idempotent; called before the hooks
@@ -192,7 +94,7 @@ void pyoci_wait_placed(const struct pyoci_spawn_config *cfg)
 static noreturn void stage2(const struct pyoci_spawn_config *cfg)
 {
     int fd = cfg->sync_fd;
-    pyoci_set_title("pyoci:[2:INIT]");
+    set_title("pyoci:[2:INIT]");
     /* Our parent is the runtime (CLONE_PARENT): die with it while it sets
      * us up (cleared before READY).  The kernel clears pdeathsig on fork, so
      * set it again here, and check the parent did not die first. */
@@ -226,19 +128,22 @@ static noreturn void stage2(const struct pyoci_spawn_config *cfg)
 }
 
 /* ---- stage1: namespaces ---- */
-static noreturn void stage1(const struct pyoci_spawn_config *cfg)
+noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
 {
     int fd = cfg->sync_fd;
     int nsfd[64];
 
     pyoci_report_fd = fd;
-    close_inherited_fds(cfg);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    /* Non-dumpable until execve: nothing in the container may open our
-     * /proc/<pid>/exe (the host's interpreter) or ptrace us. */
+    /* Non-dumpable until execve: nothing in the container may ptrace us or
+     * open our /proc/<pid>/exe, mem, environ or fds.  (The exe is pyoci-init's
+     * sealed memfd, never a host file; see launch.c.)  Our mm was made by the
+     * execveat of pyoci-init in the runtime's user namespace, so mm->user_ns
+     * is that namespace, and getting past non-dumpable takes CAP_SYS_PTRACE
+     * there: the container's root, in a user namespace of its own, never has it. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     reset_signals();
-    pyoci_set_title("pyoci:[1:NS]");
+    set_title("pyoci:[1:NS]");
     /* With the caller's credentials, before any namespace changes. */
     pyoci_prepare_idmapped_mounts(cfg);
 
@@ -299,101 +204,4 @@ static noreturn void stage1(const struct pyoci_spawn_config *cfg)
     /* SYNC 2: tell the parent stage2's pid (in the parent's pid namespace). */
     pyoci_send(fd, PYOCI_MSG_CHILD_PID, 0, 0, 0, child, NULL);
     _exit(0);
-}
-
-int pyoci_spawn(const struct pyoci_spawn_config *cfg)
-{
-    if (cfg->abi_version != PYOCI_ABI_VERSION)
-        return -EINVAL;
-    pid_t pid = raw_fork(0);
-    if (pid < 0)
-        return -errno;
-    if (pid == 0)
-        stage1(cfg);
-    return pid;
-}
-
-/* ---- small wrappers ---- */
-int pyoci_seqpacket_pair(int fds[2])
-{
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
-        return -errno;
-    return 0;
-}
-
-static int unix_addr(int dirfd, const char *name, struct sockaddr_un *addr)
-{
-    memset(addr, 0, sizeof *addr);
-    addr->sun_family = AF_UNIX;
-    int n = snprintf(addr->sun_path, sizeof addr->sun_path, "/proc/self/fd/%d/%s", dirfd, name);
-    if (n < 0 || (size_t)n >= sizeof addr->sun_path)
-        return -ENAMETOOLONG;
-    return 0;
-}
-
-int pyoci_listen(int dirfd, const char *name)
-{
-    struct sockaddr_un addr;
-    int r = unix_addr(dirfd, name, &addr);
-    if (r < 0)
-        return r;
-    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(s, 1) < 0) {
-        r = -errno;
-        close(s);
-        return r;
-    }
-    return s;
-}
-
-int pyoci_connect(int dirfd, const char *name)
-{
-    struct sockaddr_un addr;
-    int r = unix_addr(dirfd, name, &addr);
-    if (r < 0)
-        return r;
-    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        r = -errno;
-        close(s);
-        return r;
-    }
-    return s;
-}
-
-int pyoci_setns_path(const char *path, int nstype)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = setns(fd, nstype);
-    int e = errno;
-    close(fd);
-    return r < 0 ? -e : 0;
-}
-
-int pyoci_umount(const char *path, int flags)
-{
-    return umount2(path, flags) < 0 ? -errno : 0;
-}
-
-int pyoci_set_child_subreaper(void)
-{
-    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ? -errno : 0;
-}
-
-int pyoci_pidfd_open(int pid)
-{
-    long r = syscall(SYS_pidfd_open, pid, 0);
-    return r < 0 ? -errno : (int)r;
-}
-
-int pyoci_pidfd_send_signal(int pidfd, int sig)
-{
-    long r = syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-    return r < 0 ? -errno : 0;
 }

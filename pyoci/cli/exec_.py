@@ -24,8 +24,8 @@ FLAGS = [
     Flag("cap", "list", aliases=("c",), help="add a capability, repeatable"),
     Flag("no-new-privs", help="set no_new_privs"),
     Flag("preserve-fds", "int", default=0, help="pass fds 3..3+N-1 to the process"),
-    Flag("process-label", "str", help="accepted (SELinux is not enabled)"),
-    Flag("apparmor", "str", help="accepted (AppArmor is not enabled)"),
+    Flag("process-label", "str", help="SELinux label (refused: pyoci cannot apply labels)"),
+    Flag("apparmor", "str", help="AppArmor profile (refused: pyoci cannot apply profiles)"),
     Flag("ignore-paused", help="accepted for runc compatibility"),
     Flag("cgroup", "str", help="accepted for runc compatibility"),
 ]
@@ -55,6 +55,12 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
                                     no_new_privs=bool(opts["no-new-privs"]))
     if opts["tty"]:
         process["terminal"] = True
+    # Labels are refused, as at create, when the host cannot apply them
+    # (lifecycle.exec_ checks them), never dropped.
+    if opts["apparmor"]:
+        process["apparmorProfile"] = opts["apparmor"]
+    if opts["process-label"]:
+        process["selinuxLabel"] = opts["process-label"]
     return exec_process(g.root, cid, ExecOptions(
         process, detach=bool(opts["detach"]), pid_file=opts["pid-file"],
         console_socket=opts["console-socket"], preserve_fds=int(opts["preserve-fds"] or 0)))

@@ -17,7 +17,16 @@ FLAGS: list[Flag] = []
 
 def features() -> dict[str, Any]:
     from pyoci.linux.idmap import idmapped_mounts_supported
-    from pyoci.linux.names import CAPABILITIES
+    from pyoci.linux.names import (
+        CAPABILITIES,
+        IOPRIO_CLASSES,
+        MPOL_FLAGS,
+        MPOL_MODES,
+        PERSONALITY_DOMAINS,
+        PERSONALITY_FLAGS,
+        SCHED_FLAGS,
+        SCHED_POLICIES,
+    )
     from pyoci.plan.mountopts import FLAG_OPTIONS, IDMAP_OPTIONS, IGNORED_OPTIONS, PROPAGATION_OPTIONS
 
     # Idmapped mounts: what this kernel has (mount_setattr, Linux >= 5.12).
@@ -51,8 +60,19 @@ def features() -> dict[str, Any]:
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": idmap}},
+            "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
         },
-        "annotations": {"org.pyoci.version": __import__("pyoci").__version__},
+        # Fields the features document has no place for (yet): what pyoci
+        # applies, comma-separated.
+        "annotations": {
+            "org.pyoci.version": __import__("pyoci").__version__,
+            "org.pyoci.linux.personality.domains": ",".join(sorted(PERSONALITY_DOMAINS)),
+            "org.pyoci.linux.personality.flags": ",".join(sorted(PERSONALITY_FLAGS)),
+            "org.pyoci.process.ioPriority.classes": ",".join(sorted(IOPRIO_CLASSES)),
+            # SCHED_ISO is in the schema but Linux never implemented it.
+            "org.pyoci.process.scheduler.policies": ",".join(sorted(set(SCHED_POLICIES) - {"SCHED_ISO"})),
+            "org.pyoci.process.scheduler.flags": ",".join(sorted(SCHED_FLAGS)),
+        },
     }
 
 

@@ -116,7 +116,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=init_userns,
                 no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
-    _check_lsm(cfg)
+    check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
     from pyoci.report import debug
 
@@ -147,6 +147,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
     if prewarm is not None:
         prewarm.wait()            # no other thread may run when we fork
+    if opts.preserve_fds:
+        # (after the prewarm thread, whose fd could otherwise look like the caller's)
+        proc.hold_fd_range(3, opts.preserve_fds)
     c = store.new_container(root, cid)
     pid = 0
     start_fd = -1
@@ -220,7 +223,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         # "pid":0 is replaced by the C helper with the pid it gets at SYNC 2.
         start_state = jsonfast.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
         pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
-                          start_state, None if opts.no_new_keyring else cid[:200], console_fd)
+                          start_state, None if opts.no_new_keyring else keyring_name(cid), console_fd)
         os.close(start_fd)
         start_fd = -1
         c.save({
@@ -238,6 +241,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "own_mount_ns": plan.own_mount_ns,
             "process": cfg.get("process") or {},
             "seccomp": linux_cfg.get("seccomp"),
+            "personality": linux_cfg.get("personality"),
+            "memoryPolicy": linux_cfg.get("memoryPolicy"),
+            "new_keyring": not opts.no_new_keyring,
             "cgroup_paths": cg_paths,
             "cgroups_created": cg_created,
             "freezer": cgroups.freezer_file(cg_paths),
@@ -268,6 +274,16 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         raise
     c.close()
     return pid
+
+
+def keyring_name(cid: str) -> str:
+    """The name of the container's session keyring: the id and a random part.
+
+    The random part means no one can create a keyring of that name first
+    (KEYCTL_JOIN_SESSION_KEYRING joins an existing keyring of the name, so a
+    process of another container of the same uid that made one searchable
+    would be handed this container's keys)."""
+    return f"pyoci:{cid[:160]}:{os.urandom(6).hex()}"
 
 
 def start(root: str, cid: str) -> None:
@@ -320,8 +336,9 @@ def state(root: str, cid: str) -> dict[str, Any]:
         return oci_state(c, c.status())
 
 
-def _check_lsm(cfg: dict[str, Any]) -> None:
-    """A requested LSM label the host cannot apply is an error, never ignored."""
+def check_lsm(cfg: dict[str, Any]) -> None:
+    """A requested LSM label the host cannot apply is an error, never ignored
+    (config.json at create; the process of `exec`, flags included)."""
     process = cfg.get("process") or {}
     if process.get("apparmorProfile"):
         try:

@@ -34,7 +34,7 @@ class ExecOptions:
         self.preserve_fds = preserve_fds
 
 
-def _namespaces_of(pid: int) -> list[tuple[int, str]]:
+def _namespaces_of(pid: int, cid: str) -> list[tuple[int, str]]:
     join = []
     for name, flag in NS_FILES:
         theirs = f"/proc/{pid}/ns/{name}"
@@ -43,6 +43,13 @@ def _namespaces_of(pid: int) -> list[tuple[int, str]]:
                 continue
         except FileNotFoundError:
             continue
+        except PermissionError:
+            # The init has not started the program yet: it is not dumpable,
+            # and its mm belongs to the user namespace pyoci ran in, where
+            # only CAP_SYS_PTRACE reaches it (README, Security).
+            raise PyociError(f"cannot exec in container {cid!r}: its init (pid {pid}) is not dumpable "
+                             "until it is started, and this user may not open its namespaces",
+                             hint="start the container first, or exec as root") from None
         join.append((flag, theirs))
     return join
 
@@ -57,22 +64,30 @@ def _setgroups_denied(pid: int) -> bool:
 
 def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     """Start the process; with detach return 0, else wait and return its status."""
+    from pyoci.errors import ConfigError
+    from pyoci.lifecycle.container import check_lsm
     from pyoci.lifecycle.run import wait_for
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_exec_plan
 
+    try:
+        check_lsm({"process": opts.process})
+    except ConfigError as e:
+        raise e.relabel("exec") from None
+    if opts.preserve_fds:
+        proc.hold_fd_range(3, opts.preserve_fds)
     with store.open_container(root, cid, shared=True) as c:
         status = c.status()
         if not can("exec", status):
             raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
-        join = _namespaces_of(pid)
+        join = _namespaces_of(pid, cid)
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                     preserve_fds=opts.preserve_fds)
         plan = build_exec_plan(opts.process, join, chroot, host, _setgroups_denied(pid),
-                               state.get("seccomp"))
+                               state.get("seccomp"), state.get("personality"), state.get("memoryPolicy"))
 
         console_fd = -1
         mine = -1
@@ -102,7 +117,10 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
                                     run_create_hooks=nothing, warning=_warn)
         try:
-            child = spawn.spawn(plan, -1, callbacks, [], None, None, console_fd)
+            # A session keyring of its own (anonymous: ""), never the caller's,
+            # unless the container was created with --no-new-keyring.
+            keyring = "" if state.get("new_keyring", True) else None
+            child = spawn.spawn(plan, -1, callbacks, [], None, keyring, console_fd)
         finally:
             if console_fd >= 0:
                 os.close(console_fd)

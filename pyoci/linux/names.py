@@ -175,3 +175,68 @@ def parse_signal(text: str) -> int:
     if num_or_none is None:
         raise ValueError(f"unknown signal {text!r}")
     return num_or_none
+
+# linux.personality.domain: personality(2) domains, <linux/personality.h>.
+PERSONALITY_DOMAINS: dict[str, int] = {
+    "LINUX": 0x0000,
+    "LINUX32": 0x0008,
+}
+# linux.personality.flags: the flag bits of <linux/personality.h>, by name.
+PERSONALITY_FLAGS: dict[str, int] = {
+    "UNAME26": 0x0020000,
+    "ADDR_NO_RANDOMIZE": 0x0040000,
+    "FDPIC_FUNCPTRS": 0x0080000,
+    "MMAP_PAGE_ZERO": 0x0100000,
+    "ADDR_COMPAT_LAYOUT": 0x0200000,
+    "READ_IMPLIES_EXEC": 0x0400000,
+    "ADDR_LIMIT_32BIT": 0x0800000,
+    "SHORT_INODE": 0x1000000,
+    "WHOLE_SECONDS": 0x2000000,
+    "STICKY_TIMEOUTS": 0x4000000,
+    "ADDR_LIMIT_3GB": 0x8000000,
+}
+
+# process.ioPriority.class: ioprio_set(2) classes, <linux/ioprio.h>; the
+# value is class << 13 | level, levels 0 (highest) to 7.
+IOPRIO_CLASSES: dict[str, int] = {
+    "IOPRIO_CLASS_RT": 1,
+    "IOPRIO_CLASS_BE": 2,
+    "IOPRIO_CLASS_IDLE": 3,
+}
+IOPRIO_CLASS_SHIFT = 13
+
+# process.scheduler: sched_setattr(2) policies and flags, <linux/sched.h>.
+SCHED_POLICIES: dict[str, int] = {
+    "SCHED_OTHER": 0,
+    "SCHED_FIFO": 1,
+    "SCHED_RR": 2,
+    "SCHED_BATCH": 3,
+    "SCHED_ISO": 4,         # reserved by Linux, never implemented
+    "SCHED_IDLE": 5,
+    "SCHED_DEADLINE": 6,
+}
+SCHED_FLAGS: dict[str, int] = {
+    "SCHED_FLAG_RESET_ON_FORK": 0x01,
+    "SCHED_FLAG_RECLAIM": 0x02,
+    "SCHED_FLAG_DL_OVERRUN": 0x04,
+    "SCHED_FLAG_KEEP_POLICY": 0x08,
+    "SCHED_FLAG_KEEP_PARAMS": 0x10,
+    "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+    "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40,
+}
+
+# linux.memoryPolicy: set_mempolicy(2) modes and mode flags, <linux/mempolicy.h>.
+MPOL_MODES: dict[str, int] = {
+    "MPOL_DEFAULT": 0,
+    "MPOL_PREFERRED": 1,
+    "MPOL_BIND": 2,
+    "MPOL_INTERLEAVE": 3,
+    "MPOL_LOCAL": 4,
+    "MPOL_PREFERRED_MANY": 5,
+    "MPOL_WEIGHTED_INTERLEAVE": 6,
+}
+MPOL_FLAGS: dict[str, int] = {
+    "MPOL_F_NUMA_BALANCING": 1 << 13,
+    "MPOL_F_RELATIVE_NODES": 1 << 14,
+    "MPOL_F_STATIC_NODES": 1 << 15,
+}

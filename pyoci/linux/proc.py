@@ -15,6 +15,35 @@ def write_text(path: str, data: str) -> None:
         os.close(fd)
 
 
+def hold_fd_range(first: int, count: int) -> None:
+    """Occupy every fd from first to first+count-1 that is not open with
+    /dev/null, so that none of pyoci's own fds gets a number there.
+
+    For --preserve-fds N: fds 3 to 3+N-1 are the caller's and reach the
+    container; one the caller did not open would otherwise be the next fd
+    pyoci opens (its state-directory lock, a socket of the sync protocol),
+    which the container must never get.  (The C helper refuses to start when
+    one of the protocol's fds lies in that range anyway.)"""
+    null = -1
+    try:
+        for fd in range(first, first + count):
+            try:
+                os.fstat(fd)
+                continue
+            except OSError:
+                pass
+            if null < 0:
+                null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                if null == fd:
+                    os.set_inheritable(fd, True)
+                    null = -1
+                    continue
+            os.dup2(null, fd, inheritable=True)
+    finally:
+        if null >= 0 and not first <= null < first + count:
+            os.close(null)
+
+
 def _stat_fields(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:

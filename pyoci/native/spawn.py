@@ -83,6 +83,30 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_KEYRING: "join a new session keyring",
     lib.PYOCI_STEP_TERMINAL: "set up the terminal ($.process.terminal)",
     lib.PYOCI_STEP_SECCOMP: "load the seccomp filter ($.linux.seccomp)",
+    lib.PYOCI_STEP_INIT: "start pyoci-init (the container's side of pyoci, from a sealed memfd)",
+    lib.PYOCI_STEP_PERSONALITY: "set the personality ($.linux.personality)",
+    lib.PYOCI_STEP_IOPRIO: "set the I/O priority ($.process.ioPriority)",
+    lib.PYOCI_STEP_SCHEDULER: "set the scheduling policy ($.process.scheduler)",
+    lib.PYOCI_STEP_MEMPOLICY: "set the memory policy ($.linux.memoryPolicy)",
+    lib.PYOCI_STEP_CWD_ESCAPE: "check the working directory ($.process.cwd)",
+}
+
+# What usually causes a failed step, by (step, errno).
+STEP_HINTS: dict[tuple[int, int], str] = {
+    (lib.PYOCI_STEP_SCHEDULER, 1): "a real-time policy, a negative nice value or SCHED_DEADLINE needs "
+                                   "CAP_SYS_NICE on the host, and with RT group scheduling (cgroup v1 "
+                                   "`cpu`) a real-time policy also needs "
+                                   "linux.resources.cpu.realtimeRuntime",
+    (lib.PYOCI_STEP_SCHEDULER, 16): "SCHED_DEADLINE needs enough free bandwidth (runtime/period) on the "
+                                    "CPUs the process may run on",
+    (lib.PYOCI_STEP_IOPRIO, 1): "IOPRIO_CLASS_RT needs CAP_SYS_ADMIN or CAP_SYS_NICE on the host",
+    (lib.PYOCI_STEP_MEMPOLICY, 22): "the nodes must exist, be online and lie in the container's "
+                                    "cpuset.mems (see /sys/devices/system/node/online)",
+    (lib.PYOCI_STEP_PERSONALITY, 22): "the kernel does not know this personality",
+    (lib.PYOCI_STEP_CWD_ESCAPE, 1): "the working directory must be a directory inside the container, "
+                                    "not a path through /proc/self/fd or another link to outside it",
+    (lib.PYOCI_STEP_INIT, 13): "vm.memfd_noexec=2 forbids running anything from a memfd, which pyoci "
+                               "needs; set it to 0 or 1",
 }
 
 HINTS: dict[tuple[str, int], str] = {}
@@ -179,6 +203,29 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     cfg.cap_permitted = p.caps["permitted"]
     cfg.cap_inheritable = p.caps["inheritable"]
     cfg.cap_ambient = p.caps["ambient"]
+    cfg.personality = -1 if p.personality is None else p.personality
+    cfg.ioprio = -1 if p.io_priority is None else p.io_priority
+    cfg.sched = ffi.NULL
+    if p.scheduler is not None:
+        sched = ffi.new("struct pyoci_sched *")
+        enc.keep.append(sched)
+        s = p.scheduler
+        sched.policy, sched.nice, sched.priority, sched.flags = s.policy, s.nice, s.priority, s.flags
+        sched.runtime, sched.deadline, sched.period = s.runtime, s.deadline, s.period
+        cfg.sched = sched
+    cfg.mempolicy = ffi.NULL
+    if p.memory_policy is not None:
+        mp = ffi.new("struct pyoci_mempolicy *")
+        enc.keep.append(mp)
+        mp.mode = p.memory_policy.mode
+        words = [0] * ((max(p.memory_policy.nodes) // 64 + 1) if p.memory_policy.nodes else 0)
+        for node in p.memory_policy.nodes:
+            words[node // 64] |= 1 << (node % 64)
+        nodes = ffi.new("unsigned long long[]", words or [0])
+        enc.keep.append(nodes)
+        mp.n_words = len(words)
+        mp.nodes = nodes
+        cfg.mempolicy = mp
     cfg.no_new_privs = 1 if p.no_new_privs else 0
     rl = ffi.new("struct pyoci_rlimit[]", max(1, len(p.rlimits)))
     enc.keep.append(rl)
@@ -211,8 +258,10 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
             cfg.seccomp_listener_msg = enc.s(seccomp.listener_message(p.seccomp, state))
     cfg.console_rows, cfg.console_cols = p.console_size
     cfg.setsid = 1 if (start_fd >= 0 or p.terminal) else 0
-    cfg.new_keyring = 1 if keyring else 0
-    cfg.keyring_name = enc.s(keyring)
+    # keyring: None keeps the caller's session keyring, "" joins a new
+    # anonymous one, a name joins a new one of that name.
+    cfg.new_keyring = 0 if keyring is None else 1
+    cfg.keyring_name = enc.s(keyring or None)
     hooks = ffi.new("struct pyoci_hook[]", max(1, len(start_hooks)))
     enc.keep.append(hooks)
     for i, h in enumerate(start_hooks):
@@ -247,6 +296,11 @@ def recv(fd: int) -> Message | None:
         try:
             data = os.read(fd, MSG_SIZE)
         except InterruptedError:
+            continue
+        except ConnectionResetError:
+            # The child exited with a message of ours unread (e.g. CHILD_GO
+            # after it failed): the kernel reports that once, before the
+            # messages it sent (its ERROR) and the EOF.
             continue
         break
     if not data:
@@ -304,6 +358,8 @@ def child_error(msg: Message, plan: Plan | None) -> ChildError:
             detail = lookup_failure(plan.process.args[0], msg.err)
             err = 0     # already in the text, in runc's words
         msg.text = detail
+        if msg.stage != lib.PYOCI_STAGE_OPS:
+            hint = hint or STEP_HINTS.get((msg.index, msg.err))
     text = f"{what}: {msg.text}" if msg.text else what
     return ChildError(text, op=what, errno=err or None, hint=hint)
 

@@ -13,7 +13,18 @@ from __future__ import annotations
 import posixpath
 
 from pyoci.errors import ConfigError
-from pyoci.linux.names import CAPABILITIES, RLIMITS
+from pyoci.linux.names import (
+    CAPABILITIES,
+    IOPRIO_CLASS_SHIFT,
+    IOPRIO_CLASSES,
+    MPOL_FLAGS,
+    MPOL_MODES,
+    PERSONALITY_DOMAINS,
+    PERSONALITY_FLAGS,
+    RLIMITS,
+    SCHED_FLAGS,
+    SCHED_POLICIES,
+)
 from pyoci.plan.mountopts import (
     MS_BIND,
     MS_NODEV,
@@ -217,16 +228,45 @@ class IdMap(_Record):
         return "".join(f"{c} {h} {s}\n" for c, h, s in self.gid_lines)
 
 
+class Scheduler(_Record):
+    """process.scheduler as sched_setattr(2) takes it (numbers, not names)."""
+
+    __slots__ = ("policy", "nice", "priority", "flags", "runtime", "deadline", "period")
+
+    def __init__(self, policy: int, nice: int, priority: int, flags: int, runtime: int, deadline: int,
+                 period: int) -> None:
+        self.policy = policy
+        self.nice = nice
+        self.priority = priority
+        self.flags = flags
+        self.runtime = runtime
+        self.deadline = deadline
+        self.period = period
+
+
+class MemoryPolicy(_Record):
+    """linux.memoryPolicy as set_mempolicy(2) takes it: the mode ored with its
+    MPOL_F_* flags, and the node numbers."""
+
+    __slots__ = ("mode", "nodes")
+
+    def __init__(self, mode: int, nodes: list[int]) -> None:
+        self.mode = mode
+        self.nodes = nodes
+
+
 class ProcessPlan(_Record):
     __slots__ = ("args", "env", "cwd", "uid", "gid", "groups", "set_groups", "umask", "set_caps",
                  "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal",
-                 "console_size", "seccomp")
+                 "console_size", "seccomp", "io_priority", "scheduler", "personality", "memory_policy")
 
     def __init__(self, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
                  groups: list[int], set_groups: bool, umask: int, set_caps: bool,
                  caps: dict[str, int], no_new_privs: bool, rlimits: list[tuple[int, int, int]],
                  oom_score_adj: int | None, preserve_fds: int, terminal: bool,
-                 console_size: tuple[int, int] = (0, 0), seccomp: dict[str, Any] | None = None) -> None:
+                 console_size: tuple[int, int] = (0, 0), seccomp: dict[str, Any] | None = None,
+                 io_priority: int | None = None, scheduler: Scheduler | None = None,
+                 personality: int | None = None, memory_policy: MemoryPolicy | None = None) -> None:
         self.args = args
         self.env = env
         self.cwd = cwd
@@ -244,6 +284,14 @@ class ProcessPlan(_Record):
         self.terminal = terminal
         self.console_size = console_size  # (rows, columns), (0, 0) = leave
         self.seccomp = seccomp            # linux.seccomp, compiled by native.spawn
+        # Set by the init (and by `exec`'s process) before execve, while it
+        # still has every capability: process.ioPriority (class << 13 | level),
+        # process.scheduler, linux.personality (the personality(2) argument),
+        # linux.memoryPolicy.  None: leave as inherited.
+        self.io_priority = io_priority
+        self.scheduler = scheduler
+        self.personality = personality
+        self.memory_policy = memory_policy
 
 
 class Plan(_Record):
@@ -530,8 +578,50 @@ def _caps(process: dict[str, Any]) -> tuple[bool, dict[str, int]]:
     return True, masks
 
 
+def _io_priority(p: dict[str, Any]) -> int | None:
+    io = p.get("ioPriority")
+    if not io:
+        return None
+    return IOPRIO_CLASSES[io["class"]] << IOPRIO_CLASS_SHIFT | int(io["priority"])
+
+
+def _scheduler(p: dict[str, Any]) -> Scheduler | None:
+    sched = p.get("scheduler")
+    if not sched:
+        return None
+    flags = 0
+    for name in sched.get("flags") or []:
+        flags |= SCHED_FLAGS[name]
+    return Scheduler(SCHED_POLICIES[sched["policy"]], int(sched.get("nice", 0)),
+                     int(sched.get("priority", 0)), flags, int(sched.get("runtime", 0)),
+                     int(sched.get("deadline", 0)), int(sched.get("period", 0)))
+
+
+def _personality(linux: dict[str, Any]) -> int | None:
+    pers = linux.get("personality")
+    if not pers:
+        return None
+    value = PERSONALITY_DOMAINS[pers["domain"]]
+    for name in pers.get("flags") or []:
+        value |= PERSONALITY_FLAGS[name]
+    return value
+
+
+def _memory_policy(linux: dict[str, Any]) -> MemoryPolicy | None:
+    from pyoci.spec.checks import parse_node_list
+
+    mp = linux.get("memoryPolicy")
+    if not mp:
+        return None
+    mode = MPOL_MODES[mp["mode"]]
+    for name in mp.get("flags") or []:
+        mode |= MPOL_FLAGS[name]
+    return MemoryPolicy(mode, parse_node_list(mp["nodes"]) if mp.get("nodes") else [])
+
+
 def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> ProcessPlan:
     p = cfg.get("process") or {}
+    linux = cfg.get("linux") or {}
     user = p.get("user") or {}
     rlimits = []
     for i, r in enumerate(p.get("rlimits") or []):
@@ -558,7 +648,11 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         terminal=bool(p.get("terminal")),
         console_size=(int((p.get("consoleSize") or {}).get("height", 0)),
                       int((p.get("consoleSize") or {}).get("width", 0))),
-        seccomp=(cfg.get("linux") or {}).get("seccomp"),
+        seccomp=linux.get("seccomp"),
+        io_priority=_io_priority(p),
+        scheduler=_scheduler(p),
+        personality=_personality(linux),
+        memory_policy=_memory_policy(linux),
     )
 
 
@@ -639,15 +733,21 @@ READONLY_REMOUNT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
 def build_exec_plan(process: dict[str, Any], join: list[tuple[int, str]], chroot: str | None,
-                    host: Host, setgroups_denied: bool, seccomp: dict[str, Any] | None = None) -> Plan:
+                    host: Host, setgroups_denied: bool, seccomp: dict[str, Any] | None = None,
+                    personality: dict[str, Any] | None = None,
+                    memory_policy: dict[str, Any] | None = None) -> Plan:
     """The plan of `exec`: join the container's namespaces (and, for a
     container without a mount namespace of its own, chroot into its root),
-    then set up and exec the process; no filesystem program."""
+    then set up and exec the process; no filesystem program.  The
+    container's seccomp filter, personality and memory policy (recorded at
+    create) apply to it as to the init."""
     ops: list[Op] = []
     if chroot:
         ops.append(Op("pivot", "/", f"chroot into {chroot}", flags=["chroot"]))
     return Plan(unshare_flags=0, join=join, idmap=None, idmap_writer="direct", timens_offsets=None,
                 hostname=None, domainname=None, rootfs=chroot or "/", ops=ops,
-                process=_process({"process": process, "linux": {"seccomp": seccomp}}, host,
-                                 setgroups_denied),
+                process=_process({"process": process,
+                                  "linux": {"seccomp": seccomp, "personality": personality,
+                                            "memoryPolicy": memory_policy}},
+                                 host, setgroups_denied),
                 own_mount_ns=chroot is None)

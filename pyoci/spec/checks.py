@@ -13,7 +13,12 @@ runc refuses a config the spec leaves open (hostname without a UTS namespace).
 from __future__ import annotations
 
 from pyoci.errors import ConfigError
-from pyoci.linux.names import CAPABILITIES, RLIMITS
+from pyoci.linux.names import (
+    CAPABILITIES,
+    MPOL_FLAGS,
+    PERSONALITY_FLAGS,
+    RLIMITS,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -137,11 +142,78 @@ def _check_capabilities(process: dict[str, Any], base: str) -> None:
                 )
 
 
+def check_process_io_priority(cfg: Config) -> None:
+    process = cfg.get("process")
+    if process is not None:
+        _check_io_priority(process, "$.process")
+
+
+def check_process_scheduler(cfg: Config) -> None:
+    process = cfg.get("process")
+    if process is not None:
+        _check_scheduler(process, "$.process")
+
+
+def _check_io_priority(process: dict[str, Any], base: str) -> None:
+    io = process.get("ioPriority")
+    if not isinstance(io, dict):
+        return
+    level = io.get("priority")
+    if isinstance(level, int) and not 0 <= level <= 7:
+        raise ConfigError(f"{base}.ioPriority.priority",
+                          f"must be 0 (highest) to 7 (lowest), not {level}")
+
+
+# Policies whose nice value counts, and the real-time ones (which take a priority).
+NICE_POLICIES = frozenset({"SCHED_OTHER", "SCHED_BATCH"})
+RT_POLICIES = frozenset({"SCHED_FIFO", "SCHED_RR"})
+
+
+def _check_scheduler(process: dict[str, Any], base: str) -> None:
+    """runtime-spec "Scheduler": what sched_setattr(2) would refuse, named by field."""
+    sched = process.get("scheduler")
+    if not isinstance(sched, dict):
+        return
+    where = f"{base}.scheduler"
+    policy = sched.get("policy")
+    if policy == "SCHED_ISO":
+        raise ConfigError(f"{where}.policy", "SCHED_ISO is reserved by Linux and not implemented")
+    nice = sched.get("nice", 0)
+    if isinstance(nice, int):
+        if not -20 <= nice <= 19:
+            raise ConfigError(f"{where}.nice", f"must be -20 to 19, not {nice}")
+        if nice and policy not in NICE_POLICIES:
+            raise ConfigError(f"{where}.nice",
+                              f"only SCHED_OTHER and SCHED_BATCH have a nice value, not {policy}")
+    priority = sched.get("priority", 0)
+    if isinstance(priority, int):
+        if policy in RT_POLICIES and not 1 <= priority <= 99:
+            raise ConfigError(f"{where}.priority", f"{policy} needs a priority from 1 to 99, not {priority}")
+        if policy not in RT_POLICIES and priority:
+            raise ConfigError(f"{where}.priority",
+                              f"only SCHED_FIFO and SCHED_RR take a priority, not {policy}")
+    times = {k: sched.get(k, 0) for k in ("runtime", "deadline", "period")}
+    if policy == "SCHED_DEADLINE":
+        for key in ("runtime", "deadline"):
+            if not times[key]:
+                raise ConfigError(f"{where}.{key}", "SCHED_DEADLINE needs a runtime and a deadline (ns)")
+        period = times["period"] or times["deadline"]
+        if not times["runtime"] <= times["deadline"] <= period:
+            raise ConfigError(where, "SCHED_DEADLINE needs runtime <= deadline <= period, not "
+                              f"{times['runtime']}, {times['deadline']}, {period}")
+    else:
+        for key, value in times.items():
+            if value:
+                raise ConfigError(f"{where}.{key}", f"only SCHED_DEADLINE has a {key}, not {policy}")
+
+
 def check_process(process: dict[str, Any], base: str = "$.process") -> None:
     """The process checks on their own, for an `exec --process` document (base "$")."""
     _check_cwd(process, base)
     _check_rlimits(process, base)
     _check_capabilities(process, base)
+    _check_io_priority(process, base)
+    _check_scheduler(process, base)
 
 
 # -- mounts and paths -------------------------------------------------------
@@ -311,11 +383,81 @@ def check_seccomp_errno(cfg: Config) -> None:
             )
 
 
+def check_personality(cfg: Config) -> None:
+    personality = _linux(cfg).get("personality")
+    if not isinstance(personality, dict):
+        return
+    for i, flag in enumerate(personality.get("flags") or ()):
+        if flag not in PERSONALITY_FLAGS:
+            raise ConfigError(f"$.linux.personality.flags[{i}]",
+                              f"unknown personality flag {_show(str(flag))}",
+                              hint="one of " + ", ".join(sorted(PERSONALITY_FLAGS)))
+
+
+# Memory policy modes that take no nodes, and those that need at least one.
+MPOL_NO_NODES = frozenset({"MPOL_DEFAULT", "MPOL_LOCAL"})
+MPOL_NEED_NODES = frozenset({"MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                             "MPOL_PREFERRED_MANY"})
+# The highest node number accepted (Linux's MAX_NUMNODES is at most 1024).
+MAX_NUMA_NODE = 1023
+
+
+def parse_node_list(text: str) -> list[int]:
+    """"0-3,7" -> [0, 1, 2, 3, 7]; ValueError with the reason otherwise."""
+    nodes: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            raise ValueError("an empty entry")
+        lo_text, sep, hi_text = part.partition("-")
+        if not lo_text.isdigit() or (sep and not hi_text.isdigit()):
+            raise ValueError(f"{_show(part)} is not a node number or a range N-M")
+        lo = int(lo_text)
+        hi = int(hi_text) if sep else lo
+        if lo > hi:
+            raise ValueError(f"the range {_show(part)} runs backwards")
+        if hi > MAX_NUMA_NODE:
+            raise ValueError(f"node {hi} is above {MAX_NUMA_NODE}")
+        nodes.update(range(lo, hi + 1))
+    return sorted(nodes)
+
+
+def check_memory_policy(cfg: Config) -> None:
+    """runtime-spec "Memory policy": what set_mempolicy(2) would refuse, named by field."""
+    mp = _linux(cfg).get("memoryPolicy")
+    if not isinstance(mp, dict):
+        return
+    mode = mp.get("mode")
+    text = mp.get("nodes") or ""
+    nodes: list[int] = []
+    if text:
+        try:
+            nodes = parse_node_list(text)
+        except ValueError as e:
+            raise ConfigError("$.linux.memoryPolicy.nodes", f"must be a list such as 0-3,7: {e}") from None
+    if mode in MPOL_NO_NODES and nodes:
+        raise ConfigError("$.linux.memoryPolicy.nodes", f"{mode} takes no nodes")
+    if mode in MPOL_NEED_NODES and not nodes:
+        raise ConfigError("$.linux.memoryPolicy.nodes", f"{mode} needs at least one node")
+    flags = list(mp.get("flags") or ())
+    for i, flag in enumerate(flags):
+        if flag not in MPOL_FLAGS:
+            raise ConfigError(f"$.linux.memoryPolicy.flags[{i}]", f"unknown flag {_show(str(flag))}")
+    if "MPOL_F_STATIC_NODES" in flags and "MPOL_F_RELATIVE_NODES" in flags:
+        raise ConfigError("$.linux.memoryPolicy.flags",
+                          "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")
+    if not nodes and ("MPOL_F_STATIC_NODES" in flags or "MPOL_F_RELATIVE_NODES" in flags):
+        raise ConfigError("$.linux.memoryPolicy.flags", "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES "
+                          "need nodes")
+
+
 CHECKS: list[Callable[[Config], None]] = [
     check_root_present,
     check_process_cwd,
     check_process_rlimits,
     check_process_capabilities,
+    check_process_io_priority,
+    check_process_scheduler,
     check_mount_destinations,
     check_mount_idmap,
     check_masked_paths,
@@ -330,6 +472,8 @@ CHECKS: list[Callable[[Config], None]] = [
     check_devices,
     check_sysctl,
     check_seccomp_errno,
+    check_personality,
+    check_memory_policy,
 ]
 
 

@@ -11,10 +11,12 @@ process belongs to the current test when any of these holds:
 * its command line mentions the test's private directory (the pyoci CLI runs
   with ``--root <tmp>/state`` and ``--bundle <tmp>/...``; hook scripts live there);
 * its environment holds the test's token (``PYOCI_TEST_TOKEN=<token>``): every
-  pyoci call gets it, so the container's stage1/stage2 carry it until execve,
-  and every hook in a test config gets it in its env;
+  pyoci call gets it, and every hook in a test config gets it in its env
+  (the container's stage1/stage2, pyoci-init, start with an empty one);
 * its root directory is one of the test's rootfs directories (the container's
-  processes after pivot_root).
+  processes after pivot_root);
+* its cgroup names one of the test's containers (ids hold the token), as the
+  container's init does from SYNC 2 on.
 """
 
 from __future__ import annotations
@@ -370,6 +372,7 @@ def _root_key(path: Path) -> tuple[int, int] | None:
 def find_process_leaks(env: Env) -> list[tuple[int, str]]:
     tmp = str(env.tmp).encode()
     token = f"{TOKEN_VAR}={env.token}".encode()
+    cgroup_mark = f"-{env.token[:8]}-".encode()     # container ids: <stem>-<token[:8]>-<n>
     roots = {k for k in (_root_key(p) for p in env.rootfs_dirs) if k is not None}
     me = os.getpid()
     found: list[tuple[int, str]] = []
@@ -393,6 +396,8 @@ def find_process_leaks(env: Env) -> list[tuple[int, str]]:
             key = _root_key(Path(f"/proc/{pid}/root"))
             if key is not None and key in roots:
                 why = "its root is the test's rootfs"
+            elif cgroup_mark in _read(f"/proc/{pid}/cgroup"):
+                why = "is in a cgroup of one of the test's containers"
         if why:
             shown = cmdline.replace(b"\0", b" ").decode(errors="replace")
             found.append((pid, f"pid {pid} comm={comm!r} cmdline={shown!r}: {why}"))
