@@ -158,7 +158,11 @@ def test_mount_destination_symlink_race(side: Side, mntns: str) -> None:
     swapper = start_swapper(b.rootfs / "mnt" / "dir", b.rootfs / "mnt" / "swap", 60)
     created = 0
     try:
-        for _ in range(ROUNDS):
+        # Many creates are refused (the swapped-in symlink leads nowhere
+        # inside the rootfs): go on until ROUNDS of them got through.
+        for _ in range(ROUNDS * 8):
+            if created >= ROUNDS:
+                break
             cid = side.oci.cid()
             r = side.pyoci("create", "--bundle", str(b.path), cid)
             if r.rc != 0:
