@@ -15,6 +15,8 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <time.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,7 +38,45 @@
 extern const unsigned char pyoci_init_elf[];
 extern const unsigned char pyoci_init_elf_end[];
 
+static int init_memfd_here(int min_fd);
+
+/* F_SEAL_WRITE fails with EBUSY while any page of the file has a reference
+ * beyond the page cache's: the kernel waits a little for such pins, but a
+ * page just written may sit in another CPU's LRU batch (this thread moved
+ * between the write and the fcntl), which nothing on this CPU drains.  So:
+ * write and seal on one CPU (sched_setaffinity to the current one, restored
+ * afterwards), and retry briefly should it still be busy. */
+static int add_seals(int fd, int seals)
+{
+    for (int tries = 0;; tries++) {
+        if (fcntl(fd, F_ADD_SEALS, seals) == 0)
+            return 0;
+        if (errno != EBUSY || tries == 50)
+            return -1;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int init_memfd(int min_fd)
+{
+    cpu_set_t was, here;
+    int pinned = sched_getaffinity(0, sizeof was, &was) == 0;
+    int cpu = pinned ? sched_getcpu() : -1;
+    if (cpu >= 0) {
+        CPU_ZERO(&here);
+        CPU_SET(cpu, &here);
+        pinned = sched_setaffinity(0, sizeof here, &here) == 0;
+    } else {
+        pinned = 0;
+    }
+    int fd = init_memfd_here(min_fd);
+    if (pinned)
+        sched_setaffinity(0, sizeof was, &was);
+    return fd;
+}
+
+static int init_memfd_here(int min_fd)
 {
     int fd = memfd_create(PYOCI_INIT_ARGV0, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
     if (fd < 0 && errno == EINVAL)   /* before Linux 6.3: no MFD_EXEC */
@@ -67,7 +107,7 @@ static int init_memfd(int min_fd)
     if (fchmod(fd, 0111) < 0)
         goto fail;
     int seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
-    if (fcntl(fd, F_ADD_SEALS, seals | F_SEAL_EXEC) < 0 && (errno != EINVAL || fcntl(fd, F_ADD_SEALS, seals) < 0))
+    if (add_seals(fd, seals | F_SEAL_EXEC) < 0 && (errno != EINVAL || add_seals(fd, seals) < 0))
         goto fail;
     return fd;
 fail:;

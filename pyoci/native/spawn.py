@@ -451,7 +451,9 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
     os.close(child_fd)
     if stage1 < 0:
         os.close(parent_fd)
-        raise PyociError("clone the container's first stage", op="clone", errno=-stage1)
+        # pyoci_spawn: the sealed pyoci-init memfd, the config memfd, then clone
+        raise PyociError("start the container's first stage (seal pyoci-init and its config "
+                         "into memfds, clone)", op="clone", errno=-stage1)
     stage2 = 0
     stage1_reaped = False
     try:
