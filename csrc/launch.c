@@ -38,8 +38,6 @@
 extern const unsigned char pyoci_init_elf[];
 extern const unsigned char pyoci_init_elf_end[];
 
-static int init_memfd_here(int min_fd);
-
 /* F_SEAL_WRITE fails with EBUSY while any page of the file has a reference
  * beyond the page cache's: the kernel waits a little for such pins, but a
  * page just written may sit in another CPU's LRU batch (this thread moved
@@ -56,24 +54,6 @@ static int add_seals(int fd, int seals)
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-}
-
-static int init_memfd(int min_fd)
-{
-    cpu_set_t was, here;
-    int pinned = sched_getaffinity(0, sizeof was, &was) == 0;
-    int cpu = pinned ? sched_getcpu() : -1;
-    if (cpu >= 0) {
-        CPU_ZERO(&here);
-        CPU_SET(cpu, &here);
-        pinned = sched_setaffinity(0, sizeof here, &here) == 0;
-    } else {
-        pinned = 0;
-    }
-    int fd = init_memfd_here(min_fd);
-    if (pinned)
-        sched_setaffinity(0, sizeof was, &was);
-    return fd;
 }
 
 static int init_memfd_here(int min_fd)
@@ -114,6 +94,24 @@ fail:;
     int e = errno;
     close(fd);
     return -e;
+}
+
+static int init_memfd(int min_fd)
+{
+    cpu_set_t was, here;
+    int pinned = sched_getaffinity(0, sizeof was, &was) == 0;
+    int cpu = pinned ? sched_getcpu() : -1;
+    if (cpu >= 0) {
+        CPU_ZERO(&here);
+        CPU_SET(cpu, &here);
+        pinned = sched_setaffinity(0, sizeof here, &here) == 0;
+    } else {
+        pinned = 0;
+    }
+    int fd = init_memfd_here(min_fd);
+    if (pinned)
+        sched_setaffinity(0, sizeof was, &was);
+    return fd;
 }
 
 /* Close every fd from 3+preserve_fds up except those pyoci-init needs (sync,

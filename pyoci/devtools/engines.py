@@ -277,12 +277,24 @@ def remove_cgroups(parent: str) -> None:
 
 
 @dataclass
-class Containerd:
+class _Confined:
+    """An engine whose config, state and sockets all live under ``base``."""
+
+    base: str
+
+    def __post_init__(self) -> None:
+        self.base = os.path.abspath(self.base)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.base, *parts)
+
+
+@dataclass
+class Containerd(_Confined):
     """containerd confined to ``base``.  ``runtimes`` maps a CRI runtime
     handler name to a runc-compatible binary (``io.containerd.runc.v2`` with
     ``BinaryName``); ctr passes its own with ``--runc-binary``."""
 
-    base: str
     runtimes: dict[str, str] = field(default_factory=dict)
     sandbox_image: str = PAUSE_REF
     proc: subprocess.Popen[bytes] | None = None
@@ -291,12 +303,6 @@ class Containerd:
     # what of it was not there before start() and is empty.
     SHIM_DIR = "/run/containerd"
     _made_shim_dir: bool = field(default=False, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.base = os.path.abspath(self.base)
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.base, *parts)
 
     @property
     def socket(self) -> str:
@@ -421,23 +427,16 @@ class Containerd:
 
 
 @dataclass
-class Dockerd:
+class Dockerd(_Confined):
     """dockerd confined to ``base``, on the containerd at
     ``containerd_socket``; ``runtimes`` maps a Docker runtime name to a
     runc-compatible binary (daemon.json ``runtimes``)."""
 
-    base: str
     containerd_socket: str
     runtimes: dict[str, str] = field(default_factory=dict)
     default_runtime: str | None = None
     cgroup_parent: str = "/pyoci-e2e-docker"
     proc: subprocess.Popen[bytes] | None = None
-
-    def __post_init__(self) -> None:
-        self.base = os.path.abspath(self.base)
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.base, *parts)
 
     @property
     def socket(self) -> str:

@@ -210,13 +210,18 @@ def _write(path: str, value: str, field: str | None = None) -> None:
         raise PyociError(what, op="write", path=path, field=field, errno=e.errno) from None
 
 
+def _components(path: str) -> list[str]:
+    """``path`` and its ancestors from the second level down, outermost
+    first (those that exist, the mount among them, are skipped by callers)."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(3, len(parts) + 1)]
+
+
 def missing_dirs(paths: dict[str, str]) -> list[str]:
     """The directories place() would create (each missing path component)."""
     out: list[str] = []
     for path in paths.values():
-        parts = path.split("/")
-        for i in range(3, len(parts) + 1):
-            d = "/".join(parts[:i])
+        for d in _components(path):
             if d not in out and not os.path.isdir(d):
                 out.append(d)
     return out
@@ -271,11 +276,9 @@ def _mkdirs(path: str, created: list[str]) -> None:
     """mkdir -p below the hierarchy's mount, appending what we made to
     ``created``.  A shared parent (the default ``pyoci`` directory) may be
     removed by a concurrent delete between our mkdirs: start over then."""
-    parts = path.split("/")
     for attempt in range(5):
         try:
-            for i in range(3, len(parts) + 1):     # existing ones (the mount) are skipped
-                d = "/".join(parts[:i])
+            for d in _components(path):
                 if not os.path.isdir(d):
                     try:
                         os.mkdir(d, 0o755)
@@ -474,8 +477,9 @@ def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: floa
     import time
 
     mine = set(created)
+    all_leaves = [p for p in paths.values() if p in mine]
     leaves = []
-    for leaf in (p for p in paths.values() if p in mine):
+    for leaf in all_leaves:
         # The common case first: an empty cgroup with nothing below it goes
         # at once, without walking the tree three times.
         try:
@@ -484,7 +488,6 @@ def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: floa
             pass
         except OSError:
             leaves.append(leaf)
-    done = {p for p in paths.values() if p in mine} - set(leaves)
     deadline = time.monotonic() + timeout
     for leaf in leaves:
         _thaw_tree(leaf)
@@ -503,7 +506,7 @@ def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: floa
                                  + (" after SIGKILL" if kill else ""),
                                  op="rmdir", path=busy, errno=16, hint=hint)
             time.sleep(0.01)
-    remove([d for d in created if d not in leaves and d not in done])
+    remove([d for d in created if d not in all_leaves])
 
 
 def _thaw_tree(top: str) -> None:
