@@ -45,6 +45,7 @@ def oci(request: pytest.FixtureRequest) -> Iterator[ocitest.Env]:
         listing = "\n  ".join(problems)
         pytest.fail(f"leaked after the test (directory kept: {env.tmp}):\n  {listing}",
                     pytrace=False)
+    # Kept for a look when the test failed; a passed or skipped one leaves nothing.
     rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.passed:
+    if rep is not None and not rep.failed:
         ocitest.remove_tree(env.tmp)
