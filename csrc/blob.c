@@ -171,6 +171,8 @@ int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd)
     }
     c.hook_state = AS_PTR(put_str(&f, cfg->hook_state));
     c.sched = cfg->sched ? AS_PTR(put(&f, cfg->sched, sizeof *cfg->sched)) : NULL;
+    c.cgroup2_dir = AS_PTR(put_str(&f, cfg->cgroup2_dir));
+    c.cgroup_tasks = AS_PTR(put_strv(&f, cfg->cgroup_tasks));
     if (cfg->mempolicy) {
         struct pyoci_mempolicy mp = *cfg->mempolicy;
         mp.nodes = mp.n_words > 0 ? AS_PTR(put(&f, cfg->mempolicy->nodes, (size_t)mp.n_words * 8)) : NULL;
@@ -315,6 +317,10 @@ struct pyoci_spawn_config *pyoci_blob_map(int fd)
     FIX(c->mempolicy);
     if (c->mempolicy)
         FIX(((struct pyoci_mempolicy *)c->mempolicy)->nodes);
+    FIX(c->cgroup2_dir);
+    FIX(c->cgroup_tasks);
+    if (fix_strv(c->cgroup_tasks) < 0)
+        goto bad;
     return c;
 bad:
     errno = EINVAL;

@@ -28,17 +28,19 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 9
+#define PYOCI_ABI_VERSION 10
 
 /* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
  * both sides (csrc/spawn.c and pyoci/native/spawn.py).
  *   SYNC 1  stage1 -> parent  USERMAP_REQUEST   (pid = stage1's pid)
  *           parent -> stage1  USERMAP_DONE
- *   SYNC 2  stage1 -> parent  CHILD_PID         (pid = stage2's pid in the parent's pid ns)
- *           parent -> stage2  CHILD_GO          (placed in its cgroups, oom_score_adj set;
+ *   SYNC 2  stage1 -> parent  CHILD_PID         (pid = stage2's pid in the parent's pid ns;
+ *                                                index = 1: stage2 was cloned into cgroup2_dir)
+ *           parent -> stage2  CHILD_GO          (cgroups made and limited, oom_score_adj set;
  *                                                pid = stage2's pid as the parent sees it);
- *                                                stage2 mounts meanwhile and reads it before SYNC 3
+ *                                                stage2 mounts meanwhile and reads it before SYNC 3,
+ *                                                then joins the cgroup_tasks cgroups itself
  *   SYNC 3  stage2 -> parent  HOOKS_REQUEST     (mounts done, before pivot_root)
  *           parent -> stage2  HOOKS_DONE        (cgroups joined, createRuntime/createContainer hooks ran)
  *   SYNC 4  stage2 -> parent  READY             (waiting for start on the start socket)
@@ -101,6 +103,7 @@
 #define PYOCI_STEP_SCHEDULER 34
 #define PYOCI_STEP_MEMPOLICY 35
 #define PYOCI_STEP_CWD_ESCAPE 36    /* the working directory is not below the container's root */
+#define PYOCI_STEP_CGROUP 37        /* stage2 joins its cgroup v1 hierarchies (cgroup_tasks) */
 
 struct pyoci_msg {
     int type;       /* PYOCI_MSG_* */
@@ -307,6 +310,13 @@ struct pyoci_spawn_config {
     int ioprio;               /* process.ioPriority: IOPRIO_PRIO_VALUE(class, level); -1 = leave */
     const struct pyoci_sched *sched;          /* process.scheduler; NULL = leave */
     const struct pyoci_mempolicy *mempolicy;  /* linux.memoryPolicy; NULL = leave */
+
+    /* cgroups the container's init joins without the parent (set only when
+     * it has no user namespace: a migration the parent writes to cgroup.procs
+     * waits for an RCU grace period, these do not) */
+    const char *cgroup2_dir;             /* stage1 clones stage2 into it (CLONE_INTO_CGROUP); NULL = none */
+    const char *const *cgroup_tasks;     /* v1 `tasks` files stage2 writes "0" (itself) to after SYNC 2 */
+    int cgroup_required;                 /* 1: failing to join one is an error, 0: it is skipped */
 };
 
 /* Fork stage1 (pyoci-init, from a sealed memfd), which runs the stages above;

@@ -20,6 +20,19 @@
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+/* clone3(2)'s argument up to the cgroup field (Linux 5.7), spelled out here
+ * so that <linux/sched.h> and glibc's <sched.h> need not meet. */
+struct clone3_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size, cgroup;
+};
 
 int pyoci_host_pid = 0;
 
@@ -47,6 +60,45 @@ static pid_t raw_fork(unsigned long flags)
     /* clone() without a new stack behaves like fork() but runs no atfork
      * handlers and keeps the child's libc state trivial. */
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+}
+
+/* raw_fork(CLONE_PARENT), the child born in the cgroup v2 directory ``dir``
+ * (CLONE_INTO_CGROUP, Linux 5.7): no migration, so no wait for the cgroup
+ * attach lock's RCU grace period.  -1 with errno when that cannot be done;
+ * the caller forks plainly and the parent moves the child instead. */
+static pid_t fork_into_cgroup(const char *dir)
+{
+    int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cg < 0)
+        return -1;
+    struct clone3_args args;
+    memset(&args, 0, sizeof args);
+    /* exit_signal stays 0: with CLONE_PARENT the child gets ours (SIGCHLD) */
+    args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
+    args.cgroup = (unsigned long long)cg;
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    int e = errno;
+    close(cg);
+    errno = e;
+    return pid;
+}
+
+/* Join the cgroup v1 hierarchies: "0" written to `tasks` moves the calling
+ * thread -- all of stage2 -- without the attach lock's writer side. */
+static void join_cgroups(const struct pyoci_spawn_config *cfg)
+{
+    for (const char *const *t = cfg->cgroup_tasks; t && *t; t++) {
+        int fd = open(*t, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 && write(fd, "0", 1) == 1) {
+            close(fd);
+            continue;
+        }
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        if (cfg->cgroup_required)
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_CGROUP, e, "write 0 to %s", *t);
+    }
 }
 
 static void reset_signals(void)
@@ -84,6 +136,7 @@ void pyoci_wait_placed(const struct pyoci_spawn_config *cfg)
     placed = 1;
     expect(cfg->sync_fd, PYOCI_MSG_CHILD_GO, PYOCI_STEP_SYNC);
     pyoci_host_pid = last_msg.pid;
+    join_cgroups(cfg);
     if (cfg->unshare_flags & CLONE_NEWCGROUP) {
         if (unshare(CLONE_NEWCGROUP) < 0)
             pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE_CGROUP, errno, "unshare(CLONE_NEWCGROUP)");
@@ -195,13 +248,21 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
 
     /* stage2 becomes the parent's child (CLONE_PARENT), so `run` can wait
      * for it and a subreaper above us reaps it. */
-    pid_t child = raw_fork(CLONE_PARENT);
+    int in_cgroup2 = 0;
+    pid_t child = -1;
+    if (cfg->cgroup2_dir) {
+        child = fork_into_cgroup(cfg->cgroup2_dir);
+        in_cgroup2 = child >= 0;
+    }
+    if (child < 0)
+        child = raw_fork(CLONE_PARENT);
     if (child < 0)
         pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_FORK, errno, "clone stage2");
     if (child == 0)
         stage2(cfg);
 
-    /* SYNC 2: tell the parent stage2's pid (in the parent's pid namespace). */
-    pyoci_send(fd, PYOCI_MSG_CHILD_PID, 0, 0, 0, child, NULL);
+    /* SYNC 2: tell the parent stage2's pid (in the parent's pid namespace),
+     * and whether it was born in its cgroup v2 directory. */
+    pyoci_send(fd, PYOCI_MSG_CHILD_PID, 0, in_cgroup2, 0, child, NULL);
     _exit(0);
 }

@@ -90,11 +90,6 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(help_text())
             return 0 if gopts["help"] else 2
         name = ALIASES.get(rest[0], rest[0])
-        if name in ("create", "run") and os.geteuid() == 0:
-            # Overlap the cgroup attach lock's grace period with our imports.
-            from pyoci.linux.cgroups import start_prewarm
-
-            start_prewarm()
         if name not in COMMANDS:
             raise UsageError(f"unknown command {rest[0]!r} (try --help)")
         module = __import__(COMMANDS[name][0], fromlist=["run"])

@@ -19,6 +19,18 @@ import sys
 import sysconfig
 
 
+def bundle_path() -> str:
+    """Where the module bundle (pyoci/bundle.py) of this environment lives."""
+    return os.path.join(sys.prefix, "lib", "pyoci-modules.bin")
+
+
+def package_parent() -> str:
+    """The directory holding the pyoci package this environment imports."""
+    import pyoci
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(pyoci.__file__)))
+
+
 def launcher_text() -> str:
     site = sysconfig.get_paths()["purelib"]
     if os.path.isdir(os.path.join(site, "pyoci")):
@@ -27,23 +39,19 @@ def launcher_text() -> str:
         paths = [site]
     else:
         # An editable install: the package is the checkout.
-        import pyoci
-
-        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(pyoci.__file__)))
-        paths = [pkg_parent, site]
+        paths = [package_parent(), site]
     return (f"#!{sys.executable} -IS\n"
             "# pyoci launcher (pyoci/devtools/launcher.py): -I -S skip `site`, which every\n"
             "# engine call would pay for.\n"
+            "import gc\n"
             "import sys\n"
+            "# A CLI call lasts milliseconds and its garbage goes with the process;\n"
+            "# the commands that wait (run, exec, events) enable the collector again.\n"
+            "gc.disable()\n"
             f"sys.path[:0] = {paths!r}\n"
-            "if 'create' in sys.argv or 'run' in sys.argv:\n"
-            "    # start the cgroup attach lock's grace period now (pyoci/linux/cgroups.py);\n"
-            "    # a failure here is main()'s to report\n"
-            "    try:\n"
-            "        from pyoci.linux.cgroups import start_prewarm_if_root\n"
-            "        start_prewarm_if_root()\n"
-            "    except Exception:\n"
-            "        pass\n"
+            "# pyoci's modules from one file, compiled at install (pyoci/bundle.py)\n"
+            "from pyoci.bundle import install\n"
+            f"install({bundle_path()!r}, {package_parent()!r})\n"
             "from pyoci.cli import entry\n"
             "entry()\n")
 
@@ -53,6 +61,9 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m pyoci.devtools.launcher PATH\n")
         return 2
     path = argv[0]
+    from pyoci.bundle import build
+
+    build(bundle_path(), package_parent())
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(launcher_text())

@@ -84,12 +84,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
-    from pyoci.linux import cgroups
-
-    # Root places the container in cgroups: start the attach lock's slow
-    # path now, in parallel with loading and planning (see Prewarm).
-    prewarm = cgroups.start_prewarm() if os.geteuid() == 0 else None
     from pyoci import jsonfast
+    from pyoci.linux import cgroups
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_plan
     from pyoci.spec.load import load_config
@@ -143,17 +139,42 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     resources = linux_cfg.get("resources") or {}
     if cg_limits:
         cgroups.check_resources(resources, lay)     # before anything exists
+    elif _has_limits(resources):
+        raise PyociError(
+            "linux.resources asks for limits, but this user cannot write the host's cgroups",
+            field="$.linux.resources",
+            hint="run as root, use a delegated cgroup v2 tree, or drop the limits")
     cg_created: list[str] = []
+    # Without a user namespace the container's init joins its cgroups by
+    # itself, which never waits for the attach lock's grace period
+    # (spawn.SelfPlacement); otherwise we move it, and start that grace
+    # period now (pyoci/linux/prewarm.py).
+    placement = None
+    if cg_limits and not user_ns:
+        tasks = [os.path.join(d, "tasks") for k, d in cg_paths.items() if k]
+        placement = spawn.SelfPlacement(cg_paths.get(""), tasks, required=True)
+    elif cg_limits and os.geteuid() == 0:
+        from pyoci.linux import prewarm
 
-    if prewarm is not None:
-        prewarm.wait()            # no other thread may run when we fork
+        prewarm.start()
+
     if opts.preserve_fds:
-        # (after the prewarm thread, whose fd could otherwise look like the caller's)
         proc.hold_fd_range(3, opts.preserve_fds)
     c = store.new_container(root, cid)
     pid = 0
     start_fd = -1
     try:
+        # What a delete must remove should we die from now on, before the
+        # first mkdir; the cgroup v2 directory is made now, the rest while
+        # stage1 starts.
+        dirs = cgroups.missing_dirs(cg_paths)
+        if not linux_cfg.get("cgroupsPath"):
+            dirs += [os.path.dirname(d) for d in cg_paths.values() if d in dirs]
+        if dirs:
+            store.write_atomic(c.dirfd, CGROUPS_RECORD,
+                               jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
+        if placement is not None and placement.cgroup2_dir:
+            cgroups.prepare({"": placement.cgroup2_dir}, True, cg_created)
         start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
 
         def state_for(status: Status, p: int) -> dict[str, Any]:
@@ -168,34 +189,33 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             else:
                 idmaplib.write_with_helpers(stage1, plan.idmap)
 
-        def child_created(p: int) -> None:
-            nonlocal pid
-            pid = p
+        def while_booting() -> None:
+            # The cgroups, with their limits, are made while stage1 starts.
             def configure() -> None:
                 if cg_limits:
                     cgroups.apply_resources(resources, cg_paths, lay, linux_cfg.get("devices"),
                                             rootless=cg_delegated)
 
-            def record(dirs: list[str]) -> None:
-                # Before the first mkdir: what a delete must remove should we die now.
-                if not linux_cfg.get("cgroupsPath"):
-                    dirs = dirs + [os.path.dirname(d) for d in cg_paths.values() if d in dirs]
-                if dirs:
-                    store.write_atomic(c.dirfd, CGROUPS_RECORD,
-                                       jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
-
-            cg_created.extend(cgroups.place(p, cg_paths, cg_limits, configure, record))
+            cgroups.prepare(cg_paths, cg_limits, cg_created, configure)
             if cg_created and not linux_cfg.get("cgroupsPath"):
                 # The default parent (.../pyoci) is ours too, even when another
                 # container made it: delete removes it once it is empty.
                 cg_created.extend(os.path.dirname(d) for d in cg_paths.values()
                                   if d in cg_created and os.path.dirname(d) not in cg_created)
+
+        def child_created(p: int, in_cgroup2: bool) -> None:
+            nonlocal pid
+            pid = p
+            # (the v1 hierarchies of a SelfPlacement stage2 joins after SYNC 2)
+            done = [k for k in cg_paths if k] if placement is not None else []
+            try:
+                cgroups.attach(p, cg_paths, cg_limits, done + [""] if in_cgroup2 else done)
+            finally:
+                if placement is None:
+                    from pyoci.linux import prewarm
+
+                    prewarm.stop()
             debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
-            if not cg_limits and _has_limits(resources):
-                raise PyociError(
-                    "linux.resources asks for limits, but this user cannot write the host's cgroups",
-                    field="$.linux.resources",
-                    hint="run as root, use a delegated cgroup v2 tree, or drop the limits")
             adj = plan.process.oom_score_adj
             if adj is not None:
                 try:
@@ -218,12 +238,14 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                   state_for(HOOK_STATUS["createContainer"], p),
                                   preexec=hooklib.in_namespaces_of(p, user_ns and os.geteuid() != 0))
 
-        callbacks = spawn.Callbacks(write_idmap=write_idmap, child_created=child_created,
+        callbacks = spawn.Callbacks(write_idmap=write_idmap, while_booting=while_booting,
+                                    child_created=child_created,
                                     run_create_hooks=run_create_hooks, warning=_warn)
         # "pid":0 is replaced by the C helper with the pid it gets at SYNC 2.
         start_state = jsonfast.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
         pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
-                          start_state, None if opts.no_new_keyring else keyring_name(cid), console_fd)
+                          start_state, None if opts.no_new_keyring else keyring_name(cid), console_fd,
+                          placement)
         os.close(start_fd)
         start_fd = -1
         c.save({

@@ -49,10 +49,12 @@ def stats(root: str, cid: str) -> dict[str, Any]:
 def stream(root: str, cid: str, interval: float, emit: Callable[[dict[str, Any]], None]) -> None:
     """Stats every ``interval`` seconds and an "oom" event per OOM, until the
     container's cgroups are removed."""
+    import gc
     import select
 
     from pyoci.linux.cgstats import OomWatch
 
+    gc.enable()           # a long wait (the launcher disables it for short commands)
     paths = _cgroup_paths(root, cid)
     watch = OomWatch(paths)
     poller = select.poll()

@@ -106,7 +106,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         def nothing(_: int) -> None:
             return None
 
-        def join_cgroups(child: int) -> None:
+        def join_cgroups(child: int, _in_cgroup2: bool) -> None:
             # SYNC 2: the new process joins the container's cgroups before it runs.
             paths = state.get("cgroup_paths") or {}
             if paths and state.get("cgroups_created"):

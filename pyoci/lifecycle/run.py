@@ -62,6 +62,9 @@ def run_container(root: str, cid: str, opts: CreateOptions, *, detach: bool, kee
 def wait_for(pid: int) -> int:
     """Wait for our child pid while forwarding signals; its exit status
     (128+N when killed by signal N)."""
+    import gc
+
+    gc.enable()           # (the launcher disables it for short commands)
 
     def forward(signum: int, _frame: object) -> None:
         try:

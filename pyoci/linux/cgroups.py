@@ -25,7 +25,7 @@ from pyoci.linux.proc import write_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from typing import Any
 
 
@@ -52,85 +52,6 @@ def layout() -> Layout:
                     continue
                 v1.setdefault(opt, point)
     return Layout(v1, unified)
-
-
-class Prewarm:
-    """Keep the cgroup attach lock's writer path open while we get ready.
-
-    The first migration into a cgroup after an idle moment waits for an RCU
-    grace period (the kernel's cgroup_threadgroup_rwsem switching to its
-    writer mode): 9-19 ms on this project's machines, most of `run`'s cost
-    beyond the interpreter; and one grace period after the last migration
-    the lock switches back.  A thread moves this process into the cgroup it
-    already is in (a no-op that takes the same lock), and repeats that every
-    millisecond or so while the main thread parses the config and plans, so
-    that the container's own migration right after the fork finds the
-    lock's fast path.  ``wait()`` stops the thread and must be called before
-    forking the container.  The thread gives up by itself after
-    ``MAX_SECONDS`` (a caller that never forks)."""
-
-    __slots__ = ("_stop", "_done")
-    INTERVAL = 0.001
-    MAX_SECONDS = 2.0
-
-    def __init__(self) -> None:
-        import _thread
-
-        self._stop = False
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        _thread.start_new_thread(self._run, ())
-
-    def _run(self) -> None:
-        import time
-
-        try:
-            own = own_cgroups()
-            target = next((f"/sys/fs/cgroup/{c}{own[c]}/cgroup.procs"
-                           for c in ("pids", "freezer", "devices") if c in own), None)
-            if target is None:      # a v2 host (the lock is the same)
-                target = f"/sys/fs/cgroup{own.get('', '/')}/cgroup.procs".replace("//", "/")
-            me = str(os.getpid())
-            deadline = time.monotonic() + self.MAX_SECONDS
-            while True:
-                write_text(target, me)
-                if self._stop or time.monotonic() > deadline:
-                    break
-                time.sleep(self.INTERVAL)
-        except OSError:
-            pass
-        finally:
-            self._done.release()
-
-    def wait(self) -> None:
-        import _thread
-        import time
-
-        self._stop = True
-        self._done.acquire()
-        self._done.release()
-        # The thread must be gone, not just done: the container's first stage
-        # is forked with a raw clone, which copies no other thread's state.
-        while _thread._count():
-            time.sleep(0.0001)
-
-
-_prewarm: Prewarm | None = None
-
-
-def start_prewarm() -> Prewarm:
-    """Start the Prewarm once per process (the CLI does it first thing for
-    create and run, before importing the rest)."""
-    global _prewarm
-    if _prewarm is None:
-        _prewarm = Prewarm()
-    return _prewarm
-
-
-def start_prewarm_if_root() -> None:
-    """For the launcher: as early as possible in `create` and `run`."""
-    if os.geteuid() == 0:
-        start_prewarm()
 
 
 def own_cgroups(pid: str = "self") -> dict[str, str]:
@@ -227,25 +148,34 @@ def missing_dirs(paths: dict[str, str]) -> list[str]:
     return out
 
 
-def place(pid: int, paths: dict[str, str], required: bool,
-          configure: Callable[[], None] | None = None,
-          record: Callable[[list[str]], None] | None = None) -> list[str]:
-    """Create the cgroups (recording which we made) and move pid into them.
-
-    ``record`` is called with the directories about to be made before the
-    first mkdir, so that a delete after a crash of this process finds them.
-    With ``required`` False (rootless without a delegated tree), an
-    unwritable hierarchy is skipped; the caller reports what that costs."""
-    if record is not None:
-        record(missing_dirs(paths))
+def place(pid: int, paths: dict[str, str], required: bool) -> list[str]:
+    """prepare() and attach() in one go; return the directories made (for
+    `exec`: the process joins an existing container's cgroups)."""
     created: list[str] = []
+    try:
+        prepare(paths, required, created)
+        attach(pid, paths, required)
+    except BaseException:
+        remove(created)
+        raise
+    return created
+
+
+def prepare(paths: dict[str, str], required: bool, created: list[str],
+            configure: Callable[[], None] | None = None) -> None:
+    """Create the cgroups, appending each directory made to ``created`` (the
+    caller removes them should anything fail), then apply the limits.
+
+    The caller records missing_dirs() first, so that a delete after a crash
+    of this process finds them.  With ``required`` False (rootless without a
+    delegated tree), an unwritable hierarchy is skipped; the caller reports
+    what that costs."""
     for ctrl, path in paths.items():
         try:
             _mkdirs(path, created)
         except OSError as e:
             if not required:
                 continue
-            remove(created)
             d = e.filename if isinstance(e.filename, str) else path
             raise PyociError(f"create cgroup {d}", op="mkdir", path=d, errno=e.errno) from None
         if ctrl == "cpuset" and os.path.isdir(path):
@@ -253,23 +183,28 @@ def place(pid: int, paths: dict[str, str], required: bool,
     # Limits and device rules are complete before the process joins: the
     # container's init creates its device nodes while we place it.
     if configure is not None:
-        try:
-            configure()
-        except BaseException:
-            remove(created)
-            raise
+        configure()
+
+
+def attach(pid: int, paths: dict[str, str], required: bool, done: Collection[str] = ()) -> None:
+    """Move pid into the cgroups prepare() made, but for the controllers in
+    ``done`` (those the process joined by itself: "" for cgroup v2).
+
+    A write to cgroup.procs waits for an RCU grace period when no migration
+    happened for a while (the attach lock's writer side: 7-19 ms on this
+    project's machines); create avoids it where it can (spawn.SelfPlacement)."""
     for ctrl, path in paths.items():
-        if not os.path.isdir(path):
+        if ctrl in done:
             continue
         try:
             _write(os.path.join(path, "cgroup.procs"), str(pid))
-        except PyociError:
+        except PyociError as e:
+            if e.errno == 2 or not required:
+                continue        # a hierarchy prepare() skipped (or could not make)
             # The cgroup2 directory is required where it is the only
             # hierarchy or where it carries the device filter (no v1 devices).
-            if required and (ctrl != "" or "devices" not in paths):
-                remove(created)
+            if ctrl != "" or "devices" not in paths:
                 raise
-    return created
 
 
 def _mkdirs(path: str, created: list[str]) -> None:

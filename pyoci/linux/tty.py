@@ -7,10 +7,12 @@ import os
 
 
 def proxy(master: int, pid: int) -> None:
+    import gc
     import select
     import termios
     import tty
 
+    gc.enable()           # a long wait (the launcher disables it for short commands)
     stdin_tty = os.isatty(0)
     saved = None
     if stdin_tty:

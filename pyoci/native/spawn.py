@@ -89,6 +89,7 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_SCHEDULER: "set the scheduling policy ($.process.scheduler)",
     lib.PYOCI_STEP_MEMPOLICY: "set the memory policy ($.linux.memoryPolicy)",
     lib.PYOCI_STEP_CWD_ESCAPE: "check the working directory ($.process.cwd)",
+    lib.PYOCI_STEP_CGROUP: "join the container's cgroups",
 }
 
 # What usually causes a failed step, by (step, errno).
@@ -156,9 +157,23 @@ def _encode_op(enc: _Encoded, dst: Any, op: Op, userns_fd: int = -1) -> None:
     dst.userns_fd = userns_fd
 
 
+class SelfPlacement:
+    """The cgroups the container's init joins without the parent: stage1
+    clones it into the cgroup v2 directory and it writes "0" to each v1
+    `tasks` file itself (csrc/spawn.c).  Only without a user namespace."""
+
+    __slots__ = ("cgroup2_dir", "tasks", "required")
+
+    def __init__(self, cgroup2_dir: str | None, tasks: list[str], required: bool) -> None:
+        self.cgroup2_dir = cgroup2_dir
+        self.tasks = tasks
+        self.required = required
+
+
 def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, Any]],
            hook_state: str | None, keyring: str | None, console_fd: int = -1,
-           userns_fds: dict[int, int] | None = None) -> _Encoded:
+           userns_fds: dict[int, int] | None = None,
+           placement: SelfPlacement | None = None) -> _Encoded:
     cfg = ffi.new("struct pyoci_spawn_config *")
     enc = _Encoded(cfg)
     cfg.abi_version = lib.PYOCI_ABI_VERSION
@@ -272,6 +287,14 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     cfg.n_start_hooks = len(start_hooks)
     cfg.start_hooks = hooks
     cfg.hook_state = enc.s(hook_state)
+    cfg.cgroup2_dir = ffi.NULL
+    cfg.cgroup_tasks = ffi.NULL
+    cfg.cgroup_required = 0
+    if placement is not None:
+        cfg.cgroup2_dir = enc.s(placement.cgroup2_dir)
+        if placement.tasks:
+            cfg.cgroup_tasks = enc.strv(placement.tasks)
+        cfg.cgroup_required = 1 if placement.required else 0
     return enc
 
 
@@ -413,12 +436,15 @@ def socketpair() -> tuple[int, int]:
 
 
 class Callbacks:
-    """What the parent does at each sync point."""
+    """What the parent does at each sync point.  ``child_created`` also
+    learns whether stage2 was born in its cgroup v2 directory."""
 
-    __slots__ = ("write_idmap", "child_created", "run_create_hooks", "warning")
+    __slots__ = ("write_idmap", "while_booting", "child_created", "run_create_hooks", "warning")
 
-    def __init__(self, *, write_idmap: Callable[[int], None], child_created: Callable[[int], None],
-                 run_create_hooks: Callable[[int], None], warning: Callable[[str], None]) -> None:
+    def __init__(self, *, write_idmap: Callable[[int], None], child_created: Callable[[int, bool], None],
+                 run_create_hooks: Callable[[int], None], warning: Callable[[str], None],
+                 while_booting: Callable[[], None] | None = None) -> None:
+        self.while_booting = while_booting          # stage1 was cloned: work that needs no pid
         self.write_idmap = write_idmap              # SYNC 1: write stage1's id maps
         self.child_created = child_created          # SYNC 2: place stage2 (cgroups, oom)
         self.run_create_hooks = run_create_hooks    # SYNC 3: createRuntime/createContainer hooks
@@ -426,7 +452,8 @@ class Callbacks:
 
 
 def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dict[str, Any]],
-          hook_state: str | None, keyring: str | None, console_fd: int = -1) -> int:
+          hook_state: str | None, keyring: str | None, console_fd: int = -1,
+          placement: SelfPlacement | None = None) -> int:
     """Run the child up to SYNC 4 (READY); return stage2's pid.
 
     On any failure every child is killed and reaped before the error
@@ -441,7 +468,8 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
     enc = None
     try:
         parent_fd, child_fd = socketpair()
-        enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd, userns_fds)
+        enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd, userns_fds,
+                     placement)
         stage1 = lib.pyoci_spawn(enc.cfg)
     finally:
         for fd in set(userns_fds.values()):   # stage1 has its own copies
@@ -457,6 +485,8 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
     stage2 = 0
     stage1_reaped = False
     try:
+        if callbacks.while_booting is not None:
+            callbacks.while_booting()
         while True:
             msg = recv(parent_fd)
             if msg is None:
@@ -470,7 +500,7 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
                 stage2 = msg.pid                                    # SYNC 2
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
-                callbacks.child_created(stage2)
+                callbacks.child_created(stage2, msg.index == 1)
                 try:
                     send(parent_fd, lib.PYOCI_MSG_CHILD_GO, stage2)
                 except BrokenPipeError:

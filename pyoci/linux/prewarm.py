@@ -1,0 +1,105 @@
+"""Keep the cgroup attach lock's writer path open while `create` gets ready.
+
+The first migration into a cgroup after an idle moment waits for an RCU
+grace period: the kernel's cgroup_threadgroup_rwsem switches to its writer
+mode (9-19 ms on this project's machines, more than all of pyoci's own work
+in `run`), and one grace period after the last migration it switches back.
+So, as the very first thing `create` and `run` do as root (the launcher
+calls :func:`start` before importing the rest of pyoci), a thread moves this
+process into the cgroup it already is in -- a no-op migration that takes the
+same lock -- and repeats that every millisecond or so.  The grace period then
+runs while the interpreter imports, loads the config, plans, forks the
+container's first stage and makes its cgroups; the container's own migration
+finds the fast path, or waits only for what is left of that grace period.
+
+:func:`stop` ends the thread once the container has been placed.  The thread
+gives up by itself after ``MAX_SECONDS`` (a caller that never gets there).
+
+Only built-in modules here: this runs before anything else is imported.  The
+thread's one fd (its cgroup's cgroup.procs, close-on-exec) is opened before
+the main thread opens anything and stays open until :func:`stop`, after the
+container was forked; so it never opens a hole in a --preserve-fds range that
+one of pyoci's own fds could fill, and the C helper hands the container
+/dev/null in its place should it lie in that range.  The container's first
+stage is forked while the thread runs: between its raw clone and its execveat
+it makes only system calls, so another thread's state (locks, the GIL) does
+not matter there.
+"""
+
+import _thread
+import posix
+import time
+
+MAX_SECONDS = 2.0
+INTERVAL = 0.001
+
+
+def _target() -> str | None:
+    """Our own cgroup's cgroup.procs in a hierarchy every host has."""
+    fd = posix.open("/proc/self/cgroup", posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        text = posix.read(fd, 65536).decode()
+    finally:
+        posix.close(fd)
+    own: dict[str, str] = {}
+    for line in text.splitlines():
+        _hid, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else ("",):
+            own[c] = path
+    for c in ("pids", "freezer", "devices"):
+        if c in own:
+            return f"/sys/fs/cgroup/{c}{own[c]}/cgroup.procs".replace("//", "/")
+    if "" in own:       # a cgroup v2 host (the lock is the same)
+        return f"/sys/fs/cgroup{own['']}/cgroup.procs".replace("//", "/")
+    return None
+
+
+class Prewarm:
+    __slots__ = ("fd", "stopped")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.stopped = False
+        _thread.start_new_thread(self._run, ())
+
+    def _run(self) -> None:
+        me = str(posix.getpid()).encode()
+        deadline = time.monotonic() + MAX_SECONDS
+        try:
+            while not self.stopped and time.monotonic() < deadline:
+                posix.write(self.fd, me)
+                time.sleep(INTERVAL)
+        except OSError:
+            pass
+        finally:
+            # The fd is the thread's alone: closing it here, not in stop(),
+            # keeps stop() from waiting for the thread.
+            posix.close(self.fd)
+
+
+_running: Prewarm | None = None
+
+
+def start() -> None:
+    """Start the thread (root only, once per process); never raises: without
+    it `create` is only slower."""
+    global _running
+    if _running is not None or posix.geteuid() != 0:
+        return
+    try:
+        target = _target()
+        if target is None:
+            return
+        fd = posix.open(target, posix.O_WRONLY | posix.O_CLOEXEC)
+    except (OSError, ValueError):
+        return
+    _running = Prewarm(fd)
+
+
+def stop() -> None:
+    """Tell the thread to end (it closes its fd as it goes); returns at once.
+    Call it once the container has been placed in its cgroups."""
+    global _running
+    if _running is not None:
+        _running.stopped = True
+        _running = None

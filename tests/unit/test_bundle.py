@@ -1,0 +1,107 @@
+"""pyoci/bundle.py: modules served from one file, never stale."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = REPO / ".venv" / "bin" / "pyoci"
+
+_PROBE = r"""
+import sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from pyoci.bundle import install
+install(sys.argv[3], sys.argv[2])
+import pkgx.sub as s
+import pkgx
+print(type(s.__loader__).__name__, s.__file__, s.__spec__.origin, pkgx.__path__[0], s.VALUE, s.double(21))
+try:
+    s.fail()
+except ZeroDivisionError as e:
+    tb = e.__traceback__
+    while tb.tb_next:
+        tb = tb.tb_next
+    print(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+"""
+
+
+def _package(base: Path, value: str) -> None:
+    pkg = base / "pkgx"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text('"""a package"""\n')
+    (pkg / "sub.py").write_text(f"VALUE = {value!r}\n\n\ndef double(x):\n    return 2 * x\n\n\n"
+                                "def fail():\n    return 1 / 0\n")
+
+
+def _probe(base: Path, bundle: Path) -> list[str]:
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", _PROBE, str(REPO), str(base), str(bundle)],
+                       capture_output=True, text=True, check=False, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert p.returncode == 0, p.stderr
+    return p.stdout.splitlines()
+
+
+def _build(base: Path, bundle: Path) -> int:
+    sys.path.insert(0, str(REPO))
+    try:
+        from pyoci.bundle import build
+
+        return build(str(bundle), str(base), "pkgx")
+    finally:
+        sys.path.remove(str(REPO))
+
+
+def test_modules_come_from_the_bundle_with_their_real_names(tmp_path: Path) -> None:
+    _package(tmp_path, "bundled")
+    bundle = tmp_path / "mods.bin"
+    assert _build(tmp_path, bundle) == 2
+    first, second = _probe(tmp_path, bundle)
+    loader, file, origin, path, value, doubled = first.split()
+    sub = str(tmp_path / "pkgx" / "sub.py")
+    assert (loader, file, origin, path, value, doubled) == (
+        "BundleFinder", sub, sub, str(tmp_path / "pkgx"), "bundled", "42")
+    assert second == f"{sub} 9"           # tracebacks name the real source and line
+
+
+def test_a_changed_source_is_imported_normally(tmp_path: Path) -> None:
+    _package(tmp_path, "bundled")
+    bundle = tmp_path / "mods.bin"
+    _build(tmp_path, bundle)
+    _package(tmp_path, "edited")          # same length, new content and mtime
+    st = os.stat(tmp_path / "pkgx" / "sub.py")
+    os.utime(tmp_path / "pkgx" / "sub.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    loader, _, _, _, value, _ = _probe(tmp_path, bundle)[0].split()
+    assert (loader, value) == ("SourceFileLoader", "edited")
+
+
+def test_a_missing_or_foreign_bundle_changes_nothing(tmp_path: Path) -> None:
+    _package(tmp_path, "plain")
+    assert _probe(tmp_path, tmp_path / "absent.bin")[0].split()[0] == "SourceFileLoader"
+    foreign = tmp_path / "foreign.bin"
+    _build(tmp_path, foreign)
+    data = bytearray(foreign.read_bytes())
+    data[len(b"pyoci-modules-1\n")] ^= 0xFF    # another Python's magic number
+    foreign.write_bytes(bytes(data))
+    assert _probe(tmp_path, foreign)[0].split()[0] == "SourceFileLoader"
+
+
+def test_the_installed_launcher_serves_pyoci_from_its_bundle() -> None:
+    """What `.venv/bin/pyoci` imports for `run` comes from the bundle, except
+    modules edited since the install (those are imported normally)."""
+    text = LAUNCHER.read_text()
+    prelude = text.split("from pyoci.cli import entry")[0].split("\n", 1)[1]
+    probe = prelude + (
+        "import pyoci.cli.run, pyoci.lifecycle.container, pyoci.native.spawn, pyoci.plan.build\n"
+        "import pyoci.spec.load, pyoci.linux.cgroups\n"
+        "for n, m in sorted(sys.modules.items()):\n"
+        "    if n.startswith('pyoci.') and n != 'pyoci.bundle':\n"
+        "        print(n, type(m.__loader__).__name__)\n")
+    p = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-I", "-S", "-c", probe],
+                       capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr
+    loaders = dict(line.split() for line in p.stdout.splitlines())
+    assert len(loaders) > 20
+    bundled = [n for n, kind in loaders.items() if kind == "BundleFinder"]
+    assert len(bundled) > len(loaders) // 2, loaders
