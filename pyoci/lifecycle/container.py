@@ -168,8 +168,6 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         # first mkdir; the cgroup v2 directory is made now, the rest while
         # stage1 starts.
         dirs = cgroups.missing_dirs(cg_paths)
-        if not linux_cfg.get("cgroupsPath"):
-            dirs += [os.path.dirname(d) for d in cg_paths.values() if d in dirs]
         if dirs:
             store.write_atomic(c.dirfd, CGROUPS_RECORD,
                                jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
@@ -197,11 +195,6 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                             rootless=cg_delegated)
 
             cgroups.prepare(cg_paths, cg_limits, cg_created, configure)
-            if cg_created and not linux_cfg.get("cgroupsPath"):
-                # The default parent (.../pyoci) is ours too, even when another
-                # container made it: delete removes it once it is empty.
-                cg_created.extend(os.path.dirname(d) for d in cg_paths.values()
-                                  if d in cg_created and os.path.dirname(d) not in cg_created)
 
         def child_created(p: int, in_cgroup2: bool) -> None:
             nonlocal pid

@@ -6,8 +6,8 @@ project's CI machines).  The layout is read from /proc/self/mountinfo each
 time; nothing is assumed.
 
 A container's cgroup is ``linux.cgroupsPath`` (absolute, or relative to the
-runtime's own cgroup as runc does) or, without one, ``/pyoci/<id>`` relative
-to the runtime's cgroup.  Only directories this module created are recorded
+runtime's own cgroup as runc does) or, without one, ``<id>`` relative to the
+runtime's cgroup (runc's default too).  Only directories this module created are recorded
 and removed at delete; a cgroup the container was moved into by someone else
 is never touched.
 
@@ -96,7 +96,7 @@ def _join(base: str, rel: str) -> str:
 def container_paths(cgroups_path: str | None, cid: str, lay: Layout) -> dict[str, str]:
     """Absolute directories of the container's cgroup, per controller and for v2 ("")."""
     own = own_cgroups()
-    rel = cgroups_path or f"pyoci/{cid}"
+    rel = cgroups_path or cid
     if ":" in rel and not rel.startswith("/"):
         # systemd form slice:prefix:name, without systemd: the cgroupfs path
         # a systemd manager would have made (documented in the README).
@@ -209,8 +209,9 @@ def attach(pid: int, paths: dict[str, str], required: bool, done: Collection[str
 
 def _mkdirs(path: str, created: list[str]) -> None:
     """mkdir -p below the hierarchy's mount, appending what we made to
-    ``created``.  A shared parent (the default ``pyoci`` directory) may be
-    removed by a concurrent delete between our mkdirs: start over then."""
+    ``created``.  A parent shared with another container (one pyoci made for
+    the cgroupsPath of both) may be removed by a concurrent delete between our
+    mkdirs: start over then."""
     for attempt in range(5):
         try:
             for d in _components(path):
@@ -632,7 +633,7 @@ def delegated_paths(lay: Layout, cgroups_path: str | None, cid: str,
     a cgroup that holds processes, so limits fail naming the reason)."""
     if delegated(lay, paths):
         return paths
-    rel = cgroups_path or f"pyoci/{cid}"
+    rel = cgroups_path or cid
     if not lay.unified or not is_v2(lay) or rel.startswith("/") or ":" in rel:
         return None
     below = {"": lay.unified + _join(own_cgroups().get("", "/"), rel)}

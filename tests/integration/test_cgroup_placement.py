@@ -64,7 +64,7 @@ def test_init_joins_its_cgroups_itself(oci: Env) -> None:
     cg = cgroups_in(out)
     # in its own cgroup in every hierarchy, the cgroup2 one included
     for ctrl in ("pids", "memory", "cpu", "devices", "freezer", "systemd", ""):
-        assert cg[ctrl].endswith(f"/pyoci/{cid}"), (ctrl, cg)
+        assert cg[ctrl].endswith(f"/{cid}"), (ctrl, cg)
     # born in the cgroup2 one: clone3 with CLONE_INTO_CGROUP
     clones = [ln for ln in trace.splitlines() if "clone3(" in ln and "CLONE_INTO_CGROUP" in ln]
     assert len(clones) == 1 and not clones[0].endswith("= -1"), trace
@@ -88,7 +88,7 @@ def test_with_a_user_namespace_pyoci_moves_the_init(oci: Env) -> None:
     out, trace = traced_run(oci, b, cid)
     cg = cgroups_in(out)
     for ctrl in ("pids", "memory", "devices", ""):
-        assert cg[ctrl].endswith(f"/pyoci/{cid}"), (ctrl, cg)
+        assert cg[ctrl].endswith(f"/{cid}"), (ctrl, cg)
     assert "CLONE_INTO_CGROUP" not in trace
     moved = [f for f, data in written(trace) if f.endswith(f"/{cid}/cgroup.procs") and data.isdigit()]
     assert any(f.startswith("/sys/fs/cgroup/pids/") for f in moved), moved

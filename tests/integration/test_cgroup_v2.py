@@ -215,7 +215,7 @@ def test_v2_placement_cgroupns_and_cleanup(oci: Env) -> None:
     assert v2_line(r.stdout) == "0::/"
     assert not (unified() / rel.lstrip("/")).exists()
     assert not (unified() / rel.lstrip("/")).parent.exists()
-    # no cgroupsPath: pyoci/<id> beside our own cgroup (runc's rule on v2)
+    # no cgroupsPath: <id> beside our own cgroup (runc's rule on v2)
     cid = oci.cid()
     b.drop_namespace("cgroup")
     del b.linux["cgroupsPath"]
@@ -223,8 +223,8 @@ def test_v2_placement_cgroupns_and_cleanup(oci: Env) -> None:
     r = wrapped(oci, "run", "--bundle", str(b.path), cid)
     assert r.rc == 0, str(r)
     base = os.path.dirname(own_v2().rstrip("/")) or "/"
-    assert v2_line(r.stdout) == f"0::{os.path.join(base, 'pyoci', cid)}"
-    assert not (unified() / base.lstrip("/") / "pyoci" / cid).exists()
+    assert v2_line(r.stdout) == f"0::{os.path.join(base, cid)}"
+    assert not (unified() / base.lstrip("/") / cid).exists()
 
 
 def test_v2_pause_resume_exec_update_delete(oci: Env) -> None:
@@ -369,8 +369,8 @@ def test_rootless_uses_a_delegated_v2_subtree(rl: Rootless, delegation: Path) ->
     r = wrapped(rl.oci, "run", "--bundle", str(b.path), cid, user=rl.user, root=rl.root, env=env, leaf=leaf)
     assert r.rc == 0, str(r)
     # beside the caller's own cgroup (leaf), inside the delegated subtree
-    assert v2_line(r.stdout) == f"0::/{delegation.name}/pyoci/{cid}"
-    assert not (delegation / "pyoci").exists()
+    assert v2_line(r.stdout) == f"0::/{delegation.name}/{cid}"
+    assert not (delegation / cid).exists()
     # a limit its controllers cannot take is an error about the file, not "no cgroup"
     b.linux["resources"] = {"pids": {"limit": 5}}
     rl.save(b)
@@ -392,7 +392,7 @@ def test_rootless_uses_a_delegated_v2_subtree(rl: Rootless, delegation: Path) ->
         assert rl.pyoci("state", cid).ok().json()["status"] == "running"
     finally:
         rl.pyoci("delete", "--force", cid).ok()
-    assert not (delegation / "pyoci").exists()
+    assert not (delegation / cid).exists()
 
 
 def test_rootless_in_its_own_writable_cgroup(rl: Rootless, delegation: Path) -> None:
@@ -405,8 +405,8 @@ def test_rootless_in_its_own_writable_cgroup(rl: Rootless, delegation: Path) -> 
     r = wrapped(rl.oci, "run", "--bundle", str(b.path), cid, user=rl.user, root=rl.root, env=env,
                 leaf=str(delegation))
     assert r.rc == 0, str(r)
-    assert v2_line(r.stdout) == f"0::/{delegation.name}/pyoci/{cid}"
-    assert not (delegation / "pyoci").exists()
+    assert v2_line(r.stdout) == f"0::/{delegation.name}/{cid}"
+    assert not (delegation / cid).exists()
 
 
 def test_rootless_without_delegation_gets_no_cgroup(rl: Rootless) -> None:

@@ -138,19 +138,17 @@ def _own_pids_cgroup() -> str:
     return "/"
 
 
-def test_default_cgroup_and_its_parent_are_removed(oci: Env) -> None:
+def test_default_cgroup_is_the_id_beside_ours_and_is_removed(oci: Env) -> None:
+    # runc's default: <id> relative to the runtime's own cgroup
     base = _own_pids_cgroup().rstrip("/")
-    parent = cgdir("pids", f"{base}/pyoci")
-    existed = parent.exists()
     b = oci.bundle()
     cid = oci.cid()
     b.sh("cat /proc/self/cgroup")
     r = oci.run(b, cid)
     assert r.rc == 0, str(r)
-    assert f"pids:{base}/pyoci/{cid}" in r.stdout
-    assert not cgdir("pids", f"{base}/pyoci/{cid}").exists()
-    if not existed:
-        assert not parent.exists()
+    assert f"pids:{base}/{cid}\n" in r.stdout
+    assert not cgdir("pids", f"{base}/{cid}").exists()
+    assert not _left(f"{base}/{cid}")
 
 
 def _left(cgname: str) -> list[str]:
