@@ -6,7 +6,11 @@ reading the .pyc), and `create` imports some thirty of pyoci's modules.  At
 install, :func:`build` compiles every module of the package into one file,
 and the launcher calls :func:`install` first thing: a finder at the front of
 ``sys.meta_path`` answers for pyoci's modules from that file (one
-``pread`` and one ``marshal.loads`` each) and for nothing else.
+``pread`` and one ``marshal.loads`` each).  It also names where the
+extension modules of the hot paths are (pyoci's cffi helper, ``_json``,
+``_cffi_backend``; loaded by the usual loader) and carries ``__future__``:
+found the usual way, those cost a listing of the stdlib's directories or of
+site-packages.  It answers for nothing else.
 
 The bundle never serves stale code: each entry records the size and mtime of
 the source it was compiled from, and a module whose source differs (an
@@ -24,7 +28,7 @@ import marshal
 import posix
 import sys
 
-FORMAT = b"pyoci-modules-1\n"
+FORMAT = b"pyoci-modules-2\n"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,16 +36,21 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
-# name -> (offset, length, source mtime_ns, source size, is_package)
-Entry = tuple[int, int, int, int, bool]
+# name -> (origin, offset, length, mtime_ns and size of origin, is_package);
+# offset -1: an extension module, loaded from origin by the usual loader
+Entry = tuple[str, int, int, int, int, bool]
+
+# Outside the package: the modules pyoci's hot paths import that the usual
+# finder would look for along the whole of sys.path (the stdlib's
+# directories, site-packages) -- one directory listing each, or more.
+EXTRA = ("__future__", "_json", "_cffi_backend")
 
 
 class BundleFinder:
     """A meta path finder and loader for the modules in one bundle file."""
 
-    def __init__(self, fd: int, base: str, index: dict[str, Entry], data_start: int) -> None:
+    def __init__(self, fd: int, index: dict[str, Entry], data_start: int) -> None:
         self.fd = fd
-        self.base = base            # the directory holding the package
         self.index = index
         self.data_start = data_start
 
@@ -50,15 +59,18 @@ class BundleFinder:
         entry = self.index.get(name)
         if entry is None:
             return None
-        _off, _len, mtime_ns, size, is_pkg = entry
-        rel = name.replace(".", "/")
-        origin = f"{self.base}/{rel}/__init__.py" if is_pkg else f"{self.base}/{rel}.py"
+        origin, off, _len, mtime_ns, size, is_pkg = entry
         try:
             st = posix.stat(origin)
         except OSError:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return None             # changed since the bundle was built
+        if off < 0:
+            loader = _external.ExtensionFileLoader(name, origin)
+            ext: ModuleSpec = _bootstrap.ModuleSpec(name, loader, origin=origin)
+            ext.has_location = True
+            return ext
         spec: ModuleSpec = _bootstrap.ModuleSpec(name, self, origin=origin,  # type: ignore[arg-type]
                                                  is_package=is_pkg)
         spec.has_location = True
@@ -70,14 +82,14 @@ class BundleFinder:
         return None                 # the default module object
 
     def exec_module(self, module: "ModuleType") -> None:
-        off, length, _m, _s, _p = self.index[module.__name__]
+        _o, off, length, _m, _s, _p = self.index[module.__name__]
         code = marshal.loads(posix.pread(self.fd, length, self.data_start + off))
         exec(code, module.__dict__)  # noqa: S102  # our own compiled source
 
 
-def install(path: str, base: str) -> None:
-    """Put the bundle at ``path`` in front of the import system for the
-    package under ``base``; a missing or foreign bundle changes nothing."""
+def install(path: str) -> None:
+    """Put the bundle at ``path`` in front of the import system; a missing or
+    foreign bundle changes nothing."""
     try:
         fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
@@ -95,34 +107,54 @@ def install(path: str, base: str) -> None:
     except (OSError, ValueError, EOFError, TypeError):
         posix.close(fd)
         return
-    sys.meta_path.insert(0, BundleFinder(fd, base, index, start + n))
+    sys.meta_path.insert(0, BundleFinder(fd, index, start + n))
 
 
-def build(out: str, base: str, package: str = "pyoci") -> int:
-    """Compile every module of ``package`` (under ``base``) into ``out``;
-    return how many.  Written to a temporary name and renamed."""
+def build(out: str, base: str, package: str = "pyoci", extra: tuple[str, ...] = EXTRA) -> int:
+    """Compile every module of ``package`` (under ``base``) into ``out``, and
+    the ``extra`` modules this interpreter finds (their code, or the path of
+    an extension module); return how many.  Written to a temporary name and
+    renamed."""
+    import importlib.util
     import os
 
     entries: dict[str, Entry] = {}
     blobs: list[bytes] = []
     offset = 0
+
+    def add_source(name: str, src_path: str, is_pkg: bool) -> None:
+        nonlocal offset
+        with open(src_path, "rb") as f:
+            source = f.read()
+        st = os.stat(src_path)
+        code = compile(source, src_path, "exec", dont_inherit=True)
+        blob = marshal.dumps(code)
+        entries[name] = (src_path, offset, len(blob), st.st_mtime_ns, st.st_size, is_pkg)
+        blobs.append(blob)
+        offset += len(blob)
+
     for dirpath, dirnames, filenames in os.walk(os.path.join(base, package)):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for fn in sorted(filenames):
-            if not fn.endswith(".py"):
-                continue
             src_path = os.path.join(dirpath, fn)
-            rel = os.path.relpath(src_path, base)[:-3].replace(os.sep, ".")
-            is_pkg = rel.endswith(".__init__")
-            name = rel[:-len(".__init__")] if is_pkg else rel
-            with open(src_path, "rb") as f:
-                source = f.read()
-            st = os.stat(src_path)
-            code = compile(source, src_path, "exec", dont_inherit=True)
-            blob = marshal.dumps(code)
-            entries[name] = (offset, len(blob), st.st_mtime_ns, st.st_size, is_pkg)
-            blobs.append(blob)
-            offset += len(blob)
+            rel = os.path.relpath(src_path, base).replace(os.sep, ".")
+            if fn.endswith(".py"):
+                is_pkg = rel.endswith(".__init__.py")
+                add_source(rel[:-len(".__init__.py")] if is_pkg else rel[:-3], src_path, is_pkg)
+            elif fn.endswith(".so") and "." in fn[:-3]:
+                # an extension module of the package (the cffi helper)
+                name = rel.split(".cpython-")[0].split(".abi3")[0]
+                st = os.stat(src_path)
+                entries[name] = (src_path, -1, 0, st.st_mtime_ns, st.st_size, False)
+    for name in extra:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+            continue                # built in, frozen or absent here
+        if spec.origin.endswith(".py"):
+            add_source(name, spec.origin, False)
+        elif spec.origin.endswith(".so"):
+            st = os.stat(spec.origin)
+            entries[name] = (spec.origin, -1, 0, st.st_mtime_ns, st.st_size, False)
     index = marshal.dumps(entries)
     tmp = out + ".tmp"
     with open(tmp, "wb") as f:

@@ -51,7 +51,7 @@ def launcher_text() -> str:
             f"sys.path[:0] = {paths!r}\n"
             "# pyoci's modules from one file, compiled at install (pyoci/bundle.py)\n"
             "from pyoci.bundle import install\n"
-            f"install({bundle_path()!r}, {package_parent()!r})\n"
+            f"install({bundle_path()!r})\n"
             "from pyoci.cli import entry\n"
             "entry()\n")
 

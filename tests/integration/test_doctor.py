@@ -348,7 +348,7 @@ def test_cgroups_check_follows_delegation(oci: Env, users: dict[str, SubidUser])
         # delegated: beside the caller's cgroup (leaf), in the subtree
         r = d.run(xdg=xdg, wrap=_v2_view(top / "leaf")).get("cgroups")
         assert r["found"].startswith(f"v2 (unified at {unified}); delegated to you: "
-                                     f"containers go to {top}/pyoci/<id>"), str(d)
+                                     f"containers go to {top}/<id>"), str(d)
         offered = (top / "cgroup.controllers").read_text().split()
         if offered:
             assert r["status"] == "ok" and r["found"].endswith(f"controllers: {' '.join(offered)}"), str(d)
@@ -363,7 +363,7 @@ def test_cgroups_check_follows_delegation(oci: Env, users: dict[str, SubidUser])
         r = d.run(xdg=xdg, wrap=_v2_view(top)).get("cgroups")
         assert r["status"] == "warn", str(d)
         assert f"only your own cgroup {top} is writable, not its parent: containers go to " \
-               f"{top}/pyoci/<id>" in r["found"], str(d)
+               f"{top}/<id>" in r["found"], str(d)
         assert r["fix"].startswith(f"start pyoci from a leaf of your cgroup: mkdir {top}/shell"), str(d)
         # nothing delegated: the caller's cgroup is root's
         r = d.run(xdg=xdg, wrap=_v2_view(None)).get("cgroups")

@@ -14,7 +14,7 @@ _PROBE = r"""
 import sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 from pyoci.bundle import install
-install(sys.argv[3], sys.argv[2])
+install(sys.argv[3])
 import pkgx.sub as s
 import pkgx
 print(type(s.__loader__).__name__, s.__file__, s.__spec__.origin, pkgx.__path__[0], s.VALUE, s.double(21))
@@ -48,7 +48,7 @@ def _build(base: Path, bundle: Path) -> int:
     try:
         from pyoci.bundle import build
 
-        return build(str(bundle), str(base), "pkgx")
+        return build(str(bundle), str(base), "pkgx", extra=())
     finally:
         sys.path.remove(str(REPO))
 
@@ -82,7 +82,7 @@ def test_a_missing_or_foreign_bundle_changes_nothing(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign.bin"
     _build(tmp_path, foreign)
     data = bytearray(foreign.read_bytes())
-    data[len(b"pyoci-modules-1\n")] ^= 0xFF    # another Python's magic number
+    data[len(b"pyoci-modules-2\n")] ^= 0xFF    # another Python's magic number
     foreign.write_bytes(bytes(data))
     assert _probe(tmp_path, foreign)[0].split()[0] == "SourceFileLoader"
 
@@ -96,12 +96,18 @@ def test_the_installed_launcher_serves_pyoci_from_its_bundle() -> None:
         "import pyoci.cli.run, pyoci.lifecycle.container, pyoci.native.spawn, pyoci.plan.build\n"
         "import pyoci.spec.load, pyoci.linux.cgroups\n"
         "for n, m in sorted(sys.modules.items()):\n"
-        "    if n.startswith('pyoci.') and n != 'pyoci.bundle':\n"
-        "        print(n, type(m.__loader__).__name__)\n")
+        "    if m.__spec__ is None:\n"
+        "        continue                 # cffi's pyoci.native._helper.lib and .ffi\n"
+        "    if n.startswith('pyoci.') and n != 'pyoci.bundle' or n in ('_json', '_cffi_backend'):\n"
+        "        print(n, type(m.__loader__).__name__, m.__spec__.origin)\n")
     p = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-I", "-S", "-c", probe],
                        capture_output=True, text=True, check=False)
     assert p.returncode == 0, p.stderr
-    loaders = dict(line.split() for line in p.stdout.splitlines())
-    assert len(loaders) > 20
-    bundled = [n for n, kind in loaders.items() if kind == "BundleFinder"]
-    assert len(bundled) > len(loaders) // 2, loaders
+    found = {n: (kind, origin) for n, kind, origin in (line.split() for line in p.stdout.splitlines())}
+    assert len(found) > 20
+    bundled = [n for n, (kind, _) in found.items() if kind == "BundleFinder"]
+    assert len(bundled) > len(found) // 2, found
+    # extension modules: found through the bundle, loaded by the usual loader
+    for name in ("_json", "_cffi_backend", "pyoci.native._helper"):
+        kind, origin = found[name]
+        assert kind == "ExtensionFileLoader" and origin.endswith(".so"), found[name]

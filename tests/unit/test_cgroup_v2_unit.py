@@ -371,10 +371,10 @@ def test_layouts() -> None:
 def test_v2_default_path_is_beside_our_own_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cgroups, "own_cgroups", lambda pid="self": {"": "/user.slice/session-1.scope"})
     v2 = cgroups.Layout({}, "/sys/fs/cgroup")
-    assert cgroups.container_paths(None, "x", v2) == {"": "/sys/fs/cgroup/user.slice/pyoci/x"}
+    assert cgroups.container_paths(None, "x", v2) == {"": "/sys/fs/cgroup/user.slice/x"}
     assert cgroups.container_paths("/a/b", "x", v2) == {"": "/sys/fs/cgroup/a/b"}
     monkeypatch.setattr(cgroups, "own_cgroups", lambda pid="self": {"": "/"})
-    assert cgroups.container_paths(None, "x", v2) == {"": "/sys/fs/cgroup/pyoci/x"}
+    assert cgroups.container_paths(None, "x", v2) == {"": "/sys/fs/cgroup/x"}
 
 
 def test_hot_path_imports_stay_cheap() -> None:
