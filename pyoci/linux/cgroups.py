@@ -131,19 +131,25 @@ def _write(path: str, value: str, field: str | None = None) -> None:
         raise PyociError(what, op="write", path=path, field=field, errno=e.errno) from None
 
 
-def _components(path: str) -> list[str]:
-    """``path`` and its ancestors from the second level down, outermost
-    first (those that exist, the mount among them, are skipped by callers)."""
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(3, len(parts) + 1)]
+def _missing(path: str) -> list[str]:
+    """``path`` and those of its ancestors that do not exist, outermost
+    first; looked for from the leaf up (one stat when only the leaf is
+    missing), never /sys/fs or above."""
+    out: list[str] = []
+    d = path
+    while d.count("/") > 2 and not os.path.isdir(d):
+        out.append(d)
+        d = os.path.dirname(d)
+    out.reverse()
+    return out
 
 
 def missing_dirs(paths: dict[str, str]) -> list[str]:
-    """The directories place() would create (each missing path component)."""
+    """The directories prepare() would create (each missing path component)."""
     out: list[str] = []
     for path in paths.values():
-        for d in _components(path):
-            if d not in out and not os.path.isdir(d):
+        for d in _missing(path):
+            if d not in out:
                 out.append(d)
     return out
 
@@ -214,17 +220,26 @@ def _mkdirs(path: str, created: list[str]) -> None:
     mkdirs: start over then."""
     for attempt in range(5):
         try:
-            for d in _components(path):
-                if not os.path.isdir(d):
-                    try:
-                        os.mkdir(d, 0o755)
-                        created.append(d)
-                    except FileExistsError:
-                        pass
+            _mkdir_p(path, created)
             return
         except FileNotFoundError:
             if attempt == 4:
                 raise
+
+
+def _mkdir_p(d: str, created: list[str]) -> None:
+    """mkdir d, and first its missing parents (one mkdir when only d is)."""
+    try:
+        os.mkdir(d, 0o755)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(d)
+        if parent.count("/") <= 2:
+            raise
+        _mkdir_p(parent, created)
+        os.mkdir(d, 0o755)
+    created.append(d)
 
 
 def _inherit_cpuset(path: str) -> None:
