@@ -6,8 +6,10 @@ Engines exec the runtime several times per container, so the launcher starts
 Python with -I -S (isolated: no PYTHON* variables, no user site, no site
 module) and puts exactly two directories on sys.path: the one holding the
 pyoci package (the checkout for an editable install) and the venv's
-site-packages (for _cffi_backend).  Its first line names the interpreter by
-absolute path, as engines call the runtime without PATH.
+site-packages (for _cffi_backend).  It turns the garbage collector off (the
+commands that wait turn it on again) and installs the module bundle this
+writer builds beside it (pyoci/bundle.py).  Its first line names the
+interpreter by absolute path, as engines call the runtime without PATH.
 
     python -m pyoci.devtools.launcher .venv/bin/pyoci
 """

@@ -1,29 +1,28 @@
 """Keep the cgroup attach lock's writer path open while `create` gets ready.
 
-The first migration into a cgroup after an idle moment waits for an RCU
-grace period: the kernel's cgroup_threadgroup_rwsem switches to its writer
-mode (9-19 ms on this project's machines, more than all of pyoci's own work
-in `run`), and one grace period after the last migration it switches back.
-So, as the very first thing `create` and `run` do as root (the launcher
-calls :func:`start` before importing the rest of pyoci), a thread moves this
-process into the cgroup it already is in -- a no-op migration that takes the
-same lock -- and repeats that every millisecond or so.  The grace period then
-runs while the interpreter imports, loads the config, plans, forks the
-container's first stage and makes its cgroups; the container's own migration
-finds the fast path, or waits only for what is left of that grace period.
+Writing a pid to cgroup.procs takes the kernel's cgroup_threadgroup_rwsem on
+its writer side, and the first such write after an idle moment waits for an
+RCU grace period (7-19 ms on this project's machines); one grace period after
+the last write the lock goes back to its reader-friendly mode.  A container
+without a user namespace never needs that (its init joins its cgroups by
+itself: spawn.SelfPlacement).  Where pyoci must move the init (a user
+namespace as root), `create` calls :func:`start` once it knows: a thread moves
+this process into the cgroup it already is in -- a no-op migration that takes
+the same lock -- and repeats that every millisecond or so, so the grace period
+runs while the container's first stage starts, and the init's own move finds
+the fast path or waits only for what is left of it.
 
 :func:`stop` ends the thread once the container has been placed.  The thread
 gives up by itself after ``MAX_SECONDS`` (a caller that never gets there).
 
-Only built-in modules here: this runs before anything else is imported.  The
-thread's one fd (its cgroup's cgroup.procs, close-on-exec) is opened before
-the main thread opens anything and stays open until :func:`stop`, after the
-container was forked; so it never opens a hole in a --preserve-fds range that
-one of pyoci's own fds could fill, and the C helper hands the container
-/dev/null in its place should it lie in that range.  The container's first
-stage is forked while the thread runs: between its raw clone and its execveat
-it makes only system calls, so another thread's state (locks, the GIL) does
-not matter there.
+Only built-in modules here.  The thread's one fd (its cgroup's cgroup.procs,
+close-on-exec) stays open until the thread ends, after the container was
+forked; so it never opens a hole in a --preserve-fds range that one of
+pyoci's own fds could fill, and the C helper hands the container /dev/null
+in its place should it lie in that range.  The container's first stage is
+forked while the thread runs: between its raw clone and its execveat it makes
+only system calls, so another thread's state (locks, the GIL) does not matter
+there.
 """
 
 import _thread
