@@ -517,6 +517,17 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
             else:
                 raise ChildError(f"unexpected message {msg.type} from the container's init")
     except BaseException:
+        if stage2 <= 0 < stage1:
+            # Failed before SYNC 2 was read (while_booting): stage1 may have
+            # forked stage2 already, and said so.  Stop stage1, then look.
+            try:
+                os.kill(stage1, 9)
+                if not stage1_reaped:
+                    os.waitpid(stage1, 0)
+                    stage1_reaped = True
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            stage2 = _pending_child_pid(parent_fd)
         for pid in (stage2, stage1):
             if pid > 0:
                 try:
@@ -533,6 +544,20 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
     finally:
         os.close(parent_fd)
         del enc
+
+
+def _pending_child_pid(fd: int) -> int:
+    """The pid in a CHILD_PID message already sent on the sync socket, or 0."""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            msg = recv(fd)
+            if msg is None:
+                return 0
+            if msg.type == lib.PYOCI_MSG_CHILD_PID:
+                return msg.pid
+    except BlockingIOError:
+        return 0
 
 
 def listen(dirfd: int, name: str) -> int:

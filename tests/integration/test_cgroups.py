@@ -126,7 +126,7 @@ def test_a_bad_limit_leaves_no_cgroup(oci: Env) -> None:
     assert r.rc != 0
     assert len(r.err_lines) == 1, str(r)
     assert "$.linux.resources.cpu.cpus" in r.err_lines[0], str(r)
-    for ctrl in ("pids", "cpuset", "memory"):
+    for ctrl in ("pids", "cpuset", "memory", "unified"):
         assert not cgdir(ctrl, name).exists(), ctrl
 
 
