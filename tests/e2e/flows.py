@@ -462,15 +462,18 @@ class CommonFlows:
         assert out == "got-int\n", (out, err)
 
     def test_parallel(self, pod: Podman) -> None:
+        # (each process lingers 0.2 s after its echo: under this load Podman
+        # 4.3 once lost the output of a `run --rm` whose container exited at
+        # once, with runc -- conmon closing the attach before forwarding)
         n = start_signal_container(pod)
         try:
             procs = [subprocess.Popen(pod.env.argv("--runtime", pod.runtime, "exec", n, "sh", "-c",
-                                                   f"echo exec{i}; exit {i}"),
+                                                   f"echo exec{i}; sleep 0.2; exit {i}"),
                                       env=pod.env.env(), cwd="/", stdin=subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for i in range(6)]
             procs += [subprocess.Popen(pod.env.argv("--runtime", pod.runtime, "run", "--network=none", "--rm",
-                                                    pod.image, "sh", "-c", f"echo run{i}; exit {i}"),
+                                                    pod.image, "sh", "-c", f"echo run{i}; sleep 0.2; exit {i}"),
                                        env=pod.env.env(), cwd="/", stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                       for i in range(4)]
