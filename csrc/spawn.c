@@ -62,43 +62,63 @@ static pid_t raw_fork(unsigned long flags)
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
 }
 
-/* raw_fork(CLONE_PARENT), the child born in the cgroup v2 directory ``dir``
- * (CLONE_INTO_CGROUP, Linux 5.7): no migration, so no wait for the cgroup
- * attach lock's RCU grace period.  -1 with errno when that cannot be done;
- * the caller forks plainly and the parent moves the child instead. */
-static pid_t fork_into_cgroup(const char *dir)
+/* The cgroups stage2 joins by itself (cfg->cgroup2_dir, cfg->cgroup_tasks),
+ * opened by stage1 before it enters any namespace where they exist already:
+ * `exec` joins the container's mount namespace, which does not show the
+ * host's cgroup files.  (For `create` the v1 directories are made while
+ * stage1 starts: stage2 opens those itself, still seeing the host's tree.) */
+#define MAX_CGROUP_TASKS 32
+static int cgroup2_fd = -1;
+static int tasks_fd[MAX_CGROUP_TASKS];
+static int n_tasks = 0;
+
+static void open_cgroups(const struct pyoci_spawn_config *cfg)
 {
-    int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cg < 0)
+    if (cfg->cgroup2_dir)   /* failing: fork plainly, the parent moves stage2 */
+        cgroup2_fd = open(cfg->cgroup2_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (const char *const *t = cfg->cgroup_tasks; t && *t; t++) {
+        if (n_tasks == MAX_CGROUP_TASKS)
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_CGROUP, E2BIG, "more than %d cgroup hierarchies",
+                       MAX_CGROUP_TASKS);
+        tasks_fd[n_tasks++] = open(*t, O_WRONLY | O_CLOEXEC);   /* -1: join_cgroups() opens it */
+    }
+}
+
+/* raw_fork(CLONE_PARENT), the child born in the cgroup v2 directory opened
+ * by open_cgroups() (CLONE_INTO_CGROUP, Linux 5.7): no migration, so no wait
+ * for the cgroup attach lock's RCU grace period.  -1 with errno when that
+ * cannot be done; the caller forks plainly and the parent moves the child. */
+static pid_t fork_into_cgroup(void)
+{
+    if (cgroup2_fd < 0)
         return -1;
     struct clone3_args args;
     memset(&args, 0, sizeof args);
     /* exit_signal stays 0: with CLONE_PARENT the child gets ours (SIGCHLD) */
     args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
-    args.cgroup = (unsigned long long)cg;
-    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-    int e = errno;
-    close(cg);
-    errno = e;
-    return pid;
+    args.cgroup = (unsigned long long)cgroup2_fd;
+    return (pid_t)syscall(SYS_clone3, &args, sizeof args);
 }
 
 /* Join the cgroup v1 hierarchies: "0" written to `tasks` moves the calling
- * thread -- all of stage2 -- without the attach lock's writer side. */
+ * thread -- all of stage2 -- without the attach lock's writer side.  The
+ * files were opened by stage1 (open_cgroups); none stays open after this. */
 static void join_cgroups(const struct pyoci_spawn_config *cfg)
 {
-    for (const char *const *t = cfg->cgroup_tasks; t && *t; t++) {
-        int fd = open(*t, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0 && write(fd, "0", 1) == 1) {
-            close(fd);
-            continue;
-        }
+    if (cgroup2_fd >= 0) {
+        close(cgroup2_fd);
+        cgroup2_fd = -1;
+    }
+    for (int i = 0; i < n_tasks; i++) {
+        int fd = tasks_fd[i] >= 0 ? tasks_fd[i] : open(cfg->cgroup_tasks[i], O_WRONLY | O_CLOEXEC);
+        int ok = fd >= 0 && write(fd, "0", 1) == 1;
         int e = errno;
         if (fd >= 0)
             close(fd);
-        if (cfg->cgroup_required)
-            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_CGROUP, e, "write 0 to %s", *t);
+        if (!ok && cfg->cgroup_required)
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_CGROUP, e, "write 0 to %s", cfg->cgroup_tasks[i]);
     }
+    n_tasks = 0;
 }
 
 static void reset_signals(void)
@@ -197,6 +217,7 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     reset_signals();
     set_title("pyoci:[1:NS]");
+    open_cgroups(cfg);
     /* With the caller's credentials, before any namespace changes. */
     pyoci_prepare_idmapped_mounts(cfg);
 
@@ -250,8 +271,8 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
      * for it and a subreaper above us reaps it. */
     int in_cgroup2 = 0;
     pid_t child = -1;
-    if (cfg->cgroup2_dir) {
-        child = fork_into_cgroup(cfg->cgroup2_dir);
+    if (cgroup2_fd >= 0) {
+        child = fork_into_cgroup();
         in_cgroup2 = child >= 0;
     }
     if (child < 0)

@@ -12,6 +12,10 @@ subprocess.run, stdio on /dev/null or a file):
                             process.args is ["/bin/true"] (terminal false)
   create+start+delete       `create`, `start`, `state` until it says "stopped"
                             (every poll is counted), `delete`; also timed per step
+  exec /bin/true            `exec ID /bin/true` in a running container (one per
+                            runtime, `run --detach` of `sleep`), each after a
+                            50 ms pause, as engines' execs (health checks) come
+                            after idle moments
   state (unknown id)        `state` of an id that does not exist (exits 1): the
                             cost of starting the CLI and looking in --root
   --version                 the cost of starting the CLI at all
@@ -51,11 +55,14 @@ class BenchError(Exception):
 
 
 class Runtime:
-    def __init__(self, name: str, exe: str, root: str, bundle: str, errfile: IO[bytes]) -> None:
+    def __init__(self, name: str, exe: str, root: str, bundle: str, errfile: IO[bytes],
+                 sleeper: str = "") -> None:
         self.name = name
         self.exe = exe
         self.root = root
         self.bundle = bundle
+        self.sleeper = sleeper      # a bundle whose process sleeps, for exec
+        self.sleeping = ""          # its running container
         self.errfile = errfile
         self.serial = 0
 
@@ -111,6 +118,14 @@ class Runtime:
         return {"total": t_create + t_start + t_wait + t_delete, "create": t_create, "start": t_start,
                 "wait (state polls)": t_wait, "delete": t_delete, "polls": polls}
 
+    def bench_exec(self) -> dict[str, float]:
+        if not self.sleeping:
+            self.sleeping = self.new_id()
+            self.call("run", "--detach", "--bundle", self.sleeper, self.sleeping)
+        time.sleep(0.05)
+        _, dt = self.call("exec", self.sleeping, "/bin/true")
+        return {"total": dt}
+
     def bench_state_missing(self) -> dict[str, float]:
         rc, dt = self.call("state", "bench-no-such-container", ok=False)
         if rc == 0:
@@ -136,6 +151,7 @@ class Runtime:
 BENCHMARKS: list[tuple[str, str, Callable[[Runtime], dict[str, float]]]] = [
     ("run", "run /bin/true", Runtime.bench_run),
     ("lifecycle", "create+start+delete", Runtime.bench_lifecycle),
+    ("exec", "exec /bin/true", Runtime.bench_exec),
     ("state_missing", "state (unknown id)", Runtime.bench_state_missing),
     ("version", "--version", Runtime.bench_version),
 ]
@@ -292,8 +308,10 @@ def main(argv: list[str]) -> int:
         for name, exe in zip(names, (pyoci, runc), strict=True):
             bundle = make_bundle(os.path.join(work, f"bundle-{name}"), ["/bin/true"], rootless=rootless,
                                  terminal=False)
+            sleeper = make_bundle(os.path.join(work, f"sleeper-{name}"), ["sleep", "3600"],
+                                  rootless=rootless, terminal=False)
             errfile = open(os.path.join(work, f"{name}.stderr"), "w+b")
-            runtimes.append(Runtime(name, exe, os.path.join(work, f"root-{name}"), bundle, errfile))
+            runtimes.append(Runtime(name, exe, os.path.join(work, f"root-{name}"), bundle, errfile, sleeper))
         info = {
             "pyoci": {"path": pyoci, "version": _first_line([pyoci, "--version"]),
                       "install": pyoci_install_kind(pyoci)},

@@ -106,13 +106,25 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         def nothing(_: int) -> None:
             return None
 
-        def join_cgroups(child: int, _in_cgroup2: bool) -> None:
+        paths: dict[str, str] = state.get("cgroup_paths") or {}
+        if not state.get("cgroups_created"):
+            paths = {}
+        # As for create: without a user namespace the process joins the
+        # container's cgroups by itself (spawn.SelfPlacement), which never
+        # waits for the cgroup attach lock; stage1 opens the files before it
+        # enters the container's mount namespace.
+        placement = None
+        if paths and os.geteuid() == 0 and host.init_userns and not any(t == 0x10000000 for t, _ in join):
+            tasks = [os.path.join(d, "tasks") for k, d in paths.items() if k]
+            placement = spawn.SelfPlacement(paths.get(""), tasks, required=False)
+
+        def join_cgroups(child: int, in_cgroup2: bool) -> None:
             # SYNC 2: the new process joins the container's cgroups before it runs.
-            paths = state.get("cgroup_paths") or {}
-            if paths and state.get("cgroups_created"):
+            if paths:
                 from pyoci.linux import cgroups
 
-                cgroups.place(child, paths, required=False)
+                done = [k for k in paths if k] if placement is not None else []
+                cgroups.attach(child, paths, False, done + [""] if in_cgroup2 else done)
 
         callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
                                     run_create_hooks=nothing, warning=_warn)
@@ -120,7 +132,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
             # A session keyring of its own (anonymous: ""), never the caller's,
             # unless the container was created with --no-new-keyring.
             keyring = "" if state.get("new_keyring", True) else None
-            child = spawn.spawn(plan, -1, callbacks, [], None, keyring, console_fd)
+            child = spawn.spawn(plan, -1, callbacks, [], None, keyring, console_fd, placement)
         finally:
             if console_fd >= 0:
                 os.close(console_fd)

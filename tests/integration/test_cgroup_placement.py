@@ -77,6 +77,34 @@ def test_init_joins_its_cgroups_itself(oci: Env) -> None:
     assert not procs, procs
 
 
+def test_exec_joins_the_containers_cgroups_itself(oci: Env) -> None:
+    """The same for `exec`: stage1 opens the cgroup files before it enters the
+    container's namespaces, the new process joins through them."""
+    b = oci.bundle(["sleep", "60"])
+    cid = oci.cid()
+    oci.run(b, cid, "--detach").ok()
+    try:
+        trace = oci.path("exec.strace")
+        out = oci.path("exec.stdout")
+        cmd = ["strace", "-f", "-qq", "-y", "-s", "256", "-o", str(trace), "-e", "trace=clone3,write",
+               PYOCI, "--root", str(oci.root), "exec", cid, "cat", "/proc/self/cgroup"]
+        with open(out, "wb") as fo:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=fo, stderr=subprocess.PIPE,
+                               timeout=60, env=oci.base_env())
+        assert p.returncode == 0, p.stderr
+        cg = cgroups_in(out.read_text())
+        for ctrl in ("pids", "memory", "cpu", "devices", "freezer", ""):
+            assert cg[ctrl].endswith(f"/{cid}"), (ctrl, cg)
+        text = trace.read_text()
+        tasks = [f for f, data in written(text) if f.endswith(f"/{cid}/tasks") and data == "0"]
+        assert any(t.startswith("/sys/fs/cgroup/pids/") for t in tasks), tasks
+        clones = [ln for ln in text.splitlines() if "clone3(" in ln and "CLONE_INTO_CGROUP" in ln]
+        assert len(clones) == 1 and not clones[0].endswith("= -1"), text
+        assert not [w for w in written(text) if w[0].endswith("/cgroup.procs")], text
+    finally:
+        oci.pyoci("delete", "--force", cid).ok()
+
+
 def test_with_a_user_namespace_pyoci_moves_the_init(oci: Env) -> None:
     b = oci.bundle()
     b.sh("cat /proc/self/cgroup")
