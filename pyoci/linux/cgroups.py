@@ -154,19 +154,6 @@ def missing_dirs(paths: dict[str, str]) -> list[str]:
     return out
 
 
-def place(pid: int, paths: dict[str, str], required: bool) -> list[str]:
-    """prepare() and attach() in one go; return the directories made (for
-    `exec`: the process joins an existing container's cgroups)."""
-    created: list[str] = []
-    try:
-        prepare(paths, required, created)
-        attach(pid, paths, required)
-    except BaseException:
-        remove(created)
-        raise
-    return created
-
-
 def prepare(paths: dict[str, str], required: bool, created: list[str],
             configure: Callable[[], None] | None = None) -> None:
     """Create the cgroups, appending each directory made to ``created`` (the
