@@ -13,12 +13,13 @@ import os
 
 from pyoci.errors import ChildError, PyociError
 from pyoci.native._helper import ffi, lib
-from pyoci.plan.build import Op, Plan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from pyoci.plan.build import Op, Plan  # (`start` need not import the planner)
 
 OP_KINDS: dict[str, int] = {
     "mount": lib.PYOCI_OP_MOUNT,
