@@ -151,8 +151,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     # period now (pyoci/linux/prewarm.py).
     placement = None
     if cg_limits and not user_ns:
-        tasks = [os.path.join(d, "tasks") for k, d in cg_paths.items() if k]
-        placement = spawn.SelfPlacement(cg_paths.get(""), tasks, required=True)
+        placement = spawn.SelfPlacement(cg_paths, required=True)
     elif cg_limits and os.geteuid() == 0:
         from pyoci.linux import prewarm
 
@@ -200,9 +199,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             nonlocal pid
             pid = p
             # (the v1 hierarchies of a SelfPlacement stage2 joins after SYNC 2)
-            done = [k for k in cg_paths if k] if placement is not None else []
+            done = placement.joined(cg_paths, in_cgroup2) if placement is not None else []
             try:
-                cgroups.attach(p, cg_paths, cg_limits, done + [""] if in_cgroup2 else done)
+                cgroups.attach(p, cg_paths, cg_limits, done)
             finally:
                 if placement is None:
                     from pyoci.linux import prewarm

@@ -115,16 +115,15 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         # enters the container's mount namespace.
         placement = None
         if paths and os.geteuid() == 0 and host.init_userns and not any(t == 0x10000000 for t, _ in join):
-            tasks = [os.path.join(d, "tasks") for k, d in paths.items() if k]
-            placement = spawn.SelfPlacement(paths.get(""), tasks, required=False)
+            placement = spawn.SelfPlacement(paths, required=False)
 
         def join_cgroups(child: int, in_cgroup2: bool) -> None:
             # SYNC 2: the new process joins the container's cgroups before it runs.
             if paths:
                 from pyoci.linux import cgroups
 
-                done = [k for k in paths if k] if placement is not None else []
-                cgroups.attach(child, paths, False, done + [""] if in_cgroup2 else done)
+                done = placement.joined(paths, in_cgroup2) if placement is not None else []
+                cgroups.attach(child, paths, False, done)
 
         callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
                                     run_create_hooks=nothing, warning=_warn)

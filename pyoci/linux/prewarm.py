@@ -15,7 +15,7 @@ the fast path or waits only for what is left of it.
 :func:`stop` ends the thread once the container has been placed.  The thread
 gives up by itself after ``MAX_SECONDS`` (a caller that never gets there).
 
-Only built-in modules here.  The thread's one fd (its cgroup's cgroup.procs,
+The thread's one fd (its cgroup's cgroup.procs,
 close-on-exec) stays open until the thread ends, after the container was
 forked; so it never opens a hole in a --preserve-fds range that one of
 pyoci's own fds could fill, and the C helper hands the container /dev/null
@@ -35,16 +35,9 @@ INTERVAL = 0.001
 
 def _target() -> str | None:
     """Our own cgroup's cgroup.procs in a hierarchy every host has."""
-    fd = posix.open("/proc/self/cgroup", posix.O_RDONLY | posix.O_CLOEXEC)
-    try:
-        text = posix.read(fd, 65536).decode()
-    finally:
-        posix.close(fd)
-    own: dict[str, str] = {}
-    for line in text.splitlines():
-        _hid, ctrls, path = line.split(":", 2)
-        for c in ctrls.split(",") if ctrls else ("",):
-            own[c] = path
+    from pyoci.linux.cgroups import own_cgroups
+
+    own = own_cgroups()
     for c in ("pids", "freezer", "devices"):
         if c in own:
             return f"/sys/fs/cgroup/{c}{own[c]}/cgroup.procs".replace("//", "/")

@@ -165,10 +165,16 @@ class SelfPlacement:
 
     __slots__ = ("cgroup2_dir", "tasks", "required")
 
-    def __init__(self, cgroup2_dir: str | None, tasks: list[str], required: bool) -> None:
-        self.cgroup2_dir = cgroup2_dir
-        self.tasks = tasks
+    def __init__(self, paths: dict[str, str], required: bool) -> None:
+        """``paths``: the cgroups, controller -> directory ("" for cgroup v2)."""
+        self.cgroup2_dir = paths.get("")
+        self.tasks = [os.path.join(d, "tasks") for k, d in paths.items() if k]
         self.required = required
+
+    def joined(self, paths: dict[str, str], in_cgroup2: bool) -> list[str]:
+        """The controllers of ``paths`` the process joined by itself (what
+        cgroups.attach skips): the v1 ones, and "" when stage1 said so."""
+        return [k for k in paths if k or in_cgroup2]
 
 
 def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, Any]],
