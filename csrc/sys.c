@@ -36,7 +36,9 @@ static int unix_addr(int dirfd, const char *name, struct sockaddr_un *addr)
     return 0;
 }
 
-int pyoci_listen(int dirfd, const char *name)
+/* A SOCK_SEQPACKET socket bound and listening (listening=1) or connected at
+ * dirfd/name; the fd or -errno. */
+static int seqpacket_at(int dirfd, const char *name, int listening)
 {
     struct sockaddr_un addr;
     int r = unix_addr(dirfd, name, &addr);
@@ -45,7 +47,9 @@ int pyoci_listen(int dirfd, const char *name)
     int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (s < 0)
         return -errno;
-    if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(s, 1) < 0) {
+    int ok = listening ? bind(s, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(s, 1) == 0
+                       : connect(s, (struct sockaddr *)&addr, sizeof addr) == 0;
+    if (!ok) {
         r = -errno;
         close(s);
         return r;
@@ -53,21 +57,14 @@ int pyoci_listen(int dirfd, const char *name)
     return s;
 }
 
+int pyoci_listen(int dirfd, const char *name)
+{
+    return seqpacket_at(dirfd, name, 1);
+}
+
 int pyoci_connect(int dirfd, const char *name)
 {
-    struct sockaddr_un addr;
-    int r = unix_addr(dirfd, name, &addr);
-    if (r < 0)
-        return r;
-    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        r = -errno;
-        close(s);
-        return r;
-    }
-    return s;
+    return seqpacket_at(dirfd, name, 0);
 }
 
 int pyoci_connect_path(const char *path)
