@@ -90,6 +90,18 @@ def check_image(side: Side, b: Bundle) -> None:
     assert p.stdout.strip() == "2", f"the host's interpreter does not start in this image:\n{describe(p)}"
 
 
+def attack_bundle(side: Side, args: list[str]) -> Bundle:
+    """A Debian-like image with the `#!/proc/self/exe` script at /entry, in
+    which the host's interpreter is shown to start."""
+    b = side.bundle(args)
+    image_like_debian(b)
+    (b.rootfs / "entry").write_text(ATTACK_ENTRY)
+    os.chmod(b.rootfs / "entry", 0o755)
+    side.save(b)
+    check_image(side, b)
+    return b
+
+
 def attack_lines(out: str) -> list[str]:
     return [ln for ln in out.splitlines() if ln.startswith("ATTACK ")]
 
@@ -145,12 +157,7 @@ def test_exec_entrypoint_proc_self_exe(side: Side, probe: Path) -> None:
     """`exec` of an entrypoint `#!/proc/self/exe` must not run the host's interpreter."""
     naive_overwrite(side, probe)
 
-    b = side.bundle(["sleep", "30"])
-    image_like_debian(b)
-    (b.rootfs / "entry").write_text(ATTACK_ENTRY)
-    os.chmod(b.rootfs / "entry", 0o755)
-    side.save(b)
-    check_image(side, b)
+    b = attack_bundle(side, ["sleep", "30"])
     before = sha256(REAL_PYTHON)
     cid = side.oci.cid()
     side.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()
@@ -168,12 +175,7 @@ def test_init_entrypoint_proc_self_exe(side: Side, probe: Path) -> None:
     """The container's own entrypoint `#!/proc/self/exe` (create/start) likewise."""
     naive_overwrite(side, probe)
 
-    b = side.bundle(["/entry"])
-    image_like_debian(b)
-    (b.rootfs / "entry").write_text(ATTACK_ENTRY)
-    os.chmod(b.rootfs / "entry", 0o755)
-    side.save(b)
-    check_image(side, b)
+    b = attack_bundle(side, ["/entry"])
     before = sha256(REAL_PYTHON)
     r = side.pyoci("run", "--bundle", str(b.path), side.oci.cid())
     assert sha256(REAL_PYTHON) == before
