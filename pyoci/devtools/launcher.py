@@ -27,7 +27,13 @@ def bundle_path() -> str:
 
 
 def package_parent() -> str:
-    """The directory holding the pyoci package this environment imports."""
+    """The directory holding the pyoci package the launcher runs (and the
+    bundle is built from): for a regular install the venv's site-packages,
+    with its compiled helper, never the checkout this may run from (which
+    `python -m` puts first on sys.path); for an editable one the checkout."""
+    site = sysconfig.get_paths()["purelib"]
+    if os.path.isdir(os.path.join(site, "pyoci")):
+        return site
     import pyoci
 
     return os.path.dirname(os.path.dirname(os.path.abspath(pyoci.__file__)))
@@ -35,13 +41,8 @@ def package_parent() -> str:
 
 def launcher_text() -> str:
     site = sysconfig.get_paths()["purelib"]
-    if os.path.isdir(os.path.join(site, "pyoci")):
-        # A regular install: the package (with its compiled helper) is here,
-        # never the checkout this may run from.
-        paths = [site]
-    else:
-        # An editable install: the package is the checkout.
-        paths = [package_parent(), site]
+    parent = package_parent()
+    paths = [site] if parent == site else [parent, site]
     return (f"#!{sys.executable} -IS\n"
             "# pyoci launcher (pyoci/devtools/launcher.py): -I -S skip `site`, which every\n"
             "# engine call would pay for.\n"

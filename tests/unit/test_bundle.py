@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,38 @@ def test_the_installed_launcher_serves_pyoci_from_its_bundle() -> None:
     for name in ("_json", "_cffi_backend", "pyoci.native._helper"):
         kind, origin = found[name]
         assert kind == "ExtensionFileLoader" and origin.endswith(".so"), found[name]
+    # every pyoci module comes from the package the launcher runs (first on its path)
+    first = re.search(r"sys\.path\[:0\] = \['([^']+)'", text)
+    assert first, text
+    for name, (_, origin) in found.items():
+        if name.startswith("pyoci."):
+            assert origin.startswith(first.group(1) + "/pyoci/"), (name, origin)
+
+
+_CHOICE = r"""
+import os, sys, sysconfig
+sys.path.insert(0, sys.argv[1])
+from pyoci.devtools import launcher
+site = sys.argv[2]
+sysconfig.get_paths = lambda *a, **k: {"purelib": site}
+print(launcher.package_parent())
+os.mkdir(os.path.join(site, "pyoci"))
+print(launcher.package_parent())
+text = launcher.launcher_text()
+print(text.split("sys.path[:0] = ")[1].split("\n")[0])
+"""
+
+
+def test_a_regular_install_runs_and_bundles_its_own_package(tmp_path: Path) -> None:
+    """`python -m pyoci.devtools.launcher` from the checkout (which -m puts
+    first on sys.path) must name site-packages, not the checkout, once the
+    package is installed there."""
+    site = tmp_path / "site"
+    site.mkdir()
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", _CHOICE, str(REPO), str(site)],
+                       capture_output=True, text=True, check=False, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    editable, regular, paths = p.stdout.splitlines()
+    assert editable == str(REPO)               # not installed there: the checkout
+    assert regular == str(site)
+    assert paths == repr([str(site)])
