@@ -114,7 +114,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug
+    from pyoci.report import debug, notes
+
+    notes(plan.process.notes)
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
           f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")

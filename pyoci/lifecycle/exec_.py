@@ -88,6 +88,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                     preserve_fds=opts.preserve_fds)
         plan = build_exec_plan(opts.process, join, chroot, host, _setgroups_denied(pid),
                                state.get("seccomp"), state.get("personality"), state.get("memoryPolicy"))
+        from pyoci.report import notes
+
+        notes(plan.process.notes)
 
         console_fd = -1
         mine = -1

@@ -1,0 +1,100 @@
+"""Everyday compatibility with runc (issue 15): configs other tools write,
+and habits runc users and engines rely on.  runc 1.1.5 is the control where
+it is installed: the same bundle runs under both and gives the same answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ocitest import Bundle, Env, caps_mask, status_fields
+
+RUNC = shutil.which("runc")
+
+
+def _runc_spec(oci: Env, rootfs: Path) -> Bundle:
+    """A bundle whose config.json is exactly what `runc spec` writes, with
+    root.path pointed at a busybox rootfs and no terminal."""
+    if RUNC is None:
+        pytest.skip("runc is not installed (its `runc spec` output is the fixture)")
+    d = oci.mkdir("runc-spec")
+    subprocess.run([RUNC, "spec"], cwd=d, check=True)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["root"]["path"] = str(rootfs)
+    cfg["process"]["terminal"] = False
+    b = Bundle(d, cfg)
+    oci.bundles.append(b)
+    return b
+
+
+def _runc_run(oci: Env, b: Bundle) -> subprocess.CompletedProcess[str]:
+    assert RUNC is not None
+    b.save()
+    cid = oci.cid("runc")
+    root = oci.mkdir("runc-root")
+    oci.roots.append(root)
+    return subprocess.run([RUNC, "--root", str(root), "run", "--bundle", str(b.path), cid],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+
+
+# -- 1. capabilities -----------------------------------------------------------
+
+
+def test_runc_spec_default_config_runs(oci: Env) -> None:
+    """`runc spec`'s config puts CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE
+    in ambient with no inheritable set: the kernel allows none of them in the
+    ambient set, so runc runs the program without them, and so does pyoci."""
+    base = oci.bundle()
+    b = _runc_spec(oci, base.rootfs)
+    assert b.process["capabilities"]["ambient"] and not b.process["capabilities"].get("inheritable")
+    b.sh("grep Cap /proc/self/status")
+    r = oci.run(b).ok()
+    fields = status_fields(r.stdout)
+    assert int(fields["CapAmb"], 16) == 0
+    assert int(fields["CapPrm"], 16) == caps_mask(b.process["capabilities"]["permitted"])
+    control = _runc_run(oci, b)
+    assert control.returncode == 0, control.stderr
+    assert status_fields(control.stdout) == fields
+
+
+def test_ambient_caps_are_what_the_kernel_allows(oci: Env) -> None:
+    """Ambient capabilities outside permitted∩inheritable are skipped (debug
+    line), the others are raised."""
+    b = oci.bundle()
+    caps = b.process["capabilities"]
+    caps["permitted"] = ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"]
+    caps["effective"] = list(caps["permitted"])
+    caps["bounding"] = list(caps["permitted"])
+    caps["inheritable"] = ["CAP_NET_BIND_SERVICE"]
+    caps["ambient"] = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.sh("grep Cap /proc/self/status")
+    r = oci.run(b).ok()
+    assert "warning" not in r.stderr
+    fields = status_fields(r.stdout)
+    assert int(fields["CapAmb"], 16) == caps_mask(["CAP_NET_BIND_SERVICE"])
+    # a non-root user keeps what is ambient across execve
+    assert int(fields["CapEff"], 16) == caps_mask(["CAP_NET_BIND_SERVICE"])
+    r = oci.pyoci("--debug", "run", "--bundle", str(b.path), oci.cid()).ok()
+    assert any("not raising ambient capabilities CAP_KILL ($.process.capabilities.ambient)" in line
+               for line in r.err_lines), r.stderr
+
+
+def test_unknown_capability_warns_and_runs(oci: Env) -> None:
+    """runtime-spec 1.1+: a capability the runtime cannot map is a warning
+    (as runc: `ignoring unknown or unavailable capabilities`), not an error."""
+    b = oci.bundle()
+    caps = b.process["capabilities"]
+    for kind in ("bounding", "effective", "permitted"):
+        caps[kind] = ["CAP_KILL", "CAP_UNKNOWN"]
+    b.sh("grep CapEff /proc/self/status")
+    r = oci.run(b).ok()
+    assert int(status_fields(r.stdout)["CapEff"], 16) == caps_mask(["CAP_KILL"])
+    assert ("pyoci: warning: ignoring unknown capability 'CAP_UNKNOWN' "
+            "($.process.capabilities.bounding[1])") in r.err_lines
+    if RUNC is not None:
+        control = _runc_run(oci, b)
+        assert control.returncode == 0 and "CAP_UNKNOWN" in control.stderr
