@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ocitest import Bundle, Env, caps_mask, status_fields
@@ -98,3 +99,53 @@ def test_unknown_capability_warns_and_runs(oci: Env) -> None:
     if RUNC is not None:
         control = _runc_run(oci, b)
         assert control.returncode == 0 and "CAP_UNKNOWN" in control.stderr
+
+
+# -- 9. prestart hooks run in create --------------------------------------------
+
+
+def test_prestart_runs_in_create_like_runc(oci: Env) -> None:
+    """runtime-spec 1.0.2+: prestart runs during create, right before
+    createRuntime, and (runc 1.1.5) sees the status "creating" and the
+    init's pid.  runc is the control."""
+    out = oci.mkdir("hookout")
+    b = oci.bundle(["sleep", "1000"])
+
+    def hooks(tag: str) -> dict[str, Any]:
+        return {stage: [oci.hook(f"cat > {out}/{tag}-{stage}.json; echo {stage} >> {out}/{tag}-order")]
+                for stage in ("prestart", "createRuntime")}
+
+    b.config["hooks"] = hooks("pyoci")
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("create", "--bundle", str(b.path), cid).ok()
+    pid = oci.state(cid)["pid"]
+    oci.pyoci("delete", "--force", cid).ok()
+    got = json.loads((out / "pyoci-prestart.json").read_text())
+    assert (got["status"], got["pid"], got["id"]) == ("creating", pid, cid)
+    assert (out / "pyoci-order").read_text().split() == ["prestart", "createRuntime"]
+    if RUNC is None:
+        return
+    b.config["hooks"] = hooks("runc")
+    b.save()
+    root = oci.mkdir("runc-root")
+    oci.roots.append(root)
+    rid = oci.cid("runc")
+    subprocess.run([RUNC, "--root", str(root), "create", "--bundle", str(b.path), rid],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True, timeout=60)
+    subprocess.run([RUNC, "--root", str(root), "delete", "--force", rid], check=True, timeout=60)
+    control = json.loads((out / "runc-prestart.json").read_text())
+    assert control["status"] == got["status"]
+    assert (out / "runc-order").read_text().split() == ["prestart", "createRuntime"]
+
+
+def test_failing_prestart_fails_create_and_leaves_nothing(oci: Env) -> None:
+    b = oci.bundle(["sleep", "1000"])
+    b.config["hooks"] = {"prestart": [oci.hook("exit 7")]}
+    b.save()
+    cid = oci.cid()
+    r = oci.pyoci("create", "--bundle", str(b.path), cid)
+    assert r.rc == 1 and len(r.err_lines) == 1, str(r)
+    assert "$.hooks.prestart[0]" in r.stderr and "status 7" in r.stderr
+    assert not (oci.root / cid).exists()
+    assert oci.pyoci("state", cid).rc != 0

@@ -125,9 +125,9 @@ CASES: dict[str, tuple[Mutator, list[str], str]] = {
                                    ["createRuntime", "$.hooks.createRuntime[0]", "status 9"], "create"),
     "failing-createContainer-hook": (_failing_hook("createContainer"),
                                      ["createContainer", "$.hooks.createContainer[0]", "status 9"], "create"),
-    # prestart runs at start (commit 16e50e4), so `run` (create + start) reports it
+    # prestart runs in create (runtime-spec 1.0.2+, as runc)
     "failing-prestart-hook": (_failing_hook("prestart"), ["prestart", "$.hooks.prestart[0]", "status 9"],
-                              "run"),
+                              "create"),
     "missing-hook-program": (_cfg(lambda c: c.__setitem__(
         "hooks", {"createRuntime": [{"path": "/nonexistent/pyoci-hook"}]})),
         ["createRuntime", "/nonexistent/pyoci-hook"], "create"),
