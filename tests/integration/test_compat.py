@@ -5,7 +5,9 @@ it is installed: the same bundle runs under both and gives the same answer."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,60 @@ def test_failing_prestart_fails_create_and_leaves_nothing(oci: Env) -> None:
     assert "$.hooks.prestart[0]" in r.stderr and "status 7" in r.stderr
     assert not (oci.root / cid).exists()
     assert oci.pyoci("state", cid).rc != 0
+
+
+# -- 8. hooks: argv as given, output in the error --------------------------------
+
+
+def test_hook_argv_and_output_in_error(oci: Env) -> None:
+    """path /bin/busybox with args ["cat", "/nosuchfile"] runs cat (argv[0] as
+    given), and the error carries what the hook wrote, on one line (runc:
+    `error running hook #0: ... exit status 1, stdout: , stderr: cat: can't open ...`)."""
+    b = oci.bundle(["true"])
+    b.config["hooks"] = {"createRuntime": [{"path": "/bin/busybox", "args": ["cat", "/nosuchfile"]}]}
+    b.save()
+    cid = oci.cid()
+    r = oci.pyoci("create", "--bundle", str(b.path), cid)
+    assert r.rc == 1 and len(r.err_lines) == 1, str(r)
+    assert r.err_lines[0].endswith(
+        "exited with status 1, stderr: cat: can't open '/nosuchfile': No such file or directory"), str(r)
+    assert not (oci.root / cid).exists()
+    if RUNC is not None:
+        root = oci.mkdir("runc-root")
+        oci.roots.append(root)
+        control = subprocess.run([RUNC, "--root", str(root), "create", "--bundle", str(b.path),
+                                  oci.cid("runc")], stdin=subprocess.DEVNULL, capture_output=True,
+                                 text=True, timeout=60)
+        assert control.returncode != 0
+        assert "stderr: cat: can't open '/nosuchfile'" in control.stderr
+
+
+def test_hook_output_is_one_bounded_line(oci: Env) -> None:
+    b = oci.bundle(["true"])
+    b.config["hooks"] = {"prestart": [oci.hook(
+        "printf 'out1\\nout2\\n'; printf 'err1\\n\\033[31merr2\\n' >&2; "
+        "head -c 1000000 /dev/zero | tr '\\0' x >&2; exit 2")]}
+    b.save()
+    r = oci.pyoci("create", "--bundle", str(b.path), oci.cid())
+    assert r.rc == 1 and len(r.err_lines) == 1, str(r)
+    line = r.err_lines[0]
+    assert "exited with status 2, stdout: out1\\nout2, stderr: err1\\n\\x1b[31merr2\\nxxx" in line
+    assert line.endswith("x...") and len(line) < 5000
+
+
+def test_hook_leaving_a_daemon_does_not_hold_create(oci: Env) -> None:
+    """The hook's exit ends the wait, not the end of its output: a child it
+    leaves behind with stdout open does not hang create."""
+    b = oci.bundle(["true"])
+    pidfile = oci.path("daemon.pid")
+    b.config["hooks"] = {"createRuntime": [oci.hook(f"sleep 20 & echo $! > {pidfile}; echo started")]}
+    b.save()
+    cid = oci.cid()
+    try:
+        r = oci.pyoci("create", "--bundle", str(b.path), cid).ok()
+        assert r.duration < 10, r.duration
+        oci.pyoci("delete", "--force", cid).ok()
+    finally:
+        # the hook's stray child is not the container's: end it (by its pid)
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
