@@ -91,6 +91,8 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_MEMPOLICY: "set the memory policy ($.linux.memoryPolicy)",
     lib.PYOCI_STEP_CWD_ESCAPE: "check the working directory ($.process.cwd)",
     lib.PYOCI_STEP_CGROUP: "join the container's cgroups",
+    lib.PYOCI_STEP_LOOPBACK: "bring up the loopback interface of the new network namespace",
+    lib.PYOCI_STEP_HOME: "set HOME from the container's /etc/passwd",
 }
 
 # What usually causes a failed step, by (step, errno).
