@@ -587,18 +587,24 @@ def _caps(process: dict[str, Any], notes: list[tuple[str, str]]) -> tuple[bool, 
     if caps is None:
         return False, {s: 0 for s in sets}
     masks: dict[str, int] = {}
+    unknown: dict[str, str] = {}      # name -> where it first appears
     for s in sets:
         mask = 0
         for i, name in enumerate(caps.get(s) or []):
             if name not in CAPABILITIES:
-                hint = ""
-                if isinstance(name, str) and "CAP_" + name.upper() in CAPABILITIES:
-                    hint = f" (did you mean CAP_{name.upper()}?)"
-                notes.append(("warning", f"ignoring unknown capability {name!r} "
-                                         f"($.process.capabilities.{s}[{i}]){hint}"))
+                unknown.setdefault(name, f"$.process.capabilities.{s}[{i}]")
                 continue
             mask |= 1 << CAPABILITIES[name]
         masks[s] = mask
+    if unknown:
+        # One line, as runc's "ignoring unknown or unavailable capabilities".
+        items = []
+        for name, where in unknown.items():
+            hint = ""
+            if "CAP_" + name.upper() in CAPABILITIES:
+                hint = f", did you mean CAP_{name.upper()}?"
+            items.append(f"{name!r} ({where}{hint})")
+        notes.append(("warning", "ignoring unknown capabilities: " + ", ".join(items)))
     refused = masks["ambient"] & ~(masks["permitted"] & masks["inheritable"])
     if refused:
         names = [n for n, bit in sorted(CAPABILITIES.items(), key=lambda kv: kv[1]) if refused >> bit & 1]
