@@ -123,8 +123,16 @@ static void set_caps(const struct pyoci_spawn_config *cfg)
     for (int cap = 0; cap < 64; cap++) {
         if (!(cfg->cap_ambient & (1ULL << cap)))
             continue;
-        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) {
+            /* A capability this kernel does not have (newer than it):
+             * warn and go on, as runc does ("unavailable"). */
+            if (errno == EINVAL) {
+                pyoci_warn(PYOCI_STAGE_PROCESS, PYOCI_STEP_AMBIENT, errno,
+                           "capability %d is not known to this kernel: not raised", cap);
+                continue;
+            }
             PFAIL(PYOCI_STEP_AMBIENT, "raise ambient capability %d", cap);
+        }
     }
 }
 

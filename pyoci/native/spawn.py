@@ -588,6 +588,11 @@ def start(dirfd: int, name: str, before_start: Callable[[], None]) -> None:
         before_start()
         send(fd, lib.PYOCI_MSG_START)
         msg = recv(fd)
+        while msg is not None and msg.type == lib.PYOCI_MSG_WARNING:
+            from pyoci.report import warning
+
+            warning(child_error(msg, None).msg)
+            msg = recv(fd)
         if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
             raise child_error(msg, None)
     finally:
