@@ -445,3 +445,22 @@ def test_env_value_with_newlines_is_one_variable(oci: Env) -> None:
         assert "P=x\ny" in _environ(oci.pyoci("exec", "-p", str(proc), cid).ok().stdout)
     finally:
         oci.pyoci("delete", "--force", cid)
+
+
+# -- rootless: the same rules -----------------------------------------------------------
+
+
+def test_rootless_ambient_without_inheritable_and_home(rl: Rootless) -> None:
+    """Buildah's and `runc spec --rootless`'s capabilities (ambient set,
+    inheritable empty) run rootless too, and HOME comes from the image."""
+    b = rl.bundle(["true"])
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    b.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps}
+    b.process["env"] = ["PATH=/bin"]
+    _passwd(b)
+    b.set_args("sh", "-u", "-c", "grep CapAmb /proc/self/status; echo $HOME")
+    rl.save(b)
+    r = rl.pyoci("run", "--bundle", str(b.path), rl.oci.cid())
+    assert r.rc == 0, str(r)
+    lines = r.stdout.splitlines()
+    assert int(status_fields(lines[0])["CapAmb"], 16) == 0 and lines[1] == "/root", str(r)
