@@ -464,3 +464,13 @@ def test_rootless_ambient_without_inheritable_and_home(rl: Rootless) -> None:
     assert r.rc == 0, str(r)
     lines = r.stdout.splitlines()
     assert int(status_fields(lines[0])["CapAmb"], 16) == 0 and lines[1] == "/root", str(r)
+
+
+def test_start_container_hook_argv_as_given(oci: Env) -> None:
+    """The init runs startContainer hooks with their args as argv too."""
+    b = oci.bundle(["true"])
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/busybox", "args": ["sh", "-c", "exit 3"]}]}
+    b.save()
+    r = oci.run(b)
+    assert r.rc != 0 and len(r.err_lines) == 1, str(r)
+    assert "startContainer hook 0 (/bin/busybox) exited with status 3" in r.stderr, str(r)
