@@ -192,7 +192,8 @@ def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], 
         p["user"] = u
     if groups:
         u = dict(p.get("user") or {})
-        u["additionalGids"] = parse_groups_flag(groups)
+        # As runc: added to the template's groups.
+        u["additionalGids"] = list(u.get("additionalGids") or []) + parse_groups_flag(groups)
         p["user"] = u
     if caps:
         c = {k: list(v) for k, v in (p.get("capabilities") or {}).items()}

@@ -216,14 +216,15 @@ def test_env_entries(env: str, why: str) -> None:
 
 
 def test_exec_user_keeps_template_gid() -> None:
-    """As runc: `--user UID` alone keeps the container process's gid."""
+    """As runc: `--user UID` alone keeps the container process's gid and
+    groups; -g adds to the groups."""
     base = {"args": ["x"], "user": {"uid": 5, "gid": 7, "additionalGids": [9]}}
     p = process_from_args(base, ["id"], env=[], cwd=None, user="6", groups=[], caps=[], tty=False,
                           no_new_privs=False)
     assert p["user"] == {"uid": 6, "gid": 7, "additionalGids": [9]}
     p = process_from_args(base, ["id"], env=[], cwd=None, user="6:8", groups=["1", "2"], caps=[],
                           tty=False, no_new_privs=False)
-    assert p["user"] == {"uid": 6, "gid": 8, "additionalGids": [1, 2]}
+    assert p["user"] == {"uid": 6, "gid": 8, "additionalGids": [9, 1, 2]}
 
 
 def test_exec_process_file_ids_and_env(tmp_path: Any) -> None:
