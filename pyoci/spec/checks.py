@@ -538,14 +538,21 @@ def sysctl_namespace(parts: list[str]) -> str | None:
 
 def is_host_namespace(path: str, ns_type: str) -> bool:
     """True when the namespace file at ``path`` is the runtime's own
-    namespace of that type (joining it shares the host's); False when it is
-    another, or cannot be read (joining it will fail with that error)."""
+    namespace of that type, or pid 1's (joining it shares the host's);
+    False when it is another, or cannot be read (joining it will fail with
+    that error)."""
     try:
         theirs = os.stat(path)
-        mine = os.stat(f"/proc/self/ns/{NS_FILES[ns_type]}")
     except OSError:
         return False
-    return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
+    for pid in ("self", "1"):
+        try:
+            host = os.stat(f"/proc/{pid}/ns/{NS_FILES[ns_type]}")
+        except OSError:
+            continue  # pid 1's, for a rootless caller
+        if (theirs.st_dev, theirs.st_ino) == (host.st_dev, host.st_ino):
+            return True
+    return False
 
 
 def _owns_namespace(cfg: Config, ns_type: str, cache: dict[str, bool]) -> bool:

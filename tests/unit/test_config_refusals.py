@@ -114,6 +114,7 @@ def test_net_sysctl_in_a_joined_netns() -> None:
     other["linux"]["namespaces"].append({"type": "network", "path": "/run/netns/pyoci-not-the-host"})
     parse_config(json.dumps(other))
     assert checks.is_host_namespace("/proc/self/ns/net", "network")
+    assert not checks.is_host_namespace("/nonexistent/pyoci-netns", "network")
     assert not checks.is_host_namespace("/proc/self/ns/ipc", "network")
 
 
