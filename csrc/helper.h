@@ -28,9 +28,9 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 10
+#define PYOCI_ABI_VERSION 11
 
-/* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
+/* ---- sync protocol: records (struct pyoci_msg + detail text) on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
  * both sides (csrc/spawn.c and pyoci/native/spawn.py).
  *   SYNC 1  stage1 -> parent  USERMAP_REQUEST   (pid = stage1's pid)
@@ -105,13 +105,18 @@
 #define PYOCI_STEP_CWD_ESCAPE 36    /* the working directory is not below the container's root */
 #define PYOCI_STEP_CGROUP 37        /* stage2 joins its cgroup v1 hierarchies (cgroup_tasks) */
 
+/* One record: this header, then (ERROR, WARNING, EXEC_FAILED) the detail --
+ * path, hook name, ... -- as text filling the rest of the record (no NUL; the
+ * record's length bounds it), PYOCI_MSG_MAX bytes at most in all.  A detail
+ * longer than that (only a path of tens of KiB could make one) is shortened
+ * in the middle with a note saying how much was left out, never silently. */
+#define PYOCI_MSG_MAX 65536
 struct pyoci_msg {
     int type;       /* PYOCI_MSG_* */
     int stage;      /* PYOCI_STAGE_* for ERROR/WARNING */
     int index;      /* op index or PYOCI_STEP_* */
     int err;        /* errno */
     int pid;        /* CHILD_PID, USERMAP_REQUEST */
-    char text[512]; /* detail: path, hook name, ... */
 };
 
 /* ---- the filesystem program stage2 runs, in order ----
