@@ -187,3 +187,25 @@ def test_long_error_text_is_whole(oci: Env) -> None:
         assert f"({missing}) exited with status 127" in line, str(r)
     finally:
         oci.pyoci("delete", "--force", cid)
+
+
+def test_cwd_longer_than_getcwd_shows_is_checked_by_walking_up(oci: Env) -> None:
+    """process.cwd through a symlink to a deep directory: its real path
+    (4,600 bytes) is more than getcwd(2) returns, so the check that it lies
+    inside the root walks up instead, and lets it through."""
+    b = oci.bundle(["sh", "-c", "echo cwd-ok"])
+    deep = "/deep" + ("/" + "c" * 200) * 15
+    os.makedirs(str(b.rootfs) + deep)
+    os.symlink(deep, b.rootfs / "s")
+    fd = os.open(str(b.rootfs) + deep, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(8):
+            os.mkdir("e" * 200, dir_fd=fd)
+            nxt = os.open("e" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    b.process["cwd"] = "/s" + ("/" + "e" * 200) * 8
+    r = oci.run(b)
+    assert r.rc == 0 and "cwd-ok" in r.stdout, str(r)
