@@ -209,3 +209,22 @@ def test_cwd_longer_than_getcwd_shows_is_checked_by_walking_up(oci: Env) -> None
     b.process["cwd"] = "/s" + ("/" + "e" * 200) * 8
     r = oci.run(b)
     assert r.rc == 0 and "cwd-ok" in r.stdout, str(r)
+
+
+def test_error_text_over_the_record_limit_says_what_was_left_out(oci: Env) -> None:
+    """A detail longer than a report record (64 KiB) keeps its head and tail
+    and says how much of the middle was left out."""
+    missing = "/" + "/".join(["k" * 250] * 300) + "/no-such-hook"     # 75 KB
+    b = oci.bundle(["sleep", "1000"])
+    b.config["hooks"] = {"startContainer": [{"path": missing}]}
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("create", "--bundle", str(b.path), cid).ok()
+    try:
+        r = oci.pyoci("start", cid)
+        line = one_clear_line(r)
+        assert "bytes of this message left out" in line, str(r)[:2000]
+        assert "startContainer hook 0 (/kkk" in line and "/no-such-hook) exited with status 127" in line, \
+            str(r)[:2000]
+    finally:
+        oci.pyoci("delete", "--force", cid)
