@@ -337,7 +337,9 @@ int pyoci_seqpacket_pair(int fds[2]);          /* O_CLOEXEC socketpair for the s
 int pyoci_listen(int dirfd, const char *name); /* bind+listen a unix socket at dirfd/name */
 int pyoci_connect(int dirfd, const char *name);
 int pyoci_connect_path(const char *path);     /* connect a unix socket by path */
-int pyoci_recv_fd(int sock, char *name, int namelen); /* receive one SCM_RIGHTS fd (and its name) */
+int pyoci_recv_fd(int sock, char *name, int namelen); /* receive one SCM_RIGHTS fd (and its name);
+                                                         -EMSGSIZE (fd closed) when the name or the fds
+                                                         did not fit */
 int pyoci_setns_path(const char *path, int nstype);
 int pyoci_umount(const char *path, int flags);
 int pyoci_set_child_subreaper(void);
@@ -363,7 +365,8 @@ int pyoci_mount_setattr_probe(void);
  * pyoci/linux/bpfdev.py.
  * pyoci_bpf_prog_load_devices: BPF_PROG_LOAD of a BPF_PROG_TYPE_CGROUP_DEVICE
  *   program; returns its fd (O_CLOEXEC).  On failure the verifier's log is
- *   written to log (NUL-terminated) when loglen > 0.
+ *   written to log (NUL-terminated) when loglen > 0; a log that does not fit
+ *   is replaced by a note saying so (its end, the reason, would be missing).
  * pyoci_bpf_prog_query_devices: BPF_PROG_QUERY: the ids of the device programs
  *   attached to the cgroup directory cgroup_fd itself; returns how many
  *   (-ENOSPC when more than max_ids).
