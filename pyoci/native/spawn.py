@@ -91,6 +91,8 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_MEMPOLICY: "set the memory policy ($.linux.memoryPolicy)",
     lib.PYOCI_STEP_CWD_ESCAPE: "check the working directory ($.process.cwd)",
     lib.PYOCI_STEP_CGROUP: "join the container's cgroups",
+    lib.PYOCI_STEP_LOOPBACK: "bring up the loopback interface of the new network namespace",
+    lib.PYOCI_STEP_HOME: "set HOME from the container's /etc/passwd",
 }
 
 # What usually causes a failed step, by (step, errno).
@@ -590,6 +592,11 @@ def start(dirfd: int, name: str, before_start: Callable[[], None]) -> None:
         before_start()
         send(fd, lib.PYOCI_MSG_START)
         msg = recv(fd)
+        while msg is not None and msg.type == lib.PYOCI_MSG_WARNING:
+            from pyoci.report import warning
+
+            warning(child_error(msg, None).msg)
+            msg = recv(fd)
         if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
             raise child_error(msg, None)
     finally:
