@@ -657,7 +657,8 @@ class _StripGenerator:
             body += self._call(schema["items"], where + "_item", "x", "{p}[{i}]", "            ")
         if not body:
             body.append("    return")
-        self.functions.append(f"def {name}(v: object, p: str, out: list[str]) -> None:\n" + "\n".join(body) + "\n")
+        header = f"def {name}(v: object, p: str, out: list[str]) -> None:\n"
+        self.functions.append(header + "\n".join(body) + "\n")
         return name
 
     def entry(self, public: str, schema: Any, where: str) -> str:
