@@ -257,6 +257,11 @@ class Mover:
         try:
             if self.moved:
                 self._restore()
+        except Exception as e:  # noqa: BLE001 (the create's own error is the one to report)
+            from pyoci.report import warning
+
+            warning(f"{F}: could not return the network devices to the host after the failed "
+                    f"create: {e}")
         finally:
             self.close()
 

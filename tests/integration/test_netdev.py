@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Env
-from test_rootless import Rootless, rl, test_user  # noqa: F401 (fixtures)
+from ocitest import Env, HostUser
+from test_rootless import Rootless, test_user  # noqa: F401 (a fixture)
 
 from pyoci.linux.netdev import F
 
@@ -93,6 +94,28 @@ def test_device_moves_in_renamed_with_its_addresses_and_up(oci: Env, veth: Veth)
     assert veth.a not in r.stdout.split()                      # renamed, not copied
     # delete (run removes the container): the namespace is gone, and with it
     # the veth and its peer; nothing was moved back
+    assert not _exists(veth.a) and not _exists(veth.b)
+
+
+def test_created_container_has_the_device_and_delete_leaves_it_to_the_kernel(oci: Env, veth: Veth) -> None:
+    """create (no start): the device is inside already; delete moves nothing
+    back, and the kernel destroys the veth (and its peer) with the namespace."""
+    veth.configure(ADDRS[0])
+    b = oci.bundle(["true"]).save()
+    b.linux["netDevices"] = {veth.a: {"name": "eth7"}}
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("create", "--bundle", str(b.path), cid).ok()
+    pid = oci.state(cid)["pid"]
+    inside = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "addr", "show", "dev", "eth7"],
+                            capture_output=True, text=True)
+    assert inside.returncode == 0 and "10.213.7.1/24" in inside.stdout, inside
+    assert not _exists(veth.a) and _exists(veth.b)
+    oci.pyoci("delete", "--force", cid).ok()
+    for _ in range(100):                # (the namespace is freed asynchronously)
+        if not _exists(veth.b):
+            break
+        time.sleep(0.05)
     assert not _exists(veth.a) and not _exists(veth.b)
 
 
@@ -181,7 +204,13 @@ def test_config_refusals(oci: Env, devices: dict[str, object], namespaces: bool,
     assert len(r.err_lines) == 1 and f"config.json {where}: " in r.stderr and text in r.stderr, r.stderr
 
 
-def test_rootless_is_refused_with_a_hint(rl: Rootless) -> None:
+@pytest.fixture
+def rootless(oci: Env, test_user: HostUser) -> Rootless:  # noqa: F811 (the fixture)
+    return Rootless(oci, test_user)
+
+
+def test_rootless_is_refused_with_a_hint(rootless: Rootless) -> None:
+    rl = rootless
     b = rl.bundle(["true"])
     b.set_namespace("network")
     b.linux["netDevices"] = {"eth0": {}}
