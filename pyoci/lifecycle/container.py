@@ -109,6 +109,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     cg_paths = mine or cg_paths
     cg_delegated = mine is not None
     cg_limits = cg_required or cg_delegated
+    cgroups.check_not_frozen(cg_paths, lay)     # before anything is placed there
     host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=init_userns,
                 no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
@@ -260,7 +261,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "new_keyring": not opts.no_new_keyring,
             "cgroup_paths": cg_paths,
             "cgroups_created": cg_created,
-            "freezer": cgroups.freezer_file(cg_paths),
+            "freezer": cgroups.freezer_file(cgroups.owned(cg_paths, cg_created)),
         })
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
@@ -388,39 +389,61 @@ def _has_limits(resources: dict[str, Any]) -> bool:
 def container_pids(c: store.Container) -> list[int]:
     st = c.state or {}
     paths = st.get("cgroup_paths") or {}
-    if paths and st.get("cgroups_created"):
+    created = st.get("cgroups_created") or []
+    if paths and created:
         from pyoci.linux import cgroups
 
-        found = cgroups.pids(paths)      # the container's cgroup and its sub-cgroups
+        # the container's cgroup and its sub-cgroups, where pyoci made it
+        found = cgroups.pids(paths, created=created)
         if found:
             return found
-    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else [c.pid]
+    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else proc.descendants(c.pid)
 
 
 def _signal_all(c: store.Container, sig: int, status: Status) -> None:
-    """Every process of the container: through its cgroup (and sub-cgroups)
-    when pyoci made it, else its pid namespace, else the init.  A stopped
-    container is signalled through its cgroup only (what outlived the init
-    without a pid namespace); its recorded init pid may be reused."""
+    """Every process of the container, and no one else's.
+
+    With a pid namespace of its own, the container is that namespace: its
+    init for SIGKILL (the kernel kills the rest with it), each of its
+    processes for other signals; a stopped container has none left.
+    Without one (the host's, or one joined by path), its cgroup where pyoci
+    created it (the container's alone), else the init and the processes
+    descending from it: a cgroup that existed before (linux.cgroupsPath
+    naming someone else's) may hold processes that are not the container's,
+    and is never read for this.  A stopped container is signalled through
+    its cgroup only (what outlived the init); its recorded init pid may be
+    reused."""
     st = c.state or {}
     paths = st.get("cgroup_paths") or {}
+    created = st.get("cgroups_created") or []
     signalled: list[int] = []
-    if paths and st.get("cgroups_created"):
-        from pyoci.linux import cgroups
+    if st.get("pid_ns_own"):
+        if status is not STOPPED:
+            targets = [c.pid] if sig == SIGKILL else (proc.pids_in_namespace_of(c.pid) or [c.pid])
+            _kill_each(c, targets, sig)
+    else:
+        if paths and created:
+            from pyoci.linux import cgroups
 
-        signalled = cgroups.signal_all(paths, sig)
-    if not signalled and status is not STOPPED:
-        pids = proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else [c.pid]
-        for p in pids or [c.pid]:
-            try:
-                os.kill(p, sig)
-            except ProcessLookupError:
-                pass
+            signalled = cgroups.signal_all(paths, sig, created=created)
+        if not signalled and status is not STOPPED and proc.is_alive(c.pid, st.get("pid_start")):
+            _kill_each(c, proc.descendants(c.pid), sig)
     freezer = st.get("freezer")
     if sig == SIGKILL and freezer and status == "paused":
         from pyoci.linux import cgroups
 
         cgroups.freeze(freezer, False)   # a frozen task cannot die
+
+
+def _kill_each(c: store.Container, pids: list[int], sig: int) -> None:
+    """Signal pids; the init only while it is still the process recorded."""
+    for p in pids:
+        if p == c.pid and not proc.is_alive(p, (c.state or {}).get("pid_start")):
+            continue
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
 
 
 def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
