@@ -231,9 +231,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                   state_for(HOOK_STATUS["createContainer"], p),
                                   preexec=hooklib.in_namespaces_of(p, user_ns and os.geteuid() != 0))
 
+        def killed() -> None:
+            cgroups.thaw(cgroups.owned(cg_paths, cg_created))
+
         callbacks = spawn.Callbacks(write_idmap=write_idmap, while_booting=while_booting,
                                     child_created=child_created,
-                                    run_create_hooks=run_create_hooks, warning=_warn)
+                                    run_create_hooks=run_create_hooks, warning=_warn, killed=killed)
         # "pid":0 is replaced by the C helper with the pid it gets at SYNC 2.
         start_state = jsonfast.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
         pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
@@ -251,7 +254,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
-            "hooks": {k: hooks.get(k) or [] for k in ("prestart", "poststart", "poststop")},
+            "hooks": {k: hooks.get(k) or [] for k in ("prestart", "startContainer", "poststart",
+                                                               "poststop")},
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
             "own_mount_ns": plan.own_mount_ns,
             "process": cfg.get("process") or {},
@@ -321,7 +325,8 @@ def start(root: str, cid: str) -> None:
                 _destroy(c, CREATED)
                 raise
         try:
-            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c))
+            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c),
+                        start_hooks=hooks.get("startContainer"))
         finally:
             _drop_socket(c)
         st = c.state or {}

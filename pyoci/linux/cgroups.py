@@ -203,8 +203,8 @@ def check_not_frozen(paths: dict[str, str], lay: Layout) -> None:
 
 
 def _refuse_frozen(path: str, d: str, f: str, says: str, knob: str, thawed: str) -> None:
-    where = path if d == path else f"{path} (below {d})"
-    raise PyociError(f"container's cgroup unexpectedly frozen: {where}: {f} {says}",
+    what = f"{f} {says}" if d == path else f"{path} is below {d}, whose {os.path.basename(f)} {says}"
+    raise PyociError(f"container's cgroup unexpectedly frozen: {what}",
                      op="check cgroup", path=d, field="$.linux.cgroupsPath",
                      hint=f"thaw it (write {thawed} to {knob} of the frozen cgroup) or choose another "
                           "linux.cgroupsPath")
@@ -501,6 +501,20 @@ def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: floa
                                  op="rmdir", path=busy, errno=16, hint=hint)
             time.sleep(0.01)
     remove([d for d in created if d not in all_leaves])
+
+
+def thaw(paths: dict[str, str]) -> None:
+    """Thaw the container's cgroups and their sub-cgroups (those pyoci
+    made: pass owned()): before its processes are killed on a failed
+    create, since a task of a frozen v1 cgroup does not die until thawed."""
+    for path in paths.values():
+        if os.path.exists(os.path.join(path, "freezer.state")):
+            _thaw_tree(path)
+        elif os.path.exists(os.path.join(path, "cgroup.freeze")):
+            try:
+                write_text(os.path.join(path, "cgroup.freeze"), "0")
+            except OSError:
+                pass
 
 
 def _thaw_tree(top: str) -> None:
