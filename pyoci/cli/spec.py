@@ -50,10 +50,14 @@ def default_spec(rootless: bool, uid: int, gid: int, args: list[str] | None = No
         namespaces[:] = [n for n in namespaces if n["type"] != "network"] + [{"type": "user"}]
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
-        # A fresh sysfs needs a network namespace of our own: bind the host's.
+        # A fresh sysfs needs a network namespace of our own: bind the host's,
+        # read-only all the way down (`rro`): the mounts below it, the host's
+        # cgroup hierarchies among them, would stay writable with `ro` alone
+        # (CVE-2023-25809).  The `cgroup` mount after it then shows the
+        # caller's own cgroups on /sys/fs/cgroup, read-only, as runc's
+        # rootless template does.
         mounts[5] = {"destination": "/sys", "type": "none", "source": "/sys",
-                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-        mounts.pop(6)
+                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]}
         mounts[2]["options"].remove("gid=5")
     return {
         "ociVersion": "1.2.0",
