@@ -53,11 +53,13 @@ def default_spec(rootless: bool, uid: int, gid: int, args: list[str] | None = No
         # A fresh sysfs needs a network namespace of our own: bind the host's,
         # read-only all the way down (`rro`): the mounts below it, the host's
         # cgroup hierarchies among them, would stay writable with `ro` alone
-        # (CVE-2023-25809).  The `cgroup` mount after it then shows the
-        # caller's own cgroups on /sys/fs/cgroup, read-only, as runc's
-        # rootless template does.
+        # (CVE-2023-25809).  No `cgroup` mount: the host's /sys/fs/cgroup,
+        # read-only, is what shows (a bind of the caller's own cgroups
+        # cannot be made where pyoci itself runs in a container that shows
+        # only its own).
         mounts[5] = {"destination": "/sys", "type": "none", "source": "/sys",
                      "options": ["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]}
+        mounts.pop(6)
         mounts[2]["options"].remove("gid=5")
     return {
         "ociVersion": "1.2.0",

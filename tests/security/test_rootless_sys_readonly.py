@@ -11,9 +11,8 @@ limits of its owner's other processes.
 
 The naive path (``mount --rbind /sys``, then ``remount,bind,ro``) shows a
 delegated cgroup directory writable below the "read-only" /sys.  pyoci's
-template is read-only all the way down (``rro``; /sys/fs/cgroup is also a
-read-only ``cgroup`` mount of the user's own cgroups, as in runc's), so is
-the config without that ``cgroup`` mount, and so is the sysfs fallback
+template is read-only all the way down (``rro``), so is the config with a read-only
+``cgroup`` mount over /sys/fs/cgroup (runc's template), and so is the sysfs fallback
 (a ``sysfs`` mount refused for lack of a network namespace): every mount
 at or under /sys is read-only and a write into the delegated directory
 fails with EROFS.
@@ -96,22 +95,27 @@ def test_naive_rbind_leaves_the_delegated_cgroup_writable(rootless: Side, delega
 
 
 def test_rootless_template_sys_is_readonly_all_the_way_down(rootless: Side, delegated: Path) -> None:
-    b = rootless.bundle(["sh", "-c", SCRIPT.format(target="/sys/fs/cgroup/*")])
-    rootless.save(b)
-    r = rootless.pyoci("run", "--bundle", str(b.path), rootless.oci.cid())
-    assert r.rc == 0 and "END" in r.stdout, str(r)
-    _check(r.stdout, "/sys/fs/cgroup")
-    assert not (delegated / "escape").exists()
-
-
-def test_sys_bind_without_the_cgroup_mount(rootless: Side, delegated: Path) -> None:
-    """The template's /sys alone: the host's cgroup tree is visible, read-only."""
-    b = rootless.bundle(["sh", "-c", SCRIPT.format(target=str(delegated))])
-    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    """The template as `pyoci spec --rootless` writes it: the host's cgroup
+    tree is visible under /sys/fs/cgroup, read-only."""
+    b = rootless.bundle(["sh", "-c", SCRIPT.format(target=f"{delegated} /sys/fs/cgroup/*")])
+    assert [m["options"] for m in b.config["mounts"] if m["destination"] == "/sys"] == \
+        [["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]]
     rootless.save(b)
     r = rootless.pyoci("run", "--bundle", str(b.path), rootless.oci.cid())
     assert r.rc == 0 and "END" in r.stdout, str(r)
     _check(r.stdout, str(delegated))
+    assert not (delegated / "escape").exists()
+
+
+def test_sys_bind_with_a_cgroup_mount(rootless: Side, delegated: Path) -> None:
+    """runc's template: a read-only `cgroup` mount over /sys/fs/cgroup too
+    (the caller's own cgroups)."""
+    b = rootless.bundle(["sh", "-c", SCRIPT.format(target="/sys/fs/cgroup/*")])
+    b.add_mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"])
+    rootless.save(b)
+    r = rootless.pyoci("run", "--bundle", str(b.path), rootless.oci.cid())
+    assert r.rc == 0 and "END" in r.stdout, str(r)
+    _check(r.stdout, "/sys/fs/cgroup")
     assert not (delegated / "escape").exists()
 
 
