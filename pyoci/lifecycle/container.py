@@ -258,6 +258,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                                                "poststop")},
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
             "own_mount_ns": plan.own_mount_ns,
+            "mount_ns_new": bool(plan.unshare_flags & 0x00020000),     # CLONE_NEWNS, not joined
             "process": cfg.get("process") or {},
             "seccomp": linux_cfg.get("seccomp"),
             "personality": linux_cfg.get("personality"),
@@ -402,7 +403,21 @@ def container_pids(c: store.Container) -> list[int]:
         found = cgroups.pids(paths, created=created)
         if found:
             return found
-    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else proc.descendants(c.pid)
+    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else _host_pidns_members(c)
+
+
+def _host_pidns_members(c: store.Container) -> list[int]:
+    """The processes of a container without a pid namespace of its own,
+    where no cgroup pyoci made says: its init, what descends from it, and,
+    with a mount namespace of its own, every process in that namespace (an
+    exec'd process is no descendant of the init) when create made it."""
+    st = c.state or {}
+    if not proc.is_alive(c.pid, st.get("pid_start")):
+        return []
+    found = proc.descendants(c.pid)
+    if st.get("mount_ns_new"):      # (one joined by path may hold others' processes)
+        found += [p for p in proc.pids_in_namespace_of(c.pid, "mnt") if p not in found]
+    return found
 
 
 def _signal_all(c: store.Container, sig: int, status: Status) -> None:
@@ -412,8 +427,9 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
     init for SIGKILL (the kernel kills the rest with it), each of its
     processes for other signals; a stopped container has none left.
     Without one (the host's, or one joined by path), its cgroup where pyoci
-    created it (the container's alone), else the init and the processes
-    descending from it: a cgroup that existed before (linux.cgroupsPath
+    created it (the container's alone), else the init, the processes
+    descending from it and those in its mount namespace (see
+    _host_pidns_members): a cgroup that existed before (linux.cgroupsPath
     naming someone else's) may hold processes that are not the container's,
     and is never read for this.  A stopped container is signalled through
     its cgroup only (what outlived the init); its recorded init pid may be
@@ -431,8 +447,8 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
             from pyoci.linux import cgroups
 
             signalled = cgroups.signal_all(paths, sig, created=created)
-        if not signalled and status is not STOPPED and proc.is_alive(c.pid, st.get("pid_start")):
-            _kill_each(c, proc.descendants(c.pid), sig)
+        if not signalled and status is not STOPPED:
+            _kill_each(c, _host_pidns_members(c), sig)
     freezer = st.get("freezer")
     if sig == SIGKILL and freezer and status == "paused":
         from pyoci.linux import cgroups

@@ -116,16 +116,21 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def pids_in_namespace_of(pid: int) -> list[int]:
-    """Every process sharing pid's pid namespace (the container's processes
-    when it has its own pid namespace)."""
-    target = pid_namespace(pid)
-    if target is None:
+def pids_in_namespace_of(pid: int, ns: str = "pid") -> list[int]:
+    """Every process sharing pid's namespace of type ``ns`` ("pid": the
+    container's processes when it has its own pid namespace; "mnt": those
+    of a container with a mount namespace of its own, exec'd ones included)."""
+    try:
+        target = os.readlink(f"/proc/{pid}/ns/{ns}")
+    except OSError:
         return []
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        if pid_namespace(int(name)) == target:
-            found.append(int(name))
+        try:
+            if os.readlink(f"/proc/{name}/ns/{ns}") == target:
+                found.append(int(name))
+        except OSError:
+            continue
     return found

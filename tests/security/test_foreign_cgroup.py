@@ -50,19 +50,32 @@ class Foreign:
     """A cgroup made by "someone else" and a bystander process in it."""
 
     def __init__(self, hierarchy: str) -> None:
-        mount = _hierarchy_dir(hierarchy)
-        if not mount:
-            pytest.skip(f"no {hierarchy or 'cgroup2'} hierarchy is mounted here")
+        """hierarchy: a v1 controller, "" for cgroup2, "*" for every hierarchy
+        (then pyoci creates no directory of the container's at all)."""
+        if hierarchy == "*":
+            lay = cgroups.layout()
+            mounts = sorted(set(lay.v1.values()) | ({lay.unified} if lay.unified else set()))
+        else:
+            mount = _hierarchy_dir(hierarchy)
+            if not mount:
+                pytest.skip(f"no {hierarchy or 'cgroup2'} hierarchy is mounted here")
+            mounts = [mount]
         self.rel = f"/pyoci-foreign-{uuid.uuid4().hex[:10]}"
-        self.dir = Path(mount + self.rel)
-        self.dir.mkdir()
+        self.dirs = [Path(m + self.rel) for m in mounts]
+        self.dir = self.dirs[0]
+        for d in self.dirs:
+            d.mkdir()
+            if (d / "cpuset.cpus").exists():     # a new v1 cpuset starts empty
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    (d / f).write_text((d.parent / f).read_text())
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def bystander(self) -> subprocess.Popen[bytes]:
         p = subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, env={"PATH": BASE_PATH})
         self.procs.append(p)
-        (self.dir / "cgroup.procs").write_text(str(p.pid))
-        assert str(p.pid) in (self.dir / "cgroup.procs").read_text().split()
+        for d in self.dirs:
+            (d / "cgroup.procs").write_text(str(p.pid))
+            assert str(p.pid) in (d / "cgroup.procs").read_text().split()
         return p
 
     def close(self) -> None:
@@ -70,12 +83,13 @@ class Foreign:
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=10)
-        for d in sorted(self.dir.rglob("*"), reverse=True) + [self.dir]:
-            if d.is_dir():
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
+        for top in self.dirs:
+            for d in sorted(top.rglob("*"), reverse=True) + [top]:
+                if d.is_dir():
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        pass
 
 
 @pytest.fixture
@@ -87,8 +101,8 @@ def foreign(request: pytest.FixtureRequest) -> Iterator[Foreign]:
         f.close()
 
 
-HIERARCHIES = pytest.mark.parametrize("foreign", ["freezer", "cpu", ""], indirect=True,
-                                      ids=["v1-freezer", "v1-cpu", "cgroup2"])
+HIERARCHIES = pytest.mark.parametrize("foreign", ["freezer", "cpu", "", "*"], indirect=True,
+                                      ids=["v1-freezer", "v1-cpu", "cgroup2", "everywhere"])
 
 
 def naive_kill_all(d: Path) -> None:
@@ -123,7 +137,7 @@ def show_naive_kill(hierarchy: str) -> None:
     cgroup of its own: since Linux 6.x a cgroup2 directory that was ever
     cgroup.kill'ed kills a process cloned into it with CLONE_INTO_CGROUP,
     which would fail the container's create, not what is tested here.)"""
-    f = Foreign(hierarchy)
+    f = Foreign(hierarchy if hierarchy != "*" else "freezer")
     try:
         p = f.bystander()
         naive_kill_all(f.dir)
@@ -200,6 +214,23 @@ def test_pause_does_not_freeze_a_pre_existing_cgroup(oci: Env, foreign: Foreign)
             oci.pyoci("resume", cid).ok()
         oci.pyoci("delete", "--force", cid).ok()
     assert alive(bystander)
+
+
+@pytest.mark.parametrize("foreign", ["freezer", "", "*"], indirect=True,
+                         ids=["v1-freezer", "cgroup2", "everywhere"])
+def test_exec_processes_go_too_without_a_pid_namespace(oci: Env, foreign: Foreign) -> None:
+    """An exec'd process descends from `pyoci exec`, not from the init: in
+    the container's mount namespace, it is the container's all the same."""
+    bystander = foreign.bystander()
+    b = in_cgroup(oci, foreign, ["sleep", "600"], pid_ns=False)
+    cid = oci.cid()
+    oci.pyoci("run", "-d", "--bundle", str(b.path), cid).ok()
+    oci.pyoci("exec", "-d", cid, "sleep", "602").ok()
+    mine = wait_for(lambda: len(_pids_of(oci, cid)) >= 2 and _pids_of(oci, cid), what="the exec'd process")
+    assert bystander.pid not in mine
+    oci.pyoci("delete", "--force", cid).ok()
+    wait_for(lambda: not any(_running(p) for p in mine), what="the container's processes to die")
+    assert alive(bystander) and foreign.dir.is_dir()
 
 
 def test_a_cgroup_pyoci_created_below_a_pre_existing_one_is_cleaned(oci: Env) -> None:
