@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from pyoci.lifecycle.status import Status
 
 # The status each hook stage sees on stdin.  prestart hooks run during
-# `start`, before the user's program is released, and see "created": the
-# semantics of runtime-spec 1.0.0 that the OCI validation suite checks
-# (1.0.2+ moved them into create; createRuntime/createContainer cover that).
+# `create`, right before createRuntime and like it, as runtime-spec 1.0.2+
+# says and runc 1.1.5 does (status "creating"); engines rely on them having
+# run when `create` returns.  (The OCI validation suite's 1.0.0-era assertion
+# that they run at `start` is not followed.)
 HOOK_STATUS: dict[str, Status] = {
-    "prestart": CREATED,
+    "prestart": CREATING,
     "createRuntime": CREATING,
     "createContainer": CREATING,
     "startContainer": CREATED,
@@ -115,7 +116,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug
+    from pyoci.report import debug, notes
+
+    notes(plan.process.notes)
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
           f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")
@@ -219,10 +222,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                      hint="lowering it needs CAP_SYS_RESOURCE") from None
 
         def run_create_hooks(p: int) -> None:
-            if not hooks.get("createRuntime") and not hooks.get("createContainer"):
+            if not (hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer")):
                 return
             from pyoci.linux import hooks as hooklib
 
+            if hooks.get("prestart"):
+                hooklib.run_hooks("prestart", hooks["prestart"], state_for(HOOK_STATUS["prestart"], p))
             if hooks.get("createRuntime"):
                 hooklib.run_hooks("createRuntime", hooks["createRuntime"],
                                   state_for(HOOK_STATUS["createRuntime"], p))
@@ -254,8 +259,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
-            "hooks": {k: hooks.get(k) or [] for k in ("prestart", "startContainer", "poststart",
-                                                               "poststop")},
+            "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
             "own_mount_ns": plan.own_mount_ns,
             "mount_ns_new": bool(plan.unshare_flags & 0x00020000),     # CLONE_NEWNS, not joined
@@ -313,21 +317,9 @@ def start(root: str, cid: str) -> None:
         status = c.status()
         if not can("start", status):
             raise InvalidTransition(cid, "start", status)
-        hooks = (c.state or {}).get("hooks") or {}
-        if hooks.get("prestart"):
-            from pyoci.errors import HookError
-            from pyoci.linux.hooks import run_hooks
-
-            state = oci_state(c, CREATED)
-            try:
-                run_hooks("prestart", hooks["prestart"], state)
-            except HookError:
-                # Stop the container and go on with delete (runtime-spec lifecycle).
-                _destroy(c, CREATED)
-                raise
         try:
             spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c),
-                        start_hooks=hooks.get("startContainer"))
+                        start_hooks=((c.state or {}).get("hooks") or {}).get("startContainer"))
         finally:
             _drop_socket(c)
         st = c.state or {}

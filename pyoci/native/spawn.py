@@ -91,6 +91,8 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_MEMPOLICY: "set the memory policy ($.linux.memoryPolicy)",
     lib.PYOCI_STEP_CWD_ESCAPE: "check the working directory ($.process.cwd)",
     lib.PYOCI_STEP_CGROUP: "join the container's cgroups",
+    lib.PYOCI_STEP_LOOPBACK: "bring up the loopback interface of the new network namespace",
+    lib.PYOCI_STEP_HOME: "set HOME from the container's /etc/passwd",
 }
 
 # What usually causes a failed step, by (step, errno).
@@ -302,7 +304,10 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
             state = jsonfast.loads(hook_state) if hook_state else {}
             cfg.seccomp_listener_msg = enc.s(seccomp.listener_message(p.seccomp, state))
     cfg.console_rows, cfg.console_cols = p.console_size
-    cfg.setsid = 1 if (start_fd >= 0 or p.terminal) else 0
+    # Always a session (and process group) of its own, as runc and crun do:
+    # an `exec`'d process left in the caller's process group could signal the
+    # engine's processes with kill(0, sig).
+    cfg.setsid = 1
     # keyring: None keeps the caller's session keyring, "" joins a new
     # anonymous one, a name joins a new one of that name.
     cfg.new_keyring = 0 if keyring is None else 1
@@ -345,6 +350,7 @@ MSG_SIZE = ffi.sizeof("struct pyoci_msg")
 
 def recv(fd: int, timeout: float | None = None, waiting_for: str = "") -> Message | None:
     """One message from the child, or None at EOF (every child end closed).
+    A record is the header, then (for a report) its detail text.
 
     With ``timeout`` (seconds): a ChildError naming ``waiting_for`` when
     nothing came in that time."""
@@ -352,7 +358,7 @@ def recv(fd: int, timeout: float | None = None, waiting_for: str = "") -> Messag
         _wait_readable(fd, timeout, waiting_for)
     while True:
         try:
-            data = os.read(fd, MSG_SIZE)
+            data = os.read(fd, lib.PYOCI_MSG_MAX)
         except InterruptedError:
             continue
         except ConnectionResetError:
@@ -366,7 +372,7 @@ def recv(fd: int, timeout: float | None = None, waiting_for: str = "") -> Messag
     msg = ffi.new("struct pyoci_msg *")
     ffi.memmove(msg, data, min(len(data), MSG_SIZE))
     return Message(msg.type, msg.stage, msg.index, msg.err, msg.pid,
-                   ffi.string(msg.text).decode(errors="replace"))
+                   data[MSG_SIZE:].decode(errors="replace"))
 
 
 def _wait_readable(fd: int, timeout: float, waiting_for: str) -> None:
@@ -672,7 +678,13 @@ def start(dirfd: int, name: str, before_start: Callable[[], None],
     try:
         before_start()
         send(fd, lib.PYOCI_MSG_START)
-        msg = recv(fd, timeout, "sync 5 (START: its startContainer hooks and execve)")
+        waiting = "sync 5 (START: its startContainer hooks and execve)"
+        msg = recv(fd, timeout, waiting)
+        while msg is not None and msg.type == lib.PYOCI_MSG_WARNING:
+            from pyoci.report import warning
+
+            warning(child_error(msg, None).msg)
+            msg = recv(fd, timeout, waiting)
         if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
             raise child_error(msg, None)
     finally:
