@@ -193,6 +193,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         def while_booting() -> None:
             # The cgroups, with their limits, are made while stage1 starts.
             def configure() -> None:
+                if dirs and set(cg_created) != set(dirs):
+                    # Someone else made one of them meanwhile: a delete after
+                    # our crash must not take it for ours.
+                    store.write_atomic(c.dirfd, CGROUPS_RECORD, jsonfast.dumps(
+                        {"paths": cg_paths, "created": cg_created}).encode())
                 if cg_limits:
                     cgroups.apply_resources(resources, cg_paths, lay, linux_cfg.get("devices"),
                                             rootless=cg_delegated)
