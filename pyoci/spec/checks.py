@@ -698,6 +698,9 @@ def check_net_devices(cfg: Config) -> None:
         problem = ifname_problem(host_name)
         if problem:
             raise ConfigError(field, f"the host device name {_show(host_name)} {problem}")
+        if host_name == "lo":
+            raise ConfigError(field, "the loopback device cannot leave its network namespace "
+                              "(the container gets its own lo)")
         name = dev.get("name") or host_name
         if dev.get("name") is not None:
             problem = ifname_problem(dev["name"], template=True)

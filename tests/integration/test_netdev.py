@@ -192,6 +192,7 @@ def test_joined_namespace_keeps_the_device_after_delete(oci: Env, veth: Veth) ->
     ({"eth0": {"name": "x" * 16}}, True, F + ".eth0.name", "at most 15"),
     ({"eth0": {"name": ".."}}, True, F + ".eth0.name", "cannot be . or .."),
     ({"eth0": {"name": "lo"}}, True, F + ".eth0.name", "own loopback"),
+    ({"lo": {"name": "lo0"}}, True, F + ".lo", "cannot leave its network namespace"),
     ({"eth0": {"name": "x"}, "eth1": {"name": "x"}}, True, F + ".eth1", "as $.linux.netDevices.eth0 does"),
 ])
 def test_config_refusals(oci: Env, devices: dict[str, object], namespaces: bool, where: str,
