@@ -128,6 +128,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         from pyoci.linux.subid import check_idmap
 
         check_idmap(plan.idmap.uid_lines, plan.idmap.gid_lines)
+    net_devices = None
+    if linux_cfg.get("netDevices"):
+        from pyoci.linux import netdev
+
+        netdev.check_host(linux_cfg["netDevices"])     # before anything exists
+        net_devices = netdev.Mover(linux_cfg["netDevices"])
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
     user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
 
@@ -217,6 +223,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
                     prewarm.stop()
             debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
+            if net_devices is not None:
+                net_devices.move(p)         # linux.netDevices, into the init's network namespace
             adj = plan.process.oom_score_adj
             if adj is not None:
                 try:
@@ -280,6 +288,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
         os.unlink("creator", dir_fd=c.dirfd)
+        if net_devices is not None:
+            net_devices.close()     # the init's namespace holds the devices from now on
         if own_console >= 0:
             os.close(own_console)
     except BaseException:
@@ -293,6 +303,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+        if net_devices is not None:
+            net_devices.restore()
         if not plan.own_mount_ns:
             from pyoci.linux.mounts import unmount_under
 
