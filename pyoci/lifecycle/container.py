@@ -332,6 +332,12 @@ def start(root: str, cid: str) -> None:
                 _destroy(c, CREATED)
                 raise
         try:
+            # The socket goes once the init is connected (and would exit if we
+            # failed then): see that the directory is writable first.
+            os.utime(c.dirfd)
+        except OSError as e:
+            raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
+        try:
             spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True))
         except PyociError:
             # The init exits after a failed start: the container is stopped
