@@ -346,10 +346,10 @@ def start(root: str, cid: str) -> None:
             raise
         finally:
             _drop_socket(c)
-        st = c.state or {}
-        poststart = (st.get("hooks") or {}).get("poststart") or []
-        if poststart:
-            _run_warn_only(c, "poststart", poststart, RUNNING)
+    # The lock is not held for poststart: the container runs already.
+    poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
+    if poststart:
+        _run_warn_only(c, "poststart", poststart, RUNNING)
 
 
 def _drop_socket(c: store.Container, strict: bool = False) -> None:

@@ -484,4 +484,6 @@ def list_ids(root: str) -> list[str]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
+    except OSError as e:
+        raise PyociError.from_os("list the state directory", e, path=root) from None
     return sorted(n for n in names if valid_id(n) and os.path.isdir(os.path.join(root, n)))

@@ -171,7 +171,8 @@ def test_crash_injection(oci: Env) -> None:
                     pass
     if _bundle_digest(b.path) != before:
         failures.append("the bundle changed")
-    print(f"crash injection: runtime {RUNTIME}: {N} trials ({', '.join(f'{v} {n}' for v, n in per_verb.items())}),"
+    counts = ", ".join(f"{v} {n}" for v, n in per_verb.items())
+    print(f"crash injection: runtime {RUNTIME}: {N} trials ({counts}),"
           f" {failed_trials} failed, {left_trials} left something ({len(leftovers)} leftovers)"
           f" (CRASH_SEED={seed};"
           f" verb times {', '.join(f'{v} {t * 1000:.0f} ms' for v, t in took.items())})")
