@@ -165,11 +165,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     try:
         # What a delete must remove should we die from now on, before the
         # first mkdir; the cgroup v2 directory is made now, the rest while
-        # stage1 starts.
+        # stage1 starts.  Written even when no directory is missing, so that
+        # a delete can tell a lost record from none.
         dirs = cgroups.missing_dirs(cg_paths)
-        if dirs or not plan.own_mount_ns:
-            c.write(CGROUPS_RECORD, jsonfast.dumps({"paths": cg_paths, "created": dirs, "rootfs": rootfs,
-                                                    "own_mount_ns": plan.own_mount_ns}).encode())
+        c.write(CGROUPS_RECORD, jsonfast.dumps({"paths": cg_paths, "created": dirs, "rootfs": rootfs,
+                                                "own_mount_ns": plan.own_mount_ns}).encode())
         if placement is not None and placement.cgroup2_dir:
             cgroups.prepare({"": placement.cgroup2_dir}, True, cg_created)
         start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
@@ -539,11 +539,19 @@ def _destroy(c: store.Container, status: Status) -> None:
         # create died before state.json, or state.json is damaged: the init
         # create recorded at SYNC 2 (pid and start time), if it still runs.
         rec, bad = _cgroups_record(c)
-        if bad:
-            problems.append(bad)
+        init = store.read_pid_record(c.dirfd, store.INIT_FILE)
+        # The init's cgroups, when nothing records which of them pyoci made
+        # (they are named, never removed: they may not be pyoci's).
+        unrecorded: list[str] = []
+        if "created" not in rec and not st.get("cgroups_created") and init and proc.is_alive(*init):
+            unrecorded = _cgroups_of(init[0])
         killed = store.kill_recorded(c.dirfd, store.INIT_FILE)
         if killed:
             _wait_pid_gone(killed)
+        left = [d for d in unrecorded if os.path.isdir(d)]
+        if bad or left:
+            problems.append((bad or "nothing records which cgroups pyoci created")
+                            + (f"; left in place: {', '.join(left)}" if left else ""))
     if c.damage and "pid" not in st and not rec.get("created") and not st.get("cgroups_created") \
             and store.read_pid_record(c.dirfd, store.INIT_FILE) is None:
         problems.append("the init's pid is unknown (a process of the container may still run)")
@@ -569,6 +577,25 @@ def _destroy(c: store.Container, status: Status) -> None:
     if problems:
         raise PyociError(f"container {c.cid!r}: state removed, but " + "; ".join(problems),
                          hint="look for what is left by hand")
+
+
+def _cgroups_of(pid: int) -> list[str]:
+    """The directories of pid's cgroups that are not the caller's own."""
+    from pyoci.linux import cgroups
+
+    try:
+        theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
+    except OSError:
+        return []
+    lay = cgroups.layout()
+    out = []
+    for ctrl, rel in theirs.items():
+        base = lay.unified if ctrl == "" else lay.v1.get(ctrl)
+        if base and rel != mine.get(ctrl) and rel not in ("", "/"):
+            d = os.path.normpath(base + rel)
+            if d not in out:
+                out.append(d)
+    return out
 
 
 def _wait_pid_gone(pid: int, timeout: float = 10.0) -> None:
