@@ -48,7 +48,9 @@ struct pyoci_sched_attr {
     uint64_t sched_period;
 };
 
-static char exec_path[PATH_MAX];
+/* The program found by lookup_exec(): cfg->exec_path or argv[0] itself, or
+ * a PATH entry joined with it (malloc'd to size). */
+static const char *exec_path;
 
 static const char *env_get(const char *const *envp, const char *name)
 {
@@ -85,7 +87,7 @@ static void lookup_exec(const struct pyoci_spawn_config *cfg)
             errno = -r;
             PFAIL(PYOCI_STEP_LOOKUP_EXEC, "%s", prog);
         }
-        snprintf(exec_path, sizeof exec_path, "%s", prog);
+        exec_path = prog;
         return;
     }
     const char *path = env_get(cfg->envp, "PATH");
@@ -95,10 +97,15 @@ static void lookup_exec(const struct pyoci_spawn_config *cfg)
     while (*path) {
         const char *end = strchr(path, ':');
         size_t len = end ? (size_t)(end - path) : strlen(path);
-        snprintf(exec_path, sizeof exec_path, "%.*s%s%s", (int)len, path, len ? "/" : "", prog);
-        int r = is_executable(exec_path);
-        if (r == 0)
+        char *candidate;
+        if (asprintf(&candidate, "%.*s%s%s", (int)len, path, len ? "/" : "", prog) < 0)
+            PFAIL(PYOCI_STEP_LOOKUP_EXEC, "look for `%s` in $PATH: out of memory", prog);
+        int r = is_executable(candidate);
+        if (r == 0) {
+            exec_path = candidate;
             return;
+        }
+        free(candidate);
         if (r != -ENOENT && r != -ENOTDIR)
             last = -r;
         path += len + (end ? 1 : 0);
@@ -201,17 +208,62 @@ static int open_cwd(const struct pyoci_spawn_config *cfg)
     return fd;
 }
 
+/* For a working directory getcwd(2) cannot show (its path is longer than a
+ * page): walk up with "..", which stops at the process's root.  1 when the
+ * walk meets the container's root, 0 when it ends at a root of its own (a
+ * directory that is its own parent: the cwd lies outside), -1 with errno. */
+static int cwd_reaches_root(void)
+{
+    struct stat root, cur, up;
+    if (stat("/", &root) < 0)
+        return -1;
+    int fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        if (fstat(fd, &cur) < 0)
+            break;
+        if (cur.st_dev == root.st_dev && cur.st_ino == root.st_ino) {
+            close(fd);
+            return 1;
+        }
+        int parent = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (parent < 0)
+            break;
+        close(fd);
+        fd = parent;
+        if (fstat(fd, &up) < 0)
+            break;
+        if (up.st_dev == cur.st_dev && up.st_ino == cur.st_ino) {
+            close(fd);
+            return 0;
+        }
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
 static void check_cwd(const struct pyoci_spawn_config *cfg)
 {
     char buf[PATH_MAX + 32];
     if (syscall(SYS_getcwd, buf, sizeof buf) < 0) {
-        if (errno == ENAMETOOLONG)
-            return;   /* deep but reachable: an unreachable path is short */
-        PFAIL(PYOCI_STEP_CWD_ESCAPE, "getcwd after chdir %s", cfg->cwd);
+        if (errno != ENAMETOOLONG && errno != ERANGE)
+            PFAIL(PYOCI_STEP_CWD_ESCAPE, "getcwd after chdir %s", cfg->cwd);
+        /* too long for getcwd (or for buf): check it by walking up instead */
+        int r = cwd_reaches_root();
+        if (r < 0)
+            PFAIL(PYOCI_STEP_CWD_ESCAPE, "walk up from %s to the container's root", cfg->cwd);
+        if (r == 0) {
+            errno = EPERM;
+            PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s resolves to a directory outside the container's root", cfg->cwd);
+        }
+        return;
     }
     if (buf[0] != '/') {
         errno = EPERM;
-        PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s resolves to %.200s, outside the container's root", cfg->cwd, buf);
+        PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s resolves to %s, outside the container's root", cfg->cwd, buf);
     }
 }
 
@@ -249,13 +301,54 @@ static void set_process_attributes(const struct pyoci_spawn_config *cfg)
     }
 }
 
-/* Run one startContainer hook inside the container; 0 or fails the child. */
-static void run_hook(const struct pyoci_spawn_config *cfg, int n)
+char *pyoci_fill_pid(const char *tmpl)
+{
+    static const char hole[] = "\"pid\":0";
+    const size_t hl = sizeof hole - 1;
+    char pid[32];
+    int pl = snprintf(pid, sizeof pid, "\"pid\":%d", pyoci_host_pid);
+    size_t holes = 0;
+    for (const char *p = strstr(tmpl, hole); p; p = strstr(p + hl, hole))
+        holes++;
+    char *out = malloc(strlen(tmpl) + holes * (size_t)pl + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    for (;;) {
+        const char *p = strstr(tmpl, hole);
+        size_t n = p ? (size_t)(p - tmpl) : strlen(tmpl);
+        memcpy(o, tmpl, n);
+        o += n;
+        if (!p)
+            break;
+        memcpy(o, pid, (size_t)pl);
+        o += pl;
+        tmpl = p + hl;
+    }
+    *o = '\0';
+    return out;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Run one startContainer hook inside the container; returns when it exited
+ * with status 0, else fails the child.  The state goes to its stdin whole,
+ * however long (the pipe is written as the hook reads it, so the timeout
+ * also covers a hook that never reads); a hook that exits or closes its
+ * stdin before reading it all is not an error. */
+static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *state, size_t len)
 {
     const struct pyoci_hook *h = &cfg->start_hooks[n];
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): pipe", n, h->path);
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     pid_t pid = fork();
     if (pid < 0)
         PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): fork", n, h->path);
@@ -265,38 +358,62 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n)
         _exit(127);
     }
     close(pipefd[0]);
-    const char *tmpl = cfg->hook_state ? cfg->hook_state : "{}";
-    char state[16384];
-    const char *hole = strstr(tmpl, "\"pid\":0");
-    if (hole && strlen(tmpl) + 16 < sizeof state)
-        snprintf(state, sizeof state, "%.*s\"pid\":%d%s", (int)(hole - tmpl), tmpl, pyoci_host_pid,
-                 hole + strlen("\"pid\":0"));
-    else
-        snprintf(state, sizeof state, "%s", tmpl);
-    size_t len = strlen(state);
+    int out = pipefd[1];
+    if (fcntl(out, F_SETFL, O_NONBLOCK) < 0)
+        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): make its stdin pipe non-blocking", n, h->path);
     signal(SIGPIPE, SIG_IGN);
-    if (write(pipefd[1], state, len) < 0) {
-        /* the hook need not read its stdin */
-    }
-    close(pipefd[1]);
-    signal(SIGPIPE, SIG_DFL);
+    size_t off = 0;
     int status = 0;
-    long waited = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, h->timeout > 0 ? WNOHANG : 0);
-        if (r == pid)
+    int reaped = 0;
+    long limit = h->timeout > 0 ? (long)h->timeout * 1000 : -1;
+    while (!reaped && (out >= 0 || limit >= 0)) {
+        while (out >= 0 && off < len) {
+            ssize_t w = write(out, state + off, len - off);
+            if (w > 0)
+                off += (size_t)w;
+            else if (w < 0 && errno == EINTR)
+                continue;
+            else
+                break;
+        }
+        if (out >= 0 && (off == len || errno != EAGAIN)) {
+            if (off < len && errno != EPIPE)
+                PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): write the state to its stdin (%zu of %zu bytes)",
+                      n, h->path, off, len);
+            close(out);   /* all written, or the hook closed its stdin */
+            out = -1;
+        }
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            reaped = 1;
             break;
+        }
         if (r < 0 && errno != EINTR)
             PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): wait", n, h->path);
-        if (h->timeout > 0 && waited >= (long)h->timeout * 1000) {
+        if (limit >= 0 && elapsed_ms(&started) >= limit) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             errno = ETIMEDOUT;
             PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) timed out after %ds", n, h->path, h->timeout);
         }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        waited += 10;
+        /* until the pipe has room (or its reader is gone), 10 ms at most */
+        struct pollfd pfd = {out, POLLOUT, 0};
+        if (out >= 0)
+            poll(&pfd, 1, 10);
+        else {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (out >= 0)
+        close(out);
+    signal(SIGPIPE, SIG_DFL);
+    while (!reaped) {
+        pid_t r = waitpid(pid, &status, 0);
+        if (r == pid)
+            reaped = 1;
+        else if (r < 0 && errno != EINTR)
+            PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): wait", n, h->path);
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return;
@@ -363,8 +480,18 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
         pyoci_report_fd = cfg->sync_fd;
     }
 
-    for (int i = 0; i < cfg->n_start_hooks; i++)
-        run_hook(cfg, i);
+    if (cfg->n_start_hooks > 0) {
+        /* the state with the init's real pid, as long as it is */
+        char *state = pyoci_fill_pid(cfg->hook_state ? cfg->hook_state : "{}");
+        if (!state) {
+            errno = ENOMEM;
+            PFAIL(PYOCI_STEP_HOOK, "startContainer hooks: the state for their stdin");
+        }
+        size_t len = strlen(state);
+        for (int i = 0; i < cfg->n_start_hooks; i++)
+            run_hook(cfg, i, state, len);
+        free(state);
+    }
 
     /* Before the filter: a profile need not allow what the runtime does. */
     /* Everything the runtime itself does comes before the seccomp filter:

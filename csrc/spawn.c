@@ -138,9 +138,16 @@ static void write_file(const char *path, const char *data, int step)
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         pyoci_fail(PYOCI_STAGE_NS, step, errno, "open %s", path);
+    /* One write: procfs files like timens_offsets parse a single write. */
     size_t len = strlen(data);
-    if (write(fd, data, len) != (ssize_t)len)
+    ssize_t w;
+    do
+        w = write(fd, data, len);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
         pyoci_fail(PYOCI_STAGE_NS, step, errno, "write %s", path);
+    if ((size_t)w != len)
+        pyoci_fail(PYOCI_STAGE_NS, step, EIO, "write %s: the kernel took %zd of %zu bytes", path, w, len);
     close(fd);
 }
 

@@ -17,7 +17,7 @@
 
 #define TFAIL(...) pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_TERMINAL, errno, __VA_ARGS__)
 
-int pyoci_send_fd(int sock, int fd, const char *data, size_t len)
+ssize_t pyoci_send_fd(int sock, int fd, const char *data, size_t len)
 {
     char control[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {(void *)data, len};
@@ -33,7 +33,12 @@ int pyoci_send_fd(int sock, int fd, const char *data, size_t len)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-    return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
+    for (;;) {
+        ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 ? -errno : n;
+    }
 }
 
 void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
@@ -46,9 +51,12 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
         TFAIL("open /dev/ptmx in the container (is devpts mounted on /dev/pts?)");
     if (unlockpt(master) < 0)
         TFAIL("unlockpt");
-    char name[128];
-    if (ptsname_r(master, name, sizeof name) != 0)
+    char name[128];   /* "/dev/pts/N"; ptsname_r fails (ERANGE) rather than cut a longer one */
+    int pr = ptsname_r(master, name, sizeof name);
+    if (pr != 0) {
+        errno = pr;
         TFAIL("ptsname");
+    }
     int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0)
         TFAIL("open %s", name);
@@ -66,8 +74,14 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
             TFAIL("bind %s on /dev/console", name);
         close(cfd);
     }
-    if (pyoci_send_fd(cfg->console_fd, master, name, strlen(name)) < 0)
+    ssize_t sent = pyoci_send_fd(cfg->console_fd, master, name, strlen(name));
+    if (sent < 0)
+        errno = (int)-sent;
+    if (sent != (ssize_t)strlen(name)) {
+        if (sent >= 0)
+            errno = EIO;
         TFAIL("send the pty master to the console socket");
+    }
     close(master);
     close(cfg->console_fd);
     if (ioctl(slave, TIOCSCTTY, 0) < 0)

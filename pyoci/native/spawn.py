@@ -279,7 +279,10 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
             state = jsonfast.loads(hook_state) if hook_state else {}
             cfg.seccomp_listener_msg = enc.s(seccomp.listener_message(p.seccomp, state))
     cfg.console_rows, cfg.console_cols = p.console_size
-    cfg.setsid = 1 if (start_fd >= 0 or p.terminal) else 0
+    # Always a session (and process group) of its own, as runc and crun do:
+    # an `exec`'d process left in the caller's process group could signal the
+    # engine's processes with kill(0, sig).
+    cfg.setsid = 1
     # keyring: None keeps the caller's session keyring, "" joins a new
     # anonymous one, a name joins a new one of that name.
     cfg.new_keyring = 0 if keyring is None else 1
@@ -321,10 +324,11 @@ MSG_SIZE = ffi.sizeof("struct pyoci_msg")
 
 
 def recv(fd: int) -> Message | None:
-    """One message from the child, or None at EOF (every child end closed)."""
+    """One message from the child, or None at EOF (every child end closed).
+    A record is the header, then (for a report) its detail text."""
     while True:
         try:
-            data = os.read(fd, MSG_SIZE)
+            data = os.read(fd, lib.PYOCI_MSG_MAX)
         except InterruptedError:
             continue
         except ConnectionResetError:
@@ -338,7 +342,7 @@ def recv(fd: int) -> Message | None:
     msg = ffi.new("struct pyoci_msg *")
     ffi.memmove(msg, data, min(len(data), MSG_SIZE))
     return Message(msg.type, msg.stage, msg.index, msg.err, msg.pid,
-                   ffi.string(msg.text).decode(errors="replace"))
+                   data[MSG_SIZE:].decode(errors="replace"))
 
 
 def send(fd: int, mtype: int, pid: int = 0) -> None:

@@ -38,6 +38,7 @@ from pyoci.plan.mountopts import (
     MS_UNBINDABLE,
     parse_options,
 )
+from pyoci.spec.checks import id_problem, sysctl_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -619,6 +620,44 @@ def _memory_policy(linux: dict[str, Any]) -> MemoryPolicy | None:
     return MemoryPolicy(mode, parse_node_list(mp["nodes"]) if mp.get("nodes") else [])
 
 
+def _credentials(user: dict[str, Any], setgroups_denied: bool) -> tuple[int, int, list[int]]:
+    """process.user's uid, gid and additionalGids, checked again here (every
+    path to the helper, create and exec alike, passes this way): an id
+    outside 0..2147483647 never reaches setresuid(2), where (uid_t)-1 would
+    mean "unchanged" (root), and groups are never dropped silently where
+    setgroups(2) is denied."""
+    ids: dict[str, int] = {}
+    for key in ("uid", "gid"):
+        value = user.get(key, 0)
+        problem = id_problem(value)
+        if problem:
+            raise ConfigError(f"$.process.user.{key}", problem)
+        ids[key] = int(value)
+    groups: list[int] = []
+    for i, g in enumerate(user.get("additionalGids") or []):
+        problem = id_problem(g)
+        if problem:
+            raise ConfigError(f"$.process.user.additionalGids[{i}]", problem)
+        groups.append(int(g))
+    if groups and setgroups_denied:
+        raise ConfigError("$.process.user.additionalGids",
+                          "cannot set any additional groups in a rootless container: setgroups is "
+                          "denied in its user namespace (a single-id map written without privilege)",
+                          hint="map a range of gids (linux.gidMappings through newgidmap, with "
+                          "/etc/subgid) to set groups, or drop additionalGids")
+    return ids["uid"], ids["gid"], groups
+
+
+def _check_groups_mapped(cfg: dict[str, Any], idmap: IdMap) -> None:
+    """setgroups(2) fails (EINVAL) for a gid the new user namespace does not map."""
+    user = (cfg.get("process") or {}).get("user") or {}
+    for i, g in enumerate(user.get("additionalGids") or []):
+        if isinstance(g, int) and not any(c <= g < c + n for c, _h, n in idmap.gid_lines):
+            raise ConfigError(f"$.process.user.additionalGids[{i}]",
+                              f"gid {g} is not mapped in the container's user namespace "
+                              "(linux.gidMappings)")
+
+
 def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> ProcessPlan:
     p = cfg.get("process") or {}
     linux = cfg.get("linux") or {}
@@ -630,13 +669,14 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         rlimits.append((RLIMITS[r["type"]], int(r["soft"]), int(r["hard"])))
     set_caps, caps = _caps(p)
     umask = user.get("umask")
+    uid, gid, groups = _credentials(user, setgroups_denied)
     return ProcessPlan(
         args=list(p.get("args") or []),
         env=list(p.get("env") or []),
         cwd=p.get("cwd") or "/",
-        uid=int(user.get("uid", 0)),
-        gid=int(user.get("gid", 0)),
-        groups=[int(g) for g in user.get("additionalGids") or []],
+        uid=uid,
+        gid=gid,
+        groups=groups,
         set_groups=not setgroups_denied,
         umask=-1 if umask is None else int(umask),
         set_caps=set_caps,
@@ -664,6 +704,7 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
     writer = "direct"
     if create & CLONE_NEWUSER:
         idmap, writer = _idmap(cfg, host)
+        _check_groups_mapped(cfg, idmap)
     userns = bool(create & CLONE_NEWUSER) or user_joined
     # mknod needs CAP_MKNOD in the initial user namespace.
     privileged = host.euid == 0 and host.init_userns and not userns
@@ -694,7 +735,11 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
     else:
         ops.append(Op("pivot", "/", "pivot_root into the rootfs"))
     for key, value in sorted((linux.get("sysctl") or {}).items()):
-        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            path = "/proc/sys/" + "/".join(sysctl_parts(key))
+        except ValueError as e:
+            raise ConfigError("$.linux.sysctl", f"sysctl {key!r} names no file under /proc/sys: {e}"
+                              ) from None
         ops.append(Op("write_file", path, f"set sysctl {key} ($.linux.sysctl)", data=str(value)))
     for i, path in enumerate(linux.get("readonlyPaths") or []):
         ops.append(Op("readonly", posixpath.normpath(path),

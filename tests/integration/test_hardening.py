@@ -343,20 +343,20 @@ def test_readonly_paths_are_read_only_all_the_way_down(oci: Env) -> None:
 
 def test_sysctl_is_written_only_to_procfs(oci: Env) -> None:
     """No procfs at /proc in the container (a tmpfs instead, with a
-    sys/kernel/domainname file in the image): the sysctl is refused, not
+    sys/kernel/shmmni file in the image): the sysctl is refused, not
     written into the file."""
     b = oci.bundle(["true"])
     b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/proc"]
     fake = b.rootfs / "proc" / "sys" / "kernel"
     fake.mkdir(parents=True)
-    (fake / "domainname").write_text("untouched")
-    b.linux["sysctl"] = {"kernel.domainname": "box.example"}
+    (fake / "shmmni").write_text("untouched")
+    b.linux["sysctl"] = {"kernel.shmmni": "1234"}
     b.linux["maskedPaths"] = []
     b.linux["readonlyPaths"] = []
     r = oci.run(b)
     assert r.rc != 0, str(r)
     assert "$.linux.sysctl" in r.stderr and "is not on procfs" in r.stderr, str(r)
-    assert (fake / "domainname").read_text() == "untouched"
+    assert (fake / "shmmni").read_text() == "untouched"
 
 
 # -- personality, I/O priority, scheduler, memory policy --------------------------------

@@ -137,7 +137,7 @@ def _kinds(plan: Any) -> list[str]:
 
 def test_ops_order_pivot_after_mounts_and_hooks() -> None:
     cfg = _minimal(mounts=[{"destination": "/proc", "type": "proc", "source": "proc"}],
-                   linux={"namespaces": [{"type": "mount"}], "maskedPaths": ["/proc/kcore"],
+                   linux={"namespaces": [{"type": "mount"}, {"type": "ipc"}], "maskedPaths": ["/proc/kcore"],
                           "readonlyPaths": ["/proc/sys"], "sysctl": {"kernel.shmmax": "1"}},
                    root={"path": "rootfs", "readonly": True})
     plan = build_plan(cfg, BUNDLE, ROOTFS, ROOT_HOST)
