@@ -166,6 +166,56 @@ def read_pid_record(dirfd: int, name: str) -> tuple[int, int] | None:
     return pid, started
 
 
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def kill_creator(dirfd: int) -> None:
+    """SIGKILL the create named in ``creator`` (if it still is that process)
+    and its children: stage1, the init before it is ready, hooks.  Each
+    child is pinned by a pidfd while it is still the creator's child, so no
+    other process is hit once they are reparented."""
+    rec = read_pid_record(dirfd, CREATOR_FILE)
+    if rec is None:
+        return
+    from pyoci.native._helper import lib
+
+    pidfd = lib.pyoci_pidfd_open(rec[0])
+    if pidfd < 0:
+        return
+    kids: list[int] = []
+    try:
+        if not proc.is_alive(*rec):
+            return
+        for kid in _children(rec[0]):
+            fd = lib.pyoci_pidfd_open(kid)
+            if fd < 0:
+                continue
+            fields = proc._stat_fields(kid)
+            if fields is not None and fields[1] == str(rec[0]):
+                kids.append(fd)
+            else:
+                os.close(fd)
+        lib.pyoci_pidfd_send_signal(pidfd, SIGKILL)
+        for fd in kids:
+            lib.pyoci_pidfd_send_signal(fd, SIGKILL)
+    finally:
+        os.close(pidfd)
+        for fd in kids:
+            os.close(fd)
+
+
 def kill_recorded(dirfd: int, name: str) -> int:
     """SIGKILL the process a pid_record names, if it still is that process;
     return its pid (0: none).  A pidfd pins it between the check and the kill."""
@@ -432,7 +482,7 @@ def open_container(root: str, cid: str, *, shared: bool = False, peek: bool = Fa
             if not os.path.exists(os.path.join(path, STATE_FILE)) and c.create_running():
                 if not force:
                     raise InvalidTransition(cid, verb or "use", "creating")
-                kill_recorded(dirfd, CREATOR_FILE)
+                kill_creator(dirfd)
                 kill_recorded(dirfd, INIT_FILE)
             _wait_lock(dirfd, shared, cid, LOCK_WAIT)
             locked = True

@@ -50,6 +50,20 @@ def _cgroup_dirs(pid: int) -> list[str]:
     return out
 
 
+def _cgroup_dirs_named(cid: str) -> list[str]:
+    """Directories named after cid in any cgroup hierarchy (3 levels deep)."""
+    left = []
+    for hier in os.listdir("/sys/fs/cgroup"):
+        top = Path("/sys/fs/cgroup") / hier
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for dirpath, dirnames, _ in os.walk(top):
+            if dirpath.count("/") - str(top).count("/") >= 3:
+                dirnames.clear()
+            left += [os.path.join(dirpath, d) for d in dirnames if d == cid]
+    return left
+
+
 def _one_line(r) -> str:  # type: ignore[no-untyped-def]
     assert len(r.err_lines) == 1, f"expected one stderr line:\n{r}"
     line = r.err_lines[0]
@@ -201,7 +215,7 @@ def test_reused_creator_pid_is_not_creating(oci: Env) -> None:
 @pytest.fixture
 def slow_create(oci: Env) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """A create stuck in a createRuntime hook that sleeps (the hook writes
-    its pid; the test kills it, since it outlives a killed create)."""
+    its pid)."""
     marker = oci.path("hook.pid")
     b = oci.bundle(SLEEPER)
     b.config.setdefault("hooks", {})["createRuntime"] = [
@@ -211,6 +225,7 @@ def slow_create(oci: Env) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]
     p = oci.popen("create", "--bundle", str(b.path), cid)
     try:
         wait_for(marker.exists, 10, "the createRuntime hook")
+        assert _cgroup_dirs_named(cid), "the container's cgroups exist while its hook runs"
         yield cid, p, marker
     finally:
         if p.poll() is None:
@@ -225,7 +240,7 @@ def slow_create(oci: Env) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]
 
 @pytest.mark.parametrize("stopped", [False, True])
 def test_create_in_progress_blocks_nothing(oci: Env, slow_create, stopped: bool) -> None:  # type: ignore[no-untyped-def]
-    cid, p, _ = slow_create
+    cid, p, marker = slow_create
     other, _ = _created(oci)
     if stopped:
         p.send_signal(signal.SIGSTOP)
@@ -244,7 +259,11 @@ def test_create_in_progress_blocks_nothing(oci: Env, slow_create, stopped: bool)
     assert time.monotonic() - t0 < 5, str(r)
     p.wait(timeout=5)
     assert p.returncode == -signal.SIGKILL
+    # and what it had started (the hook), which would outlive it
+    hook = int(marker.read_text())
+    wait_for(lambda: not pid_alive(hook), 5, "the createRuntime hook to die")
     assert not (oci.root / cid).exists()
+    assert not _cgroup_dirs_named(cid)
     oci.pyoci("state", cid).fails()
     oci.pyoci("delete", "--force", other).ok()
 
