@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Env, pid_alive, wait_for
+from ocitest import Env, HostUser, pid_alive, wait_for
+from test_rootless import Rootless, test_user  # noqa: F401  (the rootless user fixture)
 
 SLEEPER = ["sleep", "1000"]
 
@@ -364,3 +365,49 @@ def test_failed_start_leaves_a_stopped_container(oci: Env) -> None:
         oci.pyoci("start", cid).fails()
         assert not pid_alive(int(st["pid"]))
         oci.pyoci("delete", cid).ok()
+
+
+# -- rootless ------------------------------------------------------------------------------
+
+
+def test_rootless_stuck_create_and_damaged_state(oci: Env, test_user: HostUser) -> None:  # noqa: F811
+    rl = Rootless(oci, test_user)
+    out = rl.outdir()
+    marker = out / "hook.pid"
+    b = rl.bundle(SLEEPER)
+    b.config.setdefault("hooks", {})["createRuntime"] = [
+        oci.hook(f"echo $$ > {marker}; exec sleep 60", timeout=120)]
+    rl.save(b)
+    cid, other = oci.cid(), oci.cid()
+    cmd, env = oci.command(["create", "--bundle", str(b.path), cid], root=rl.root, user=rl.user,
+                           env={"XDG_RUNTIME_DIR": str(rl.xdg)})
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={"PATH": env["PATH"]})
+    try:
+        wait_for(marker.exists, 10, "the createRuntime hook")
+        r = rl.pyoci("state", cid, timeout=10)
+        assert r.rc == 0 and r.duration < 1.0 and r.json()["status"] == "creating", str(r)
+        r = rl.pyoci("kill", cid, "KILL", timeout=10)
+        assert r.rc == 1 and r.duration < 1.0 and "creating" in r.stderr, str(r)
+        rl.pyoci("delete", "--force", cid, timeout=30).ok()
+        p.wait(timeout=5)
+        wait_for(lambda: not pid_alive(int(marker.read_text())), 5, "the hook to die")
+        assert not (rl.root / cid).exists()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    # a damaged state.json of a running rootless container
+    b2 = rl.bundle(SLEEPER)
+    rl.save(b2)
+    rl.pyoci("create", "--bundle", str(b2.path), other).ok()
+    pid = rl.pyoci("state", other).ok().json()["pid"]
+    path = rl.root / other / "state.json"
+    d = json.loads(path.read_text())
+    d["pid"] = "x"
+    path.write_text(json.dumps(d))
+    r = rl.pyoci("list").ok()
+    assert other in r.stderr and "damaged" in r.stderr, str(r)
+    rl.pyoci("delete", "--force", other).ok()
+    wait_for(lambda: not pid_alive(pid), 5, "the init to die")
+    assert not (rl.root / other).exists()
