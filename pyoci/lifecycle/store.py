@@ -479,11 +479,13 @@ def open_container(root: str, cid: str, *, shared: bool = False, peek: bool = Fa
         locked = _try_lock(dirfd, shared or peek)
         if not locked and not peek:
             c = Container(root, cid, dirfd, None, locked=False)
-            if not os.path.exists(os.path.join(path, STATE_FILE)) and c.create_running():
-                if not force:
+            if c.create_running():
+                if force:
+                    # (also a create stopped after state.json, before it let go)
+                    kill_creator(dirfd)
+                    kill_recorded(dirfd, INIT_FILE)
+                elif not os.path.exists(os.path.join(path, STATE_FILE)):
                     raise InvalidTransition(cid, verb or "use", "creating")
-                kill_creator(dirfd)
-                kill_recorded(dirfd, INIT_FILE)
             _wait_lock(dirfd, shared, cid, LOCK_WAIT)
             locked = True
         if os.fstat(dirfd).st_nlink == 0:

@@ -269,6 +269,31 @@ def test_create_in_progress_blocks_nothing(oci: Env, slow_create, stopped: bool)
     oci.pyoci("delete", "--force", other).ok()
 
 
+def test_create_stuck_after_state_json(oci: Env) -> None:
+    """A create stuck after it wrote state.json, still holding the lock (here:
+    its pid file's temporary name is a FIFO nobody reads): state answers,
+    delete --force kills the creator and then the container."""
+    piddir = oci.mkdir("piddir")
+    os.mkfifo(piddir / ".pid.tmp")
+    b = oci.bundle(SLEEPER).save()
+    cid = oci.cid()
+    p = oci.popen("create", "--bundle", str(b.path), "--pid-file", str(piddir / "pid"), cid)
+    try:
+        wait_for(lambda: (oci.root / cid / "state.json").exists(), 10, "state.json")
+        st = _fast(oci, "state", cid).ok().json()
+        assert st["status"] == "created" and pid_alive(st["pid"])
+        r = oci.pyoci("delete", "--force", cid, timeout=30)
+        assert r.rc == 0 and r.duration < 5, str(r)
+        p.wait(timeout=5)
+        assert p.returncode == -signal.SIGKILL
+        assert not pid_alive(st["pid"])
+        assert not (oci.root / cid).exists() and not _cgroup_dirs_named(cid)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
 # -- a full or read-only --root ------------------------------------------------------------
 
 
