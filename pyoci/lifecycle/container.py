@@ -534,35 +534,38 @@ def _destroy(c: store.Container, status: Status) -> None:
         _signal_all(c, SIGKILL, status)
         _wait_gone(c)
     st = c.state or {}
+    recorded = "cgroup_paths" in st and "cgroups_created" in st
     rec: dict[str, Any] = {}
     if c.state is None or c.damage:
-        # create died before state.json, or state.json is damaged: the init
-        # create recorded at SYNC 2 (pid and start time), if it still runs.
+        # create died before state.json, or state.json is damaged: what
+        # create recorded before (cgroups.json), and the init it recorded at
+        # SYNC 2 (pid and start time), if that still runs.
         rec, bad = _cgroups_record(c)
         init = store.read_pid_record(c.dirfd, store.INIT_FILE)
         # The init's cgroups, when nothing records which of them pyoci made
         # (they are named, never removed: they may not be pyoci's).
         unrecorded: list[str] = []
-        if "created" not in rec and not st.get("cgroups_created") and init and proc.is_alive(*init):
+        if not recorded and "created" not in rec and init and proc.is_alive(*init):
             unrecorded = _cgroups_of(init[0])
         killed = store.kill_recorded(c.dirfd, store.INIT_FILE)
         if killed:
             _wait_pid_gone(killed)
         left = [d for d in unrecorded if os.path.isdir(d)]
-        if bad or left:
+        if not recorded and (bad or left):
             problems.append((bad or "nothing records which cgroups pyoci created")
                             + (f"; left in place: {', '.join(left)}" if left else ""))
-    if c.damage and "pid" not in st and not rec.get("created") and not st.get("cgroups_created") \
-            and store.read_pid_record(c.dirfd, store.INIT_FILE) is None:
-        problems.append("the init's pid is unknown (a process of the container may still run)")
+        if c.damage and "pid" not in st and not init \
+                and not (st.get("cgroups_created") or rec.get("created")):
+            problems.append("the init's pid is unknown (a process of the container may still run)")
     rootfs = st.get("rootfs") if "own_mount_ns" in st else rec.get("rootfs")
     own_mount_ns = st.get("own_mount_ns", rec.get("own_mount_ns", True))
     if rootfs and not own_mount_ns:
         from pyoci.linux.mounts import unmount_under
 
         unmount_under(rootfs)
-    paths, created = st.get("cgroup_paths") or {}, st.get("cgroups_created") or []
-    if not created and (c.state is None or c.damage):
+    if recorded:
+        paths, created = st["cgroup_paths"], st["cgroups_created"]
+    else:
         paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
         from pyoci.linux import cgroups
