@@ -92,12 +92,14 @@ CRASH_N ?= 300
 .PHONY: crash
 crash: $(DEV_STAMP)
 	@test "$$(id -u)" = 0 || { echo "make crash must run as root" >&2; exit 1; }
-	seed=$${CRASH_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
-	CRASH_N=$(CRASH_N) CRASH_SEED=$$seed $(PY) -m pytest tests/integration/test_crash.py -q -s -p no:cacheprovider; \
+	seed=$${CRASH_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; rc=0; \
+	CRASH_N=$(CRASH_N) CRASH_SEED=$$seed $(PY) -m pytest tests/integration/test_crash.py -q -s \
+	  -p no:cacheprovider || rc=$$?; \
 	if command -v runc >/dev/null; then \
 	  CRASH_N=$(CRASH_N) CRASH_SEED=$$seed CRASH_RUNTIME=runc $(PY) -m pytest tests/integration/test_crash.py -q -s \
 	    -p no:cacheprovider 2>&1 | grep -E '^crash injection' || true; \
-	fi
+	fi; \
+	exit $$rc
 
 # The C side: the build's -Wall -Wextra -Werror, and stricter warnings the
 # build leaves out (they would also judge the code cffi generates): a
