@@ -104,6 +104,9 @@
 #define PYOCI_STEP_MEMPOLICY 35
 #define PYOCI_STEP_CWD_ESCAPE 36    /* the working directory is not below the container's root */
 #define PYOCI_STEP_CGROUP 37        /* stage2 joins its cgroup v1 hierarchies (cgroup_tasks) */
+/* (45, 46: numbered apart from the others being added at the same time) */
+#define PYOCI_STEP_LOOPBACK 45      /* bring up lo in a new network namespace */
+#define PYOCI_STEP_HOME 46          /* HOME from the container's /etc/passwd */
 
 /* One record: this header, then (ERROR, WARNING, EXEC_FAILED) the detail --
  * path, hook name, ... -- as text filling the rest of the record (no NUL; the

@@ -340,8 +340,7 @@ static void sysfs_flags(int i, const struct pyoci_op *op, const char *target)
         struct pyoci_mount_attr attr;
         memset(&attr, 0, sizeof attr);
         attr.attr_set = MOUNT_ATTR_RDONLY;
-        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0 &&
-            errno != ENOSYS)
+        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0)
             FAIL(i, "make the host's /sys bound on %s read-only recursively", op->target);
     }
 }

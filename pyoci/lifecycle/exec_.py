@@ -100,6 +100,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                                    state.get("personality"), state.get("memoryPolicy"))
         except ConfigError as e:
             raise e.relabel("exec process") from None
+        from pyoci.report import notes
+
+        notes(plan.process.notes)
 
         console_fd = -1
         mine = -1

@@ -373,7 +373,8 @@ _NONE = type(None)
 _FIELDS: dict[str, tuple[type, ...]] = {
     "ociVersion": (str,), "id": (str,), "pid": (int,), "pid_start": (int,), "bundle": (str,),
     "rootfs": (str,), "created": (str,), "owner": (int,), "annotations": (dict,), "hooks": (dict,),
-    "pid_ns_own": (bool,), "own_mount_ns": (bool,), "process": (dict,), "seccomp": (dict, _NONE),
+    "pid_ns_own": (bool,), "own_mount_ns": (bool,), "mount_ns_new": (bool,), "process": (dict,),
+    "seccomp": (dict, _NONE),
     "personality": (dict, _NONE), "memoryPolicy": (dict, _NONE), "new_keyring": (bool,),
     "cgroup_paths": (dict,), "cgroups_created": (list,), "freezer": (str, _NONE), "resources": (dict,),
 }

@@ -16,7 +16,6 @@ import os
 
 from pyoci.errors import ConfigError
 from pyoci.linux.names import (
-    CAPABILITIES,
     MPOL_FLAGS,
     PERSONALITY_FLAGS,
     RLIMITS,
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 NAMESPACE_TYPES = frozenset({"mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time"})
 DEVICE_TYPES = frozenset({"c", "b", "u", "p"})
 TIME_OFFSET_CLOCKS = frozenset({"boottime", "monotonic"})
-CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 # Seccomp actions that take an errno (runtime-spec: "When the action doesn't
 # support an errno, the runtime MUST print an error and fail").
@@ -108,12 +106,6 @@ def check_process_rlimits(cfg: Config) -> None:
         _check_rlimits(process, "$.process")
 
 
-def check_process_capabilities(cfg: Config) -> None:
-    process = cfg.get("process")
-    if process is not None:
-        _check_capabilities(process, "$.process")
-
-
 def _check_cwd(process: dict[str, Any], base: str) -> None:
     cwd = process.get("cwd")
     if isinstance(cwd, str):
@@ -136,21 +128,6 @@ def _check_rlimits(process: dict[str, Any], base: str) -> None:
             raise ConfigError(
                 f"{base}.rlimits[{i}].soft", f"soft limit {soft} is above the hard limit {hard} for {kind}"
             )
-
-
-def _check_capabilities(process: dict[str, Any], base: str) -> None:
-    caps = process.get("capabilities")
-    if not isinstance(caps, dict):
-        return
-    for which in CAPABILITY_SETS:
-        for i, name in enumerate(caps.get(which) or ()):
-            if name not in CAPABILITIES:
-                hint = None
-                if isinstance(name, str) and "CAP_" + name.upper() in CAPABILITIES:
-                    hint = f"write {'CAP_' + name.upper()}"
-                raise ConfigError(
-                    f"{base}.capabilities.{which}[{i}]", f"unknown capability {_show(str(name))}", hint=hint
-                )
 
 
 def check_process_io_priority(cfg: Config) -> None:
@@ -287,7 +264,6 @@ def check_process(process: dict[str, Any], base: str = "$.process") -> None:
     _check_user(process, base)
     _check_env(process, base)
     _check_rlimits(process, base)
-    _check_capabilities(process, base)
     _check_io_priority(process, base)
     _check_scheduler(process, base)
 
@@ -690,7 +666,6 @@ CHECKS: list[Callable[[Config], None]] = [
     check_process_user,
     check_process_env,
     check_process_rlimits,
-    check_process_capabilities,
     check_process_io_priority,
     check_process_scheduler,
     check_mount_destinations,
