@@ -86,6 +86,21 @@ class ContainerExists(PyociError):
         self.cid = cid
 
 
+class DamagedState(PyociError):
+    """A file of a container's state directory cannot be read or makes no
+    sense (``path``: the file); only `delete --force` goes on with it."""
+
+    def __init__(self, cid: str, path: str, what: str) -> None:
+        super().__init__(f"container {cid!r}: damaged state file {path}: {what}", path=path,
+                         hint=f"pyoci delete --force {cid} removes what can be identified")
+        self.cid = cid
+        self.what = what
+
+
+class ContainerBusy(PyociError):
+    """Another pyoci command holds the container's lock for too long."""
+
+
 class InvalidTransition(PyociError):
     """The verb is not allowed in the container's current status."""
 
