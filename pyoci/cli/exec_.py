@@ -26,7 +26,7 @@ FLAGS = [
     Flag("preserve-fds", "int", default=0, help="pass fds 3..3+N-1 to the process"),
     Flag("process-label", "str", help="SELinux label (refused: pyoci cannot apply labels)"),
     Flag("apparmor", "str", help="AppArmor profile (refused: pyoci cannot apply profiles)"),
-    Flag("ignore-paused", help="accepted for runc compatibility"),
+    Flag("ignore-paused", help="exec into a paused container (the process runs once it is resumed)"),
     Flag("cgroup", "str", help="accepted for runc compatibility"),
 ]
 
@@ -63,4 +63,5 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
         process["selinuxLabel"] = opts["process-label"]
     return exec_process(g.root, cid, ExecOptions(
         process, detach=bool(opts["detach"]), pid_file=opts["pid-file"],
-        console_socket=opts["console-socket"], preserve_fds=int(opts["preserve-fds"] or 0)))
+        console_socket=opts["console-socket"], preserve_fds=int(opts["preserve-fds"] or 0),
+        ignore_paused=bool(opts["ignore-paused"])))
