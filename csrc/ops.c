@@ -308,7 +308,7 @@ static void check_ordinary_dir(int i, const struct pyoci_op *op)
     if (!S_ISDIR(st.st_mode)) {
         errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
         FAIL(i, "filesystem \"%s\" must be mounted on ordinary directory: %s in the rootfs is %s",
-             op->fstype ? op->fstype : "?", op->target,
+             op->fstype ? op->fstype : "bind", op->target,
              S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
     }
 }

@@ -439,6 +439,8 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
             first = MS_BIND | (opts.flags & MS_REC)
             rest = opts.flags & ~(MS_BIND | MS_REC)
             flags = ["mklike"]
+            if dest in ("/proc", "/sys"):
+                flags.append("ordinary_dir")    # the host's /sys bound rootless: never through a symlink
             if opts.recursive_ro:
                 flags.append("recursive_ro")
                 rest |= MS_RDONLY
