@@ -146,6 +146,14 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
 
         callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
                                     run_create_hooks=nothing, warning=_warn)
+        if status == "paused":
+            # exec --ignore-paused: the new process stops in the frozen cgroup
+            # until `resume`, which needs the container's lock; hold none from
+            # here (runc holds none either).  `kill`/`delete --force` of the
+            # container meanwhile kill it with the rest.
+            import fcntl
+
+            fcntl.flock(c.dirfd, fcntl.LOCK_UN)
         try:
             # A session keyring of its own (anonymous: ""), never the caller's,
             # unless the container was created with --no-new-keyring.
