@@ -107,7 +107,8 @@ def test_read_only_dev_with_mounts_below(oci: Env) -> None:
               "while read -r _ mp _ opts _; do echo \"$mp ${opts%%,*}\"; done; "
               "touch /dev/x 2>/dev/null && echo dev-writable; "
               "touch /dev/extra/x 2>/dev/null && echo extra-writable; "
-              "touch /dev/extra/sub/x && echo sub-writable; ls /dev/null /dev/pts/ptmx >/dev/null && echo nodes")
+              "touch /dev/extra/sub/x && echo sub-writable; "
+              "ls /dev/null /dev/pts/ptmx >/dev/null && echo nodes")
     b.sh(script)
     r = oci.run(b).ok()
     lines = r.stdout.splitlines()
