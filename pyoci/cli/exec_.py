@@ -32,6 +32,20 @@ FLAGS = [
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.errors import PyociError
+
+    try:
+        return _run(g, opts, pos)
+    except UsageError:
+        raise
+    except PyociError as e:
+        # runc exits 255 when exec itself fails (the process's own status
+        # otherwise), so a caller can tell the two apart.
+        e.exit_code = 255
+        raise
+
+
+def _run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     from pyoci.lifecycle import store
     from pyoci.lifecycle.exec_ import ExecOptions, exec_process, process_from_args
 

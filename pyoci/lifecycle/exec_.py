@@ -83,9 +83,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     with store.open_container(root, cid, shared=True) as c:
         status = c.status()
         if not can("exec", status) and not (status == "paused" and opts.ignore_paused):
-            err = InvalidTransition(cid, "exec in", status)
-            err.exit_code = 255     # runc's status for a refused exec
-            raise err
+            raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
         join = _namespaces_of(pid, cid)

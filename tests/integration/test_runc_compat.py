@@ -157,6 +157,23 @@ def test_errors_carry_runcs_key_phrases(oci: Env) -> None:
         oci.pyoci("delete", "--force", cid).ok()
 
 
+def test_exec_failures_exit_255(oci: Env) -> None:
+    """runc exits 255 when exec itself fails; Podman reads the reason from
+    runc's words (`executable file not found in $PATH`, `no such file or
+    directory`, `permission denied`)."""
+    assert oci.pyoci("exec", oci.cid("nope"), "true").rc == 255
+    cid, _ = _running(oci)
+    try:
+        for prog, words in (("nosuch", "executable file not found in $PATH"),
+                            ("/nosuch", "no such file or directory"), ("/etc", "permission denied")):
+            r = oci.pyoci("exec", cid, prog)
+            assert r.rc == 255 and words in one_error(r), r
+        assert oci.pyoci("exec", cid, "sh", "-c", "exit 7").rc == 7
+        assert oci.pyoci("exec", "--no-such-flag", cid, "true").rc == 2
+    finally:
+        oci.pyoci("delete", "--force", cid).ok()
+
+
 def test_kill_signal_0_probes(oci: Env) -> None:
     cid, _ = _running(oci)
     try:
