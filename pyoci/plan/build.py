@@ -493,8 +493,8 @@ _PER_MOUNT = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NOD
 def _defer_readonly(ops: list[Op]) -> list[Op]:
     """A read-only mount with later steps below it (a `ro` /dev tmpfs, then
     /dev/pts, /dev/shm and the device nodes) is mounted writable and made
-    read-only once they are done, after pivot_root, as runc does for /dev:
-    their mount points can be made.  Changes ``ops`` in place; returns the
+    read-only once they are done (runc does the same for /dev): their mount
+    points can be made.  Changes ``ops`` in place; returns the
     remounts to run at the end."""
     later: list[Op] = []
     for k, op in enumerate(ops):
@@ -730,8 +730,9 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
                   mflags=MS_BIND | MS_REC))
     mounts = _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
     mounts += _device_ops(cfg, privileged)
-    deferred = _defer_readonly(mounts)
-    ops += mounts
+    # Before pivot_root: the remount goes through /proc/self/fd of the host's
+    # procfs (the container's /proc need not be procfs).
+    ops += mounts + _defer_readonly(mounts)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
     if not own_mntns:
         ops.append(Op("pivot", "/", "chroot into the rootfs (no mount namespace)", flags=["chroot"]))
@@ -739,7 +740,6 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
         ops.append(Op("pivot", "/", "move the rootfs to / and chroot", flags=["no_pivot"]))
     else:
         ops.append(Op("pivot", "/", "pivot_root into the rootfs"))
-    ops += deferred
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         path = "/proc/sys/" + key.replace(".", "/")
         ops.append(Op("write_file", path, f"set sysctl {key} ($.linux.sysctl)", data=str(value)))
