@@ -216,20 +216,28 @@ def test_device_rule_allows_one_device(oci: Env, cgname: str) -> None:
 def test_update_flags_change_a_running_container(oci: Env, cgname: str) -> None:
     cid, pid, dirs = running(oci, {"memory": {"limit": 128 * MB}, "cpu": {"shares": 1024},
                                    "pids": {"limit": 100}}, "sleep 1000", cgname)
+    # Each flag whose file this kernel may lack is given only where it has
+    # it: the weight (CFQ or BFQ scheduler), swap accounting (memsw), the
+    # CFS burst (5.14+) and SCHED_IDLE groups (5.15+).
     weight_file = blkio_weight_file()
+    memsw = (CG / "memory" / "memory.memsw.limit_in_bytes").exists()
+    burst = (CG / "cpu" / "cpu.cfs_burst_us").exists()
+    idle = (CG / "cpu" / "cpu.idle").exists()
     try:
-        # --blkio-weight only where the kernel has a weight file (CFQ or BFQ).
-        weight = ["--blkio-weight", "200"] if weight_file else []
-        oci.pyoci("update", "--memory", "64m", "--memory-swap", "96m", "--memory-reservation", "32M",
+        extra = (["--blkio-weight", "200"] if weight_file else []) + \
+            (["--memory-swap", "96m"] if memsw else []) + (["--cpu-burst", "5000"] if burst else [])
+        oci.pyoci("update", "--memory", "64m", "--memory-reservation", "32M",
                   "--cpu-share", "512", "--cpu-period", "50000", "--cpu-quota", "25000",
-                  "--cpu-burst", "5000", "--pids-limit", "42", *weight, cid).ok()
+                  "--pids-limit", "42", *extra, cid).ok()
         assert read(dirs["memory"] / "memory.limit_in_bytes") == str(64 * MB)
-        assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(96 * MB)
+        if memsw:
+            assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(96 * MB)
         assert read(dirs["memory"] / "memory.soft_limit_in_bytes") == str(32 * MB)
         assert read(dirs["cpu"] / "cpu.shares") == "512"
         assert read(dirs["cpu"] / "cpu.cfs_period_us") == "50000"
         assert read(dirs["cpu"] / "cpu.cfs_quota_us") == "25000"
-        assert read(dirs["cpu"] / "cpu.cfs_burst_us") == "5000"
+        if burst:
+            assert read(dirs["cpu"] / "cpu.cfs_burst_us") == "5000"
         assert read(dirs["pids"] / "pids.max") == "42"
         if weight_file:
             assert read(dirs["blkio"] / weight_file) == "200"
@@ -239,16 +247,19 @@ def test_update_flags_change_a_running_container(oci: Env, cgname: str) -> None:
         assert read(dirs["cpu"] / "cpu.shares") == "300"
         assert read(dirs["cpuset"] / "cpuset.cpus") == "0"
         assert "Cpus_allowed_list:\t0" in Path(f"/proc/{pid}/status").read_text()
-        oci.pyoci("update", "--cpu-idle", "1", cid).ok()
-        assert read(dirs["cpu"] / "cpu.idle") == "1"
-        # growing memory and swap together: memsw is written first
-        oci.pyoci("update", "--memory", "256m", "--memory-swap", "512m", cid).ok()
-        assert read(dirs["memory"] / "memory.limit_in_bytes") == str(256 * MB)
-        assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(512 * MB)
+        if idle:
+            oci.pyoci("update", "--cpu-idle", "1", cid).ok()
+            assert read(dirs["cpu"] / "cpu.idle") == "1"
+        if memsw:
+            # growing memory and swap together: memsw is written first
+            oci.pyoci("update", "--memory", "256m", "--memory-swap", "512m", cid).ok()
+            assert read(dirs["memory"] / "memory.limit_in_bytes") == str(256 * MB)
+            assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(512 * MB)
         # -1: unlimited memory (and memsw with it)
         oci.pyoci("update", "--memory", "-1", cid).ok()
         assert int(read(dirs["memory"] / "memory.limit_in_bytes")) > 1 << 60
-        assert int(read(dirs["memory"] / "memory.memsw.limit_in_bytes")) > 1 << 60
+        if memsw:
+            assert int(read(dirs["memory"] / "memory.memsw.limit_in_bytes")) > 1 << 60
         # a resources document on stdin
         doc = {"pids": {"limit": 9}, "memory": {"limit": 100 * MB}}
         oci.pyoci("update", "--resources", "-", cid, stdin=json.dumps(doc)).ok()
@@ -320,13 +331,23 @@ def test_update_errors(oci: Env, cgname: str) -> None:
 
 
 def test_all_v1_fields_read_back(oci: Env, cgname: str) -> None:
-    res = {
+    res: dict[str, Any] = {
         "memory": {"limit": 64 * MB, "reservation": 32 * MB, "swap": 128 * MB, "swappiness": 10,
                    "disableOOMKiller": False, "kernel": 0, "kernelTCP": 16 * MB, "useHierarchy": True},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 10000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 30},
         "unified": {"cgroup.max.descendants": "5"},
     }
+    # Fields whose file this kernel may lack are left out where it does.
+    memsw = (CG / "memory" / "memory.memsw.limit_in_bytes").exists()
+    tcp = (CG / "memory" / "memory.kmem.tcp.limit_in_bytes").exists()
+    burst = (CG / "cpu" / "cpu.cfs_burst_us").exists()
+    if not memsw:
+        del res["memory"]["swap"]
+    if not tcp:
+        del res["memory"]["kernelTCP"]
+    if not burst:
+        del res["cpu"]["burst"]
     # Block I/O: a weight only where the kernel has a weight file (CFQ or
     # BFQ), throttles on a block device this machine has.
     weight_file = blkio_weight_file()
@@ -345,17 +366,20 @@ def test_all_v1_fields_read_back(oci: Env, cgname: str) -> None:
         expect = {
             d["memory"] / "memory.limit_in_bytes": str(64 * MB),
             d["memory"] / "memory.soft_limit_in_bytes": str(32 * MB),
-            d["memory"] / "memory.memsw.limit_in_bytes": str(128 * MB),
             d["memory"] / "memory.swappiness": "10",
-            d["memory"] / "memory.kmem.tcp.limit_in_bytes": str(16 * MB),
             d["cpu"] / "cpu.shares": "512",
             d["cpu"] / "cpu.cfs_quota_us": "50000",
             d["cpu"] / "cpu.cfs_period_us": "100000",
-            d["cpu"] / "cpu.cfs_burst_us": "10000",
             d["cpuset"] / "cpuset.cpus": "0",
             d["cpuset"] / "cpuset.mems": "0",
             d["pids"] / "pids.max": "30",
         }
+        if memsw:
+            expect[d["memory"] / "memory.memsw.limit_in_bytes"] = str(128 * MB)
+        if tcp:
+            expect[d["memory"] / "memory.kmem.tcp.limit_in_bytes"] = str(16 * MB)
+        if burst:
+            expect[d["cpu"] / "cpu.cfs_burst_us"] = "10000"
         if "blockIO" in res and weight_file:
             expect[d["blkio"] / weight_file] = "300"
         if "blockIO" in res and dev is not None:
