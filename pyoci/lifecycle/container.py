@@ -531,6 +531,14 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             _signal_all(c, sig, status)
             return
         _signal_pid(c, sig)
+        freezer = (c.state or {}).get("freezer")
+        if sig == SIGKILL and freezer and status == "paused":
+            # A frozen task cannot die: thaw so the SIGKILL takes effect and
+            # the container leaves `paused` (runc does the same; other
+            # signals stay pending until `resume`, as with runc).
+            from pyoci.linux import cgroups
+
+            cgroups.freeze(freezer, False)
 
 
 def _signal_pid(c: store.Container, sig: int) -> None:
@@ -701,6 +709,7 @@ def list_containers(root: str) -> list[dict[str, Any]]:
             with store.open_container(root, cid, peek=True) as c:
                 s = oci_state(c, c.status())
                 s["created"] = (c.state or {}).get("created", "")
+                s["rootfs"] = (c.state or {}).get("rootfs", "")
                 s["owner"] = (c.state or {}).get("owner", "")
                 out.append(s)
         except ContainerNotFound:
