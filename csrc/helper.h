@@ -47,7 +47,8 @@
  *   any     child  -> parent  ERROR             (stage, index of the failed op, errno, text)
  * Start protocol, on the start socket (a listening unix socket bound in the state dir):
  *   SYNC 5  start  -> stage2  START
- *           stage2 -> start   EXEC_FAILED (only on failure; success = EOF because the fd is O_CLOEXEC)
+ *           stage2 -> start   WARNING/ERROR (ERROR only on failure: a startContainer hook or the
+ *                             execve; success = EOF because the fd is O_CLOEXEC)
  */
 #define PYOCI_MSG_USERMAP_REQUEST 1
 #define PYOCI_MSG_USERMAP_DONE 2
@@ -57,7 +58,7 @@
 #define PYOCI_MSG_READY 6
 #define PYOCI_MSG_ERROR 7
 #define PYOCI_MSG_START 8
-#define PYOCI_MSG_EXEC_FAILED 9
+/* (9: once EXEC_FAILED, never sent; a failure after START is an ERROR) */
 #define PYOCI_MSG_WARNING 10
 #define PYOCI_MSG_CHILD_GO 11
 
@@ -108,7 +109,7 @@
 #define PYOCI_STEP_LOOPBACK 45      /* bring up lo in a new network namespace */
 #define PYOCI_STEP_HOME 46          /* HOME from the container's /etc/passwd */
 
-/* One record: this header, then (ERROR, WARNING, EXEC_FAILED) the detail --
+/* One record: this header, then (ERROR, WARNING) the detail --
  * path, hook name, ... -- as text filling the rest of the record (no NUL; the
  * record's length bounds it), PYOCI_MSG_MAX bytes at most in all.  A detail
  * longer than that (only a path of tens of KiB could make one) is shortened
@@ -340,9 +341,6 @@ struct pyoci_spawn_config {
  * returns stage1's pid or -errno.  The parent then reads pyoci_msg records
  * from its end of the sync socket. */
 int pyoci_spawn(const struct pyoci_spawn_config *cfg);
-
-/* Set the calling process's title (argv[0] area and comm). */
-void pyoci_set_title(const char *title);
 
 /* Small syscall wrappers Python lacks; return 0 / fd or -errno. */
 int pyoci_seqpacket_pair(int fds[2]);          /* O_CLOEXEC socketpair for the sync protocol */

@@ -54,7 +54,6 @@ void pyoci_wait_placed(const struct pyoci_spawn_config *cfg);
 
 /* ops.c (pyoci-init) */
 void pyoci_run_ops(const struct pyoci_spawn_config *cfg);
-int pyoci_open_in_root(const char *path, int flags);
 int pyoci_mkfile_in_root(const char *path);
 /* stage1, before any namespace changes: clone and idmap the source of every
  * PYOCI_F_IDMAP op, then close the ops' userns fds. */

@@ -866,11 +866,6 @@ void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg)
             close(cfg->ops[i].userns_fd);
 }
 
-int pyoci_open_in_root(const char *path, int flags)
-{
-    return open_in_root(path, flags);
-}
-
 int pyoci_mkfile_in_root(const char *path)
 {
     return mkfile_in_root(path);

@@ -14,11 +14,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-void pyoci_set_title(const char *title)
-{
-    prctl(PR_SET_NAME, (unsigned long)title, 0, 0, 0);
-}
-
 int pyoci_seqpacket_pair(int fds[2])
 {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 
+from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
@@ -32,7 +33,6 @@ HOOK_STATUS: dict[str, Status] = {
     "poststart": RUNNING,
     "poststop": STOPPED,
 }
-SPEC_VERSION = "1.2.0"
 SIGKILL = 9
 # The cgroup directories create is about to make, written before the first
 # mkdir: delete reads it when create died before writing state.json.

@@ -60,9 +60,9 @@ def uses_notify(sc: dict[str, Any]) -> bool:
 def listener_message(sc: dict[str, Any], state: dict[str, Any]) -> str:
     """The ContainerProcessState sent with the listener fd (runtime-spec
     config-linux.md); "pid":0 is filled in by the C helper."""
-    from pyoci import jsonfast
+    from pyoci import SPEC_VERSION, jsonfast
 
-    return jsonfast.dumps({"ociVersion": state.get("ociVersion", "1.2.0"), "fds": ["seccompFd"],
+    return jsonfast.dumps({"ociVersion": state.get("ociVersion", SPEC_VERSION), "fds": ["seccompFd"],
                            "pid": 0, "metadata": sc.get("listenerMetadata", ""), "state": state})
 
 

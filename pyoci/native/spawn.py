@@ -115,8 +115,6 @@ STEP_HINTS: dict[tuple[int, int], str] = {
                                "needs; set it to 0 or 1",
 }
 
-HINTS: dict[tuple[str, int], str] = {}
-
 # How long the parent waits for the container's init at each sync point
 # before giving up (killing it and saying which step it waited for).  The
 # time the parent itself spends between two messages (the id maps, the
@@ -721,6 +719,3 @@ def recv_console(sock: int) -> int:
         raise PyociError("receive the pty master", op="recvmsg", errno=-fd)
     return int(fd)
 
-
-def set_title(title: str) -> None:
-    lib.pyoci_set_title(title.encode())
