@@ -26,6 +26,12 @@
 #ifndef PYOCI_HELPER_H
 #define PYOCI_HELPER_H
 
+/* The system headers of the kernel constants exported at the end of the
+ * CDEF block. */
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <sys/mount.h>
+
 /* CDEF-BEGIN */
 
 #define PYOCI_ABI_VERSION 11
@@ -388,6 +394,70 @@ int pyoci_bpf_prog_query_devices(int cgroup_fd, unsigned int *ids, int max_ids);
 int pyoci_bpf_prog_attach_devices(int cgroup_fd, int prog_fd);
 int pyoci_bpf_prog_get_fd_by_id(unsigned int id);
 int pyoci_bpf_prog_detach_devices(int cgroup_fd, int prog_fd);
+
+/* ---- the config blob (csrc/blob.c) ----
+ * The config and everything it points to, as one position-independent blob
+ * (pointers become offset + 1, 0 for NULL) in a memfd: how it crosses the
+ * execveat into pyoci-init.  Both functions are also exported for
+ * tests/native/, which encode a plan in Python and decode it here.
+ * pyoci_blob_write: returns the memfd (close-on-exec, numbered >= min_fd) or
+ *   -errno (-EINVAL for a negative count, -E2BIG past PYOCI_BLOB_MAX).
+ * pyoci_blob_map: maps fd privately (and closes it), checks the blob -- its
+ *   size (at most PYOCI_BLOB_MAX), header, ABI version, every offset inside
+ *   it and aligned, every count's array inside it, every string
+ *   NUL-terminated inside it -- and turns the offsets back into pointers;
+ *   returns the config, or NULL with errno set (EINVAL: malformed, E2BIG:
+ *   oversize).
+ * pyoci_blob_unmap: unmaps the blob the last successful pyoci_blob_map made. */
+#define PYOCI_BLOB_MAX (256 << 20)
+int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd);
+struct pyoci_spawn_config *pyoci_blob_map(int fd);
+void pyoci_blob_unmap(void);
+
+/* ---- kernel constants, from the system headers ----
+ * pyoci/linux/consts.py writes the same values out for the modules that must
+ * not load this extension; tests/native/test_constants.py checks that every
+ * PYOCI_<NAME> here equals <NAME> there, and the other way round. */
+#define PYOCI_CLONE_NEWTIME CLONE_NEWTIME
+#define PYOCI_CLONE_NEWNS CLONE_NEWNS
+#define PYOCI_CLONE_NEWCGROUP CLONE_NEWCGROUP
+#define PYOCI_CLONE_NEWUTS CLONE_NEWUTS
+#define PYOCI_CLONE_NEWIPC CLONE_NEWIPC
+#define PYOCI_CLONE_NEWUSER CLONE_NEWUSER
+#define PYOCI_CLONE_NEWPID CLONE_NEWPID
+#define PYOCI_CLONE_NEWNET CLONE_NEWNET
+#define PYOCI_MS_RDONLY MS_RDONLY
+#define PYOCI_MS_NOSUID MS_NOSUID
+#define PYOCI_MS_NODEV MS_NODEV
+#define PYOCI_MS_NOEXEC MS_NOEXEC
+#define PYOCI_MS_SYNCHRONOUS MS_SYNCHRONOUS
+#define PYOCI_MS_REMOUNT MS_REMOUNT
+#define PYOCI_MS_MANDLOCK MS_MANDLOCK
+#define PYOCI_MS_DIRSYNC MS_DIRSYNC
+#define PYOCI_MS_NOSYMFOLLOW MS_NOSYMFOLLOW
+#define PYOCI_MS_NOATIME MS_NOATIME
+#define PYOCI_MS_NODIRATIME MS_NODIRATIME
+#define PYOCI_MS_BIND MS_BIND
+#define PYOCI_MS_MOVE MS_MOVE
+#define PYOCI_MS_REC MS_REC
+#define PYOCI_MS_SILENT MS_SILENT
+#define PYOCI_MS_UNBINDABLE MS_UNBINDABLE
+#define PYOCI_MS_PRIVATE MS_PRIVATE
+#define PYOCI_MS_SLAVE MS_SLAVE
+#define PYOCI_MS_SHARED MS_SHARED
+#define PYOCI_MS_RELATIME MS_RELATIME
+#define PYOCI_MS_STRICTATIME MS_STRICTATIME
+#define PYOCI_MS_LAZYTIME MS_LAZYTIME
+#define PYOCI_MOUNT_ATTR_IDMAP MOUNT_ATTR_IDMAP
+#define PYOCI_OPEN_TREE_CLONE OPEN_TREE_CLONE
+#define PYOCI_SECCOMP_RET_KILL_PROCESS SECCOMP_RET_KILL_PROCESS
+#define PYOCI_SECCOMP_RET_KILL_THREAD SECCOMP_RET_KILL_THREAD
+#define PYOCI_SECCOMP_RET_TRAP SECCOMP_RET_TRAP
+#define PYOCI_SECCOMP_RET_ERRNO SECCOMP_RET_ERRNO
+#define PYOCI_SECCOMP_RET_USER_NOTIF SECCOMP_RET_USER_NOTIF
+#define PYOCI_SECCOMP_RET_TRACE SECCOMP_RET_TRACE
+#define PYOCI_SECCOMP_RET_LOG SECCOMP_RET_LOG
+#define PYOCI_SECCOMP_RET_ALLOW SECCOMP_RET_ALLOW
 
 /* CDEF-END */
 

@@ -40,13 +40,7 @@ noreturn void pyoci_fail(int stage, int index, int err, const char *fmt, ...)
 void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* blob.c: the spawn config as one flat, position-independent blob in a memfd
- * (pointers become offsets), so that it crosses the execveat into pyoci-init.
- * pyoci_blob_write returns the memfd (close-on-exec, numbered >= min_fd) or
- * -errno; pyoci_blob_map maps it privately, turns the offsets back into
- * pointers, closes fd and returns the config, or NULL with errno set. */
-int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd);
-struct pyoci_spawn_config *pyoci_blob_map(int fd);
+/* blob.c: pyoci_blob_write, pyoci_blob_map (declared in helper.h). */
 
 /* spawn.c (pyoci-init) */
 noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg);

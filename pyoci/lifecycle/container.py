@@ -12,7 +12,7 @@ from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
-from pyoci.linux import proc
+from pyoci.linux import consts, proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         netdev.check_host(linux_cfg["netDevices"])     # before anything exists
         net_devices = netdev.Mover(linux_cfg["netDevices"])
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
-    user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
+    user_ns = bool(plan.idmap is not None or any(t == consts.CLONE_NEWUSER for t, _ in plan.join))
 
     own_console = -1
     if plan.process.terminal and console_fd < 0:
@@ -280,9 +280,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
             "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
-            "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
+            "pid_ns_own": bool(plan.unshare_flags & consts.CLONE_NEWPID),
             "own_mount_ns": plan.own_mount_ns,
-            "mount_ns_new": bool(plan.unshare_flags & 0x00020000),     # CLONE_NEWNS, not joined
+            "mount_ns_new": bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
             "process": cfg.get("process") or {},
             "seccomp": linux_cfg.get("seccomp"),
             "personality": linux_cfg.get("personality"),

@@ -19,6 +19,14 @@ from __future__ import annotations
 import os
 
 from pyoci.linux import subid
+from pyoci.linux.consts import (
+    CLONE_NEWNS,
+    CLONE_NEWUSER,
+    MOUNT_ATTR_IDMAP,
+    MS_PRIVATE,
+    MS_REC,
+    OPEN_TREE_CLONE,
+)
 from pyoci.linux.mounts import mountinfo
 
 TYPE_CHECKING = False
@@ -32,15 +40,9 @@ if TYPE_CHECKING:
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
-OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = 0o2000000
-MOUNT_ATTR_IDMAP = 0x00100000
 # Syscall numbers from 424 on are the same on every architecture.
 SYS_OPEN_TREE = 428
 SYS_CLONE3 = 435

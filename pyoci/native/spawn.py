@@ -12,6 +12,7 @@ import errno
 import os
 
 from pyoci.errors import ChildError, PyociError
+from pyoci.linux import consts
 from pyoci.native._helper import ffi, lib
 
 TYPE_CHECKING = False
@@ -500,7 +501,7 @@ def _op_hint(op: Op, err: int, plan: Plan | None = None, text: str = "") -> str 
     if op.kind == "pivot" and err == 22:
         return "pivot_root fails on a ramfs/initramfs root; try --no-pivot"
     if err in (1, 13) and plan is not None and (plan.idmap is not None
-                                                or any(t == 0x10000000 for t, _ in plan.join)):
+                                                or any(t == consts.CLONE_NEWUSER for t, _ in plan.join)):
         # EPERM/EACCES in a user namespace: a network or FUSE filesystem
         # that refuses the namespace's ids?
         from pyoci.linux.explain import op_paths, storage_hint
