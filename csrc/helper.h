@@ -376,6 +376,18 @@ int pyoci_pidfd_send_signal(int pidfd, int sig);
 int pyoci_userns_holder(void);
 int pyoci_mount_setattr_probe(void);
 
+/* For `pyoci doctor` (csrc/sys.c); each returns 0 (or an fd) or -errno.
+ * pyoci_open_tree_clone: open_tree(AT_FDCWD, path, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC).
+ * pyoci_mount_setattr_idmap: mount_setattr(fd, "", AT_EMPTY_PATH) with MOUNT_ATTR_IDMAP.
+ * pyoci_open_tree_probe, pyoci_clone3_probe: -ENOSYS when the kernel lacks the call. */
+int pyoci_unshare(int flags);
+int pyoci_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
+                const char *data);
+int pyoci_open_tree_clone(const char *path);
+int pyoci_mount_setattr_idmap(int fd, int userns_fd);
+int pyoci_open_tree_probe(void);
+int pyoci_clone3_probe(void);
+
 /* cgroup v2 device rules (csrc/bpf.c): one bpf(2) command each, >= 0 or -errno.
  * The program (struct bpf_insn[], 8 bytes each) is assembled by
  * pyoci/linux/bpfdev.py.
@@ -448,8 +460,6 @@ void pyoci_blob_unmap(void);
 #define PYOCI_MS_RELATIME MS_RELATIME
 #define PYOCI_MS_STRICTATIME MS_STRICTATIME
 #define PYOCI_MS_LAZYTIME MS_LAZYTIME
-#define PYOCI_MOUNT_ATTR_IDMAP MOUNT_ATTR_IDMAP
-#define PYOCI_OPEN_TREE_CLONE OPEN_TREE_CLONE
 #define PYOCI_SECCOMP_RET_KILL_PROCESS SECCOMP_RET_KILL_PROCESS
 #define PYOCI_SECCOMP_RET_KILL_THREAD SECCOMP_RET_KILL_THREAD
 #define PYOCI_SECCOMP_RET_TRAP SECCOMP_RET_TRAP

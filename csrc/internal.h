@@ -70,8 +70,12 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg);
  * pid as the runtime sees it (pyoci_host_pid); NULL when out of memory. */
 char *pyoci_fill_pid(const char *tmpl);
 
-/* The new mount API (Linux >= 5.2; mount_setattr and idmapped mounts >= 5.12).
+/* clone3 (Linux >= 5.3) and the new mount API (Linux >= 5.2; mount_setattr and
+ * idmapped mounts >= 5.12).
  * Numbers from 424 on are the same on every architecture. */
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
 #ifndef SYS_open_tree
 #define SYS_open_tree 428
 #endif

@@ -25,9 +25,6 @@
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
 
 /* clone3(2)'s argument up to the cgroup field (Linux 5.7), spelled out here
  * so that <linux/sched.h> and glibc's <sched.h> need not meet. */
