@@ -74,3 +74,11 @@ def test_message_and_op_numbers_come_from_the_header() -> None:
     steps = {n for n in dir(lib) if n.startswith("PYOCI_STEP_")}
     named = {n for n in steps if getattr(lib, n) in spawn.STEP_NAMES}
     assert steps - named <= {"PYOCI_STEP_START_WAIT"}, f"steps without a name for errors: {steps - named}"
+
+
+def test_every_op_kind_and_flag_has_a_python_name() -> None:
+    kinds = {getattr(lib, n) for n in dir(lib) if n.startswith("PYOCI_OP_")}
+    assert set(spawn.OP_KINDS.values()) == kinds
+    assert len(spawn.OP_KINDS) == len(kinds)
+    flags = {getattr(lib, n) for n in dir(lib) if n.startswith("PYOCI_F_")}
+    assert set(spawn.OP_FLAGS.values()) == flags
