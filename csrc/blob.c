@@ -19,13 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BLOB_MAGIC 0x50594f49u   /* "PYOI" */
+#define BLOB_MAGIC 0x50594f49u /* "PYOI" */
 
 struct blob_header {
     uint32_t magic;
     uint32_t abi;
     uint32_t cfg_size;
-    uint32_t cfg_off;            /* offset of the config (not +1) */
+    uint32_t cfg_off; /* offset of the config (not +1) */
     uint64_t total;
 };
 
@@ -110,8 +110,8 @@ int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd)
         (cfg->mempolicy && cfg->mempolicy->n_words < 0))
         return -EINVAL;
     memset(&hdr, 0, sizeof hdr);
-    put(&f, &hdr, sizeof hdr);                      /* filled in below */
-    uintptr_t cfg_at = put(&f, &c, sizeof c);      /* rewritten below */
+    put(&f, &hdr, sizeof hdr);                /* filled in below */
+    uintptr_t cfg_at = put(&f, &c, sizeof c); /* rewritten below */
 
     if (cfg->n_join > 0) {
         struct pyoci_ns *js = calloc((size_t)cfg->n_join, sizeof *js);
@@ -150,8 +150,8 @@ int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd)
     c.envp = AS_PTR(put_strv(&f, cfg->envp));
     c.cwd = AS_PTR(put_str(&f, cfg->cwd));
     c.exec_path = AS_PTR(put_str(&f, cfg->exec_path));
-    c.groups = cfg->n_groups > 0 ? AS_PTR(put(&f, cfg->groups, (size_t)cfg->n_groups * sizeof *cfg->groups))
-                                 : NULL;
+    c.groups =
+        cfg->n_groups > 0 ? AS_PTR(put(&f, cfg->groups, (size_t)cfg->n_groups * sizeof *cfg->groups)) : NULL;
     c.rlimits = cfg->n_rlimits > 0
                     ? AS_PTR(put(&f, cfg->rlimits, (size_t)cfg->n_rlimits * sizeof *cfg->rlimits))
                     : NULL;
@@ -263,13 +263,13 @@ static int fix_array(const void **p, long long count, size_t size, size_t align)
 
 /* Pointer fields are read and written through memcpy: they are `const T *`
  * of many types, handled here as `const void *`. */
-#define FIXWITH(field, call)                                              \
-    do {                                                                  \
-        const void *p_;                                                   \
-        memcpy(&p_, &(field), sizeof p_);                                 \
-        if ((call) < 0)                                                   \
-            goto bad;                                                     \
-        memcpy((void *)&(field), &p_, sizeof p_);                         \
+#define FIXWITH(field, call)                      \
+    do {                                          \
+        const void *p_;                           \
+        memcpy(&p_, &(field), sizeof p_);         \
+        if ((call) < 0)                           \
+            goto bad;                             \
+        memcpy((void *)&(field), &p_, sizeof p_); \
     } while (0)
 #define FIX_STR(field) FIXWITH(field, fix_str(&p_))
 #define FIX_ARRAY(field, count) \

@@ -37,8 +37,7 @@ int pyoci_recv(int fd, struct pyoci_msg *msg);
 /* Report a failed step on pyoci_report_fd and exit the child. */
 noreturn void pyoci_fail(int stage, int index, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void pyoci_warn(int stage, int index, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* blob.c: pyoci_blob_write, pyoci_blob_map (declared in helper.h). */
 
@@ -128,7 +127,7 @@ char *pyoci_fill_pid(const char *tmpl);
 #define FSMOUNT_CLOEXEC 0x00000001
 #endif
 
-struct pyoci_mount_attr {       /* struct mount_attr (MOUNT_ATTR_SIZE_VER0) */
+struct pyoci_mount_attr { /* struct mount_attr (MOUNT_ATTR_SIZE_VER0) */
     uint64_t attr_set;
     uint64_t attr_clr;
     uint64_t propagation;
