@@ -38,7 +38,7 @@ help:
 	@echo "make deps       apt-get install the system packages (root; skipped when all are installed)"
 	@echo "make install    $(VENV) from $(SYSTEM_PYTHON) + pip install . (non-editable): $(VENV)/bin/pyoci"
 	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
-	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings on csrc/"
+	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings and clang-format check on csrc/"
 	@echo "make format-c   reformat csrc/ with clang-format (.clang-format)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
@@ -112,6 +112,8 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check pyoci
 	$(VENV)/bin/mypy pyoci
 	@for f in csrc/*.c; do echo "cc -c $$f"; $${CC:-cc} $(C_LINT_FLAGS) -c -o /dev/null "$$f"; done
+	@# The format of csrc/ (.clang-format; Debian 12's clang-format 14). `make format-c` fixes it.
+	clang-format --dry-run --Werror csrc/*.c csrc/*.h
 
 # csrc/ in the style of .clang-format.
 format-c:
