@@ -12,7 +12,7 @@ from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
-from pyoci.linux import consts, proc
+from pyoci.linux import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
     from pyoci import jsonfast
-    from pyoci.linux import cgroups
+    from pyoci.linux import cgroups, consts
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_plan
     from pyoci.spec.load import load_config
