@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci import __version__, report
+from pyoci import SPEC_VERSION, __version__, report
 from pyoci.cli.flags import Flag, parse
 from pyoci.errors import PyociError, UsageError
 
@@ -62,7 +62,7 @@ class Globals:
 
 
 def version_text() -> str:
-    return f"pyoci version {__version__}\ncommit: {__version__}\nspec: 1.2.0\n"
+    return f"pyoci version {__version__}\ncommit: {__version__}\nspec: {SPEC_VERSION}\n"
 
 
 def help_text() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 
+from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
@@ -32,7 +33,6 @@ HOOK_STATUS: dict[str, Status] = {
     "poststart": RUNNING,
     "poststop": STOPPED,
 }
-SPEC_VERSION = "1.2.0"
 SIGKILL = 9
 # The cgroup directories create is about to make, written before the first
 # mkdir: delete reads it when create died before writing state.json.
@@ -86,7 +86,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
     from pyoci import jsonfast
-    from pyoci.linux import cgroups
+    from pyoci.linux import cgroups, consts
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_plan
     from pyoci.spec.load import load_config
@@ -135,7 +135,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         netdev.check_host(linux_cfg["netDevices"])     # before anything exists
         net_devices = netdev.Mover(linux_cfg["netDevices"])
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
-    user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
+    user_ns = bool(plan.idmap is not None or any(t == consts.CLONE_NEWUSER for t, _ in plan.join))
 
     own_console = -1
     if plan.process.terminal and console_fd < 0:
@@ -280,9 +280,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
             "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
-            "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
+            "pid_ns_own": bool(plan.unshare_flags & consts.CLONE_NEWPID),
             "own_mount_ns": plan.own_mount_ns,
-            "mount_ns_new": bool(plan.unshare_flags & 0x00020000),     # CLONE_NEWNS, not joined
+            "mount_ns_new": bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
             "process": cfg.get("process") or {},
             "seccomp": linux_cfg.get("seccomp"),
             "personality": linux_cfg.get("personality"),

@@ -11,15 +11,16 @@ import os
 from pyoci.errors import InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import can
-from pyoci.linux import proc
+from pyoci.linux import consts, proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 # Namespace files in the order they are joined (user first, mount last).
-NS_FILES = [("user", 0x10000000), ("ipc", 0x08000000), ("uts", 0x04000000), ("net", 0x40000000),
-            ("pid", 0x20000000), ("cgroup", 0x02000000), ("time", 0x00000080), ("mnt", 0x00020000)]
+NS_FILES = [("user", consts.CLONE_NEWUSER), ("ipc", consts.CLONE_NEWIPC), ("uts", consts.CLONE_NEWUTS),
+            ("net", consts.CLONE_NEWNET), ("pid", consts.CLONE_NEWPID), ("cgroup", consts.CLONE_NEWCGROUP),
+            ("time", consts.CLONE_NEWTIME), ("mnt", consts.CLONE_NEWNS)]
 
 
 class ExecOptions:
@@ -139,7 +140,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         # waits for the cgroup attach lock; stage1 opens the files before it
         # enters the container's mount namespace.
         placement = None
-        if paths and os.geteuid() == 0 and host.init_userns and not any(t == 0x10000000 for t, _ in join):
+        joins_userns = any(t == consts.CLONE_NEWUSER for t, _ in join)
+        if paths and os.geteuid() == 0 and host.init_userns and not joins_userns:
             placement = spawn.SelfPlacement(paths, required=False)
 
         def join_cgroups(child: int, in_cgroup2: bool) -> None:

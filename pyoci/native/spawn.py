@@ -12,6 +12,7 @@ import errno
 import os
 
 from pyoci.errors import ChildError, PyociError
+from pyoci.linux import consts
 from pyoci.native._helper import ffi, lib
 
 TYPE_CHECKING = False
@@ -114,8 +115,6 @@ STEP_HINTS: dict[tuple[int, int], str] = {
     (lib.PYOCI_STEP_INIT, 13): "vm.memfd_noexec=2 forbids running anything from a memfd, which pyoci "
                                "needs; set it to 0 or 1",
 }
-
-HINTS: dict[tuple[str, int], str] = {}
 
 # How long the parent waits for the container's init at each sync point
 # before giving up (killing it and saying which step it waited for).  The
@@ -502,7 +501,7 @@ def _op_hint(op: Op, err: int, plan: Plan | None = None, text: str = "") -> str 
     if op.kind == "pivot" and err == 22:
         return "pivot_root fails on a ramfs/initramfs root; try --no-pivot"
     if err in (1, 13) and plan is not None and (plan.idmap is not None
-                                                or any(t == 0x10000000 for t, _ in plan.join)):
+                                                or any(t == consts.CLONE_NEWUSER for t, _ in plan.join)):
         # EPERM/EACCES in a user namespace: a network or FUSE filesystem
         # that refuses the namespace's ids?
         from pyoci.linux.explain import op_paths, storage_hint
@@ -721,6 +720,3 @@ def recv_console(sock: int) -> int:
         raise PyociError("receive the pty master", op="recvmsg", errno=-fd)
     return int(fd)
 
-
-def set_title(title: str) -> None:
-    lib.pyoci_set_title(title.encode())
