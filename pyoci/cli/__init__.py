@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("pyoci.cli.spec", "write a default config.json"),
     "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
     "doctor": ("pyoci.cli.doctor", "check this user can run (rootless) containers here"),
+    "validate": ("pyoci.cli.validate", "check a bundle against the schema, pyoci's rules and this host"),
 }
 ALIASES = {"ls": "list", "rm": "delete"}
 
@@ -76,6 +77,7 @@ def help_text() -> str:
 
 
 def main(argv: list[str]) -> int:
+    command = "pyoci"
     try:
         gopts, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
         log_format = str(gopts["log-format"] or "text")
@@ -92,6 +94,7 @@ def main(argv: list[str]) -> int:
         name = ALIASES.get(rest[0], rest[0])
         if name not in COMMANDS:
             raise UsageError(f"unknown command {rest[0]!r} (try --help)")
+        command = name
         module = __import__(COMMANDS[name][0], fromlist=["run"])
         root = gopts["root"]
         if not root:
@@ -108,9 +111,14 @@ def main(argv: list[str]) -> int:
 
             sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
             return 0
+        if g.debug:
+            report.phase("imports")
+            report.debug(f"{name}: argv {rest[1:]}, root {g.root}")
         rc: int = module.run(g, opts, pos)
+        report.summary(name)
         return rc
     except PyociError as e:
+        report.summary(command)
         report.error(str(e))
         return 2 if isinstance(e, UsageError) else e.exit_code
     except KeyboardInterrupt:

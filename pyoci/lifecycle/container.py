@@ -114,7 +114,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug
+    from pyoci.report import debug, phase
+
+    phase("plan")
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
           f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")
@@ -157,9 +159,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
         prewarm.start()
 
+    phase("cgroups")
     if opts.preserve_fds:
         proc.hold_fd_range(3, opts.preserve_fds)
     c = store.new_container(root, cid)
+    phase("state")
     pid = 0
     start_fd = -1
     try:
@@ -265,6 +269,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
         os.unlink("creator", dir_fd=c.dirfd)
+        phase("state")
+        debug(f"created {cid}: init pid {pid}")
         if own_console >= 0:
             os.close(own_console)
     except BaseException:
@@ -302,9 +308,12 @@ def keyring_name(cid: str) -> str:
 
 def start(root: str, cid: str) -> None:
     from pyoci.native import spawn
+    from pyoci.report import debug, phase
 
     with store.open_container(root, cid) as c:
         status = c.status()
+        phase("state")
+        debug(f"start {cid}: status {status}, init pid {c.pid}")
         if not can("start", status):
             raise InvalidTransition(cid, "start", status)
         hooks = (c.state or {}).get("hooks") or {}
@@ -319,6 +328,7 @@ def start(root: str, cid: str) -> None:
                 # Stop the container and go on with delete (runtime-spec lifecycle).
                 _destroy(c, CREATED)
                 raise
+            phase("hooks")
         try:
             spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c))
         finally:
@@ -327,6 +337,7 @@ def start(root: str, cid: str) -> None:
         poststart = (st.get("hooks") or {}).get("poststart") or []
         if poststart:
             _run_warn_only(c, "poststart", poststart, RUNNING)
+            phase("hooks")
 
 
 def _drop_socket(c: store.Container) -> None:
@@ -484,6 +495,9 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         verb = "delete --force" if force else "delete"
         if not can(verb, status):
             raise InvalidTransition(cid, "delete", status + " (use --force to kill it first)")
+        from pyoci.report import debug
+
+        debug(f"delete {cid}: status {status}, init pid {c.pid}")
         _destroy(c, status)
 
 

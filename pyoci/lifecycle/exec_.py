@@ -69,6 +69,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     from pyoci.lifecycle.run import wait_for
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_exec_plan
+    from pyoci.report import debug, phase
 
     try:
         check_lsm({"process": opts.process})
@@ -82,6 +83,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
             raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
+        phase("state")
         join = _namespaces_of(pid, cid)
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
@@ -100,6 +102,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                                    state.get("personality"), state.get("memoryPolicy"))
         except ConfigError as e:
             raise e.relabel("exec process") from None
+        phase("plan")
+        debug(f"exec in {cid} (status {status}, init pid {pid}): {opts.process.get('args')}, "
+              f"joining {[p for _, p in join]}")
 
         console_fd = -1
         mine = -1
@@ -149,6 +154,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                 os.close(console_fd)
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(child).encode())
+        debug(f"exec in {cid}: process pid {child}")
     master = -1
     if mine >= 0:
         master = spawn.recv_console(mine)
@@ -159,7 +165,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         from pyoci.linux.tty import proxy
 
         proxy(master, child)
-    return wait_for(child)
+    status_code = wait_for(child)
+    phase("wait")
+    return status_code
 
 
 def _warn(msg: str) -> None:

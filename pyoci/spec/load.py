@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci import jsonfast
+from pyoci import jsonfast, report
 from pyoci.errors import ConfigError, PyociError
 from pyoci.spec import _validator, checks
 
@@ -43,9 +43,11 @@ def load_config(bundle: str) -> dict[str, Any]:
     """
     path = os.path.join(bundle, CONFIG_NAME)
     doc = _parse(_read(path, "read config"))
+    report.phase("load")
     check_version(doc)
     _validator.validate(doc)
     checks.check_config(doc)
+    report.phase("validate")
     return doc
 
 
@@ -62,8 +64,10 @@ def load_process(path: str) -> dict[str, Any]:
     """Read and check an `exec --process` file (a config.json "process" object)."""
     try:
         doc = _parse(_read(path, "read process file"))
+        report.phase("load")
         _validator.validate_process(doc)
         checks.check_process(doc, "$")
+        report.phase("validate")
     except ConfigError as e:
         raise e.relabel(f"process file {path}") from None
     return doc
