@@ -134,10 +134,39 @@ def _schema_message(error: Any) -> str:
     return cut(str(error.message), 200)
 
 
+def _where(error: Any) -> list[tuple[list[Any], Any]]:
+    """The JSON path(s) an error is about, and the value there: the missing
+    or unknown member itself for required / additionalProperties /
+    propertyNames, the closest alternative's for anyOf / oneOf."""
+    base = list(error.absolute_path)
+    kind = str(error.validator)
+    inst = error.instance
+    if kind == "required" and isinstance(inst, dict):
+        return [([*base, k], None) for k in error.validator_value if k not in inst] or [(base, inst)]
+    if "propertyNames" in error.schema_path:
+        return [([*base, inst], inst)]
+    if kind == "additionalProperties" and isinstance(inst, dict) and error.validator_value is False:
+        known = set(error.schema.get("properties") or {})
+        extra = [k for k in inst if k not in known]
+        if extra:
+            return [([*base, k], inst[k]) for k in extra]
+    if kind in ("anyOf", "oneOf") and error.context:
+        import jsonschema
+
+        best = jsonschema.exceptions.best_match(error.context)
+        if best is not None and len(best.absolute_path) > len(base):
+            return _where(best)
+    return [(base, inst)]
+
+
 def schema_problems(doc: Any) -> list[Problem]:
     errors = sorted(schema_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
-    return [Problem("schema", json_path(e.absolute_path), _rule(e), _schema_message(e),
-                    show_value(e.instance)) for e in errors]
+    out = []
+    for e in errors:
+        for path, value in _where(e):
+            out.append(Problem("schema", json_path(path), _rule(e), _schema_message(e),
+                               None if value is None else show_value(value)))
+    return out
 
 
 def _value_at(doc: Any, path: str) -> Any:
