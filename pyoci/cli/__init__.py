@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("pyoci.cli.validate", "check a bundle against the schema, pyoci's rules and this host"),
 }
 ALIASES = {"ls": "list", "rm": "delete"}
+NO_ID = {"list", "spec", "features", "doctor", "validate"}     # verbs whose argument is no container id
 
 GLOBAL_FLAGS = [
     Flag("root", "str", help="state directory (default /run/pyoci, or $XDG_RUNTIME_DIR/pyoci rootless)"),
@@ -112,6 +113,8 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
             return 0
         if g.debug:
+            if pos and name not in NO_ID:
+                report.bind(id=pos[0])      # on every --debug line, from the first
             report.phase("imports")
             report.debug(f"{name}: argv {rest[1:]}, root {g.root}")
         rc: int = module.run(g, opts, pos)
