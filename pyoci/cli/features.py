@@ -72,8 +72,25 @@ def features() -> dict[str, Any]:
             # SCHED_ISO is in the schema but Linux never implemented it.
             "org.pyoci.process.scheduler.policies": ",".join(sorted(set(SCHED_POLICIES) - {"SCHED_ISO"})),
             "org.pyoci.process.scheduler.flags": ",".join(sorted(SCHED_FLAGS)),
+            **_libraries(),
         },
     }
+
+
+# The libraries pyoci runs on, and what needs each (README: "Dependencies").
+LIBRARIES = {
+    "cffi": ("_cffi_backend", "the native helper: every container and exec"),
+    "jsonschema": ("jsonschema", "pyoci validate (the schema stage)"),
+    "structlog": ("structlog", "the log: errors, warnings, --debug, --log, --log-format"),
+    "pyroute2": ("pyroute2", "netlink: linux.netDevices"),
+}
+
+
+def _libraries() -> dict[str, str]:
+    from importlib.util import find_spec
+
+    return {f"org.pyoci.library.{name}": f"{need} ({'installed' if find_spec(module) else 'missing'})"
+            for name, (module, need) in LIBRARIES.items()}
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:

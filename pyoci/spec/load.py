@@ -42,6 +42,7 @@ def load_config(bundle: str) -> dict[str, Any]:
     wrong with its content.
     """
     path = os.path.join(bundle, CONFIG_NAME)
+    report.phase("imports")
     doc = _parse(_read(path, "read config"))
     report.phase("load")
     check_version(doc)
