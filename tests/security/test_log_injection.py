@@ -52,7 +52,7 @@ def test_json_log_fields_cannot_be_forged(oci: Env) -> None:
     assert r.rc == 1 and len(r.err_lines) == 1
     msg = r.err_lines[0].removeprefix("pyoci: ")
     # naive: json.loads keeps the last of the duplicated keys
-    naive = json.loads('{"level":"error","msg":"%s","time":"2026-01-01T00:00:00Z"}' % msg)
+    naive = json.loads('{"level":"error","msg":"' + msg + '","time":"2026-01-01T00:00:00Z"}')
     assert naive["level"] == "info", naive
     text = log.read_text()
     (line,) = text.splitlines()
