@@ -144,12 +144,12 @@ class Sink:
         return render_json(fields) if self.fmt == "json" else render_text(fields)
 
     def write(self, line: str) -> None:
-        data = (line + "\n").encode("utf-8", "surrogateescape" if self.kind == "console" else "replace")
         try:
             if self.path is None:
+                sys.stderr.write(line + "\n")
                 sys.stderr.flush()
-                os.write(2, data)
                 return
+            data = (line + "\n").encode("utf-8", "replace")
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 os.write(fd, data)
