@@ -119,3 +119,12 @@ def summary(command: str) -> None:
     text = " ".join(f"{k}={v}" for k, v in totals.items())
     debug(f"{command} timings (ms): {text} total={total}" if text else f"{command} took {total} ms",
           **{f"ms_{k}": v for k, v in totals.items()}, ms_total=total)
+
+
+def notes(items: list[tuple[str, str]]) -> None:
+    """Report a plan's notes: ("warning" | "debug", message) pairs."""
+    for level, msg in items:
+        if level == "warning":
+            warning(msg)
+        else:
+            debug(msg)

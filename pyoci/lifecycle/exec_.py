@@ -105,6 +105,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         phase("plan")
         debug(f"exec in {cid} (status {status}, init pid {pid}): {opts.process.get('args')}, "
               f"joining {[p for _, p in join]}")
+        from pyoci.report import notes
+
+        notes(plan.process.notes)
 
         console_fd = -1
         mine = -1

@@ -259,7 +259,8 @@ class MemoryPolicy(_Record):
 class ProcessPlan(_Record):
     __slots__ = ("args", "env", "cwd", "uid", "gid", "groups", "set_groups", "umask", "set_caps",
                  "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal",
-                 "console_size", "seccomp", "io_priority", "scheduler", "personality", "memory_policy")
+                 "console_size", "seccomp", "io_priority", "scheduler", "personality", "memory_policy",
+                 "notes")
 
     def __init__(self, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
                  groups: list[int], set_groups: bool, umask: int, set_caps: bool,
@@ -267,7 +268,8 @@ class ProcessPlan(_Record):
                  oom_score_adj: int | None, preserve_fds: int, terminal: bool,
                  console_size: tuple[int, int] = (0, 0), seccomp: dict[str, Any] | None = None,
                  io_priority: int | None = None, scheduler: Scheduler | None = None,
-                 personality: int | None = None, memory_policy: MemoryPolicy | None = None) -> None:
+                 personality: int | None = None, memory_policy: MemoryPolicy | None = None,
+                 notes: list[tuple[str, str]] | None = None) -> None:
         self.args = args
         self.env = env
         self.cwd = cwd
@@ -293,6 +295,16 @@ class ProcessPlan(_Record):
         self.scheduler = scheduler
         self.personality = personality
         self.memory_policy = memory_policy
+        # ("warning" | "debug", message): what the config asks for that is
+        # left out (unknown capabilities, ambient ones the kernel refuses);
+        # whoever builds the plan reports them.
+        self.notes = notes or []
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if not self.notes:
+            del out["notes"]
+        return out
 
 
 class Plan(_Record):
@@ -563,19 +575,44 @@ def _rootfs_propagation(value: str | None) -> tuple[int, int]:
     return MS_SLAVE | MS_REC, after[value]
 
 
-def _caps(process: dict[str, Any]) -> tuple[bool, dict[str, int]]:
+def _caps(process: dict[str, Any], notes: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
+    """The capability sets as bitmasks.  As runtime-spec 1.1+ asks (and runc
+    and crun do), a name this runtime does not know (CAP_UNKNOWN from a newer
+    kernel's engine) is a warning and is left out, not an error; and an
+    ambient capability the kernel would refuse to raise because it is not in
+    both the permitted and the inheritable set (`runc spec`'s default, and
+    Buildah's: ambient set, inheritable empty) is left out with a debug line.
+    ``notes`` gets ("warning" or "debug", message) for each."""
     caps = process.get("capabilities")
     sets = ("bounding", "effective", "permitted", "inheritable", "ambient")
     if caps is None:
         return False, {s: 0 for s in sets}
     masks: dict[str, int] = {}
+    unknown: dict[str, str] = {}      # name -> where it first appears
     for s in sets:
         mask = 0
         for i, name in enumerate(caps.get(s) or []):
             if name not in CAPABILITIES:
-                raise ConfigError(f"$.process.capabilities.{s}[{i}]", f"unknown capability {name!r}")
+                unknown.setdefault(name, f"$.process.capabilities.{s}[{i}]")
+                continue
             mask |= 1 << CAPABILITIES[name]
         masks[s] = mask
+    if unknown:
+        # One line, as runc's "ignoring unknown or unavailable capabilities".
+        items = []
+        for name, where in unknown.items():
+            hint = ""
+            if "CAP_" + name.upper() in CAPABILITIES:
+                hint = f", did you mean CAP_{name.upper()}?"
+            items.append(f"{name!r} ({where}{hint})")
+        notes.append(("warning", "ignoring unknown capabilities: " + ", ".join(items)))
+    refused = masks["ambient"] & ~(masks["permitted"] & masks["inheritable"])
+    if refused:
+        names = [n for n, bit in sorted(CAPABILITIES.items(), key=lambda kv: kv[1]) if refused >> bit & 1]
+        notes.append(("debug", f"not raising ambient capabilities {', '.join(names)} "
+                               "($.process.capabilities.ambient): an ambient capability must also be "
+                               "in the permitted and inheritable sets"))
+        masks["ambient"] &= ~refused
     return True, masks
 
 
@@ -667,7 +704,8 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         if r["type"] not in RLIMITS:
             raise ConfigError(f"$.process.rlimits[{i}].type", f"unknown rlimit {r['type']!r}")
         rlimits.append((RLIMITS[r["type"]], int(r["soft"]), int(r["hard"])))
-    set_caps, caps = _caps(p)
+    notes: list[tuple[str, str]] = []
+    set_caps, caps = _caps(p, notes)
     umask = user.get("umask")
     uid, gid, groups = _credentials(user, setgroups_denied)
     return ProcessPlan(
@@ -693,6 +731,7 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         scheduler=_scheduler(p),
         personality=_personality(linux),
         memory_policy=_memory_policy(linux),
+        notes=notes,
     )
 
 
