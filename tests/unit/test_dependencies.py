@@ -15,9 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 RUNTIME = [re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0] for d in PYPROJECT["project"]["dependencies"]]
 TEST_TOOLS = {"pytest", "ruff", "mypy", "container-runtime-interface-api"}
-# Declared for a job another change brings (linux.netDevices through
-# pyroute2); reported as an expected failure until pyoci imports it.
-PENDING = {"pyroute2"}
 
 
 def _top_level_modules(dist: str) -> set[str]:
@@ -56,8 +53,6 @@ def test_runtime_dependency_is_imported(dist: str) -> None:
     modules = _top_level_modules(dist)
     assert modules, f"{dist} is not installed (make dev)"
     if not modules & _imported_by_pyoci():
-        if dist in PENDING:
-            pytest.xfail(f"{dist} is declared for linux.netDevices, which does not import it yet")
         pytest.fail(f"{dist} is declared in pyproject.toml but pyoci never imports {sorted(modules)}")
 
 
