@@ -96,9 +96,7 @@ LIBRARIES = {
 
 
 def _libraries() -> dict[str, str]:
-    from importlib.util import find_spec
-
-    return {f"org.pyoci.library.{name}": f"{need} ({'installed' if find_spec(module) else 'missing'})"
+    return {f"org.pyoci.library.{name}": f"{need} ({'installed' if _have(module) else 'missing'})"
             for name, (module, need) in LIBRARIES.items()}
 
 
