@@ -251,6 +251,20 @@ def host_problems(doc: dict[str, Any], bundle: str) -> list[Problem]:
         add("$.linux.seccomp", "seccomp supported", "this kernel has no seccomp filters (no Seccomp: line in "
             "/proc/self/status)")
 
+    for key in linux.get("sysctl") or {}:
+        from pyoci.spec.checks import _key, sysctl_parts
+
+        try:
+            parts = sysctl_parts(key)
+        except ValueError:
+            continue                    # the check stage reported it
+        if not os.path.exists(os.path.join("/proc/sys", *parts)):
+            # A namespaced sysctl's file exists in a new namespace when it
+            # exists here (the same kernel and modules).
+            add("$.linux.sysctl" + _key(key), "sysctl exists",
+                f"this kernel has no sysctl {key} (/proc/sys/{'/'.join(parts)} is missing)",
+                linux["sysctl"][key])
+
     mounts = doc.get("mounts") or []
     idmapped = [i for i, m in enumerate(mounts) if isinstance(m, dict) and (
         m.get("uidMappings") or m.get("gidMappings")

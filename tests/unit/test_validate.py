@@ -152,6 +152,14 @@ def test_joined_namespace_missing(tmp_path: Path) -> None:
     assert [(p.stage, p.path) for p in problems] == [("host", "$.linux.namespaces[0].path")]
 
 
+def test_sysctl_this_kernel_lacks(tmp_path: Path) -> None:
+    doc = _minimal()
+    doc["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "net.ipv4.no_such_knob_here": "1"}
+    problems = validate_bundle(str(_bundle(tmp_path, doc)))
+    assert [(p.stage, p.path) for p in problems] == [("host", "$.linux.sysctl['net.ipv4.no_such_knob_here']")], \
+        [p.line() for p in problems]
+
+
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*PYOCI, *args], capture_output=True, text=True, check=False, cwd=cwd)
 
