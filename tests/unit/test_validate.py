@@ -156,8 +156,8 @@ def test_sysctl_this_kernel_lacks(tmp_path: Path) -> None:
     doc = _minimal()
     doc["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "net.ipv4.no_such_knob_here": "1"}
     problems = validate_bundle(str(_bundle(tmp_path, doc)))
-    assert [(p.stage, p.path) for p in problems] == [("host", "$.linux.sysctl['net.ipv4.no_such_knob_here']")], \
-        [p.line() for p in problems]
+    found = [(p.stage, p.path) for p in problems]
+    assert found == [("host", "$.linux.sysctl['net.ipv4.no_such_knob_here']")], [p.line() for p in problems]
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
