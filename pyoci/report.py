@@ -61,7 +61,15 @@ def bind(**fields: Any) -> None:
 
 
 def _emit(level: str, msg: str, fields: dict[str, Any], console: bool, to_log: bool) -> None:
-    from pyoci import logfmt
+    try:
+        from pyoci import logfmt
+    except ImportError as e:        # structlog missing (a broken install): still one stderr line
+        if console:
+            import sys
+
+            prefix = "pyoci: " if level == "error" else f"pyoci: {level}: "
+            sys.stderr.write(f"{prefix}{msg} (and the log is unavailable: {e})\n")
+        return
 
     # The bound fields (the container id) go on --debug lines; an error line
     # without --debug is exactly runc's (level, msg, time).

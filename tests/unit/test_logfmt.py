@@ -137,3 +137,14 @@ def test_phase_timings_without_debug_are_cheap() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(r.stdout) < 0.5            # < 5 µs a call, even on a loaded machine (~0.05 µs)
     assert os.path.exists(logfmt.__file__)
+
+
+def test_error_line_without_structlog() -> None:
+    """A broken install (structlog missing) still gets its one stderr line, no traceback."""
+    code = ("import sys; sys.modules['structlog'] = None; from pyoci.cli import main; "
+            "sys.exit(main(['--root', sys.argv[1], 'state', 'nope']))")
+    r = subprocess.run([sys.executable, "-c", code, "/nonexistent-root"], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("pyoci: container 'nope' does not exist (and the log is unavailable: ")
+    assert r.stderr.count("\n") == 1
