@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 USAGE = "[--bundle DIR] [--json]"
 FLAGS = [
     Flag("bundle", "str", aliases=("b",), default=".", help="the bundle directory (default: .)"),
-    Flag("json", help="print {bundle, ok, problems: [{stage, path, rule, message, value}]} "),
+    Flag("json", help="print {bundle, ok, problems: [{stage, path, rule, message, value}]}"),
 ]
 
 
