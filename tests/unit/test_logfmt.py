@@ -84,6 +84,7 @@ def test_error_lines(tmp_path: Path) -> None:
 
 def test_success_logs_nothing(tmp_path: Path) -> None:
     log = tmp_path / "log"
+    (tmp_path / "state").mkdir()
     r = _cli("--root", str(tmp_path / "state"), "--log", str(log), "--log-format", "json", "list")
     assert r.returncode == 0 and r.stderr == ""
     assert not log.exists()
