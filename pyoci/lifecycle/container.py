@@ -116,8 +116,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug, notes
+    from pyoci.report import debug, notes, phase
 
+    phase("plan")
     notes(plan.process.notes)
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
@@ -167,9 +168,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
         prewarm.start()
 
+    phase("cgroups")
     if opts.preserve_fds:
         proc.hold_fd_range(3, opts.preserve_fds)
     c = store.new_container(root, cid)
+    phase("state")
     pid = 0
     start_fd = -1
     try:
@@ -300,6 +303,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             pass        # state.json decides the status from now on
         if net_devices is not None:
             net_devices.close()     # the init's namespace holds the devices from now on
+        phase("state")
+        debug(f"created {cid}: init pid {pid}")
         if own_console >= 0:
             os.close(own_console)
     except BaseException:
@@ -342,9 +347,12 @@ def keyring_name(cid: str) -> str:
 
 def start(root: str, cid: str) -> None:
     from pyoci.native import spawn
+    from pyoci.report import debug, phase
 
     with store.open_container(root, cid, verb="start") as c:
         status = c.status()
+        phase("state")
+        debug(f"start {cid}: status {status}, init pid {c.pid}")
         if not can("start", status):
             raise InvalidTransition(cid, "start", status)
         try:
@@ -367,6 +375,7 @@ def start(root: str, cid: str) -> None:
     poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
     if poststart:
         _run_warn_only(c, "poststart", poststart, RUNNING)
+        phase("hooks")
 
 
 def _drop_socket(c: store.Container, strict: bool = False) -> None:
@@ -584,6 +593,9 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         verb = "delete --force" if force else "delete"
         if not can(verb, status):
             raise InvalidTransition(cid, "delete", status + " (use --force to kill it first)")
+        from pyoci.report import debug
+
+        debug(f"delete {cid}: status {status}, init pid {c.pid}")
         _destroy(c, status)
 
 

@@ -74,6 +74,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     from pyoci.lifecycle.run import wait_for
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_exec_plan
+    from pyoci.report import debug, phase
 
     try:
         check_lsm({"process": opts.process})
@@ -87,6 +88,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
             raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
+        phase("state")
         join = _namespaces_of(pid, cid)
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
@@ -105,6 +107,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                                    state.get("personality"), state.get("memoryPolicy"))
         except ConfigError as e:
             raise e.relabel("exec process") from None
+        phase("plan")
+        debug(f"exec in {cid} (status {status}, init pid {pid}): {opts.process.get('args')}, "
+              f"joining {[p for _, p in join]}")
         from pyoci.report import notes
 
         notes(plan.process.notes)
@@ -179,6 +184,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                 os.close(console_fd)
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(child).encode())
+        debug(f"exec in {cid}: process pid {child}")
     master = -1
     if mine >= 0:
         master = spawn.recv_console(mine)
@@ -189,7 +195,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         from pyoci.linux.tty import proxy
 
         proxy(master, child)
-    return wait_for(child)
+    status_code = wait_for(child)
+    phase("wait")
+    return status_code
 
 
 def _warn(msg: str) -> None:

@@ -14,6 +14,7 @@ import os
 from pyoci.errors import ChildError, PyociError
 from pyoci.linux import consts
 from pyoci.native._helper import ffi, lib
+from pyoci.report import phase
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -557,6 +558,7 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
         enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd, userns_fds,
                      placement)
         stage1 = lib.pyoci_spawn(enc.cfg)
+        phase("spawn.clone")
     finally:
         for fd in set(userns_fds.values()):   # stage1 has its own copies
             os.close(fd)
@@ -578,31 +580,40 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
     try:
         if callbacks.while_booting is not None:
             callbacks.while_booting()
+            phase("cgroups")
         while True:
             msg = recv(parent_fd, timeout, waiting)
             if msg is None:
                 if start_fd < 0 and stage2 > 0:
+                    phase("spawn.exec")
                     return stage2          # exec mode: the fd closed at execve
                 raise ChildError("the container's init exited during setup without a report")
             if msg.type == lib.PYOCI_MSG_USERMAP_REQUEST:
+                phase("spawn.sync1")
                 callbacks.write_idmap(msg.pid)                      # SYNC 1
+                phase("idmap")
                 send(parent_fd, lib.PYOCI_MSG_USERMAP_DONE)
                 waiting = "sync 2 (CHILD_PID)"
             elif msg.type == lib.PYOCI_MSG_CHILD_PID:
                 stage2 = msg.pid                                    # SYNC 2
+                phase("spawn.sync2")
                 os.waitpid(stage1, 0)       # it exits right after sending
                 stage1_reaped = True
                 callbacks.child_created(stage2, msg.index == 1)
+                phase("cgroups")
                 try:
                     send(parent_fd, lib.PYOCI_MSG_CHILD_GO, stage2)
                 except BrokenPipeError:
                     pass        # stage2 already failed: its ERROR is waiting to be read
                 waiting = after_go
             elif msg.type == lib.PYOCI_MSG_HOOKS_REQUEST:
+                phase("spawn.sync3")
                 callbacks.run_create_hooks(stage2)                  # SYNC 3
+                phase("hooks")
                 send(parent_fd, lib.PYOCI_MSG_HOOKS_DONE)
                 waiting = "sync 4 (READY)"
             elif msg.type == lib.PYOCI_MSG_READY:
+                phase("spawn.sync4")
                 return stage2                                       # SYNC 4
             elif msg.type == lib.PYOCI_MSG_WARNING:
                 callbacks.warning(child_error(msg, plan).msg)
@@ -686,6 +697,7 @@ def start(dirfd: int, name: str, before_start: Callable[[], None],
 
             warning(child_error(msg, None).msg)
             msg = recv(fd, timeout, waiting)
+        phase("start")
         if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
             raise child_error(msg, None)
     finally:
