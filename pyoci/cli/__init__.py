@@ -71,7 +71,8 @@ def help_text() -> str:
     from pyoci.cli.flags import usage
 
     lines += ["", "global flags:", usage(GLOBAL_FLAGS), "",
-              "`pyoci COMMAND --help` shows a command's flags."]
+              "example:", "  pyoci --root /run/pyoci list", "",
+              "`pyoci COMMAND --help` shows a command's flags; man pyoci (docs/man/pyoci.1)."]
     return "\n".join(lines) + "\n"
 
 
@@ -104,9 +105,9 @@ def main(argv: list[str]) -> int:
         flags: list[Flag] = module.FLAGS + [Flag("help", aliases=("h",))]
         opts, pos = parse(rest[1:], flags, stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
         if opts.get("help"):
-            from pyoci.cli.flags import usage
+            from pyoci.cli.manpages import command_help
 
-            sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
+            sys.stdout.write(command_help(name, module, flags))
             return 0
         rc: int = module.run(g, opts, pos)
         return rc
