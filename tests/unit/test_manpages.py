@@ -43,7 +43,8 @@ def test_every_command_has_a_page_description_and_example() -> None:
                         "SEE ALSO"):
             assert f".SH {section}\n" in page, (name, section)
     for name, _, module in manpages.commands():
-        assert module.DESCRIPTION.strip(), name
+        assert getattr(module, "DESCRIPTION", "").strip(), f"{module.__name__} needs a DESCRIPTION string"
+        assert getattr(module, "EXAMPLE", ""), f"{module.__name__} needs an EXAMPLE string"
         assert shlex.split(module.EXAMPLE)[:2] == ["pyoci", name], (name, module.EXAMPLE)
 
 
