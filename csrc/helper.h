@@ -173,6 +173,15 @@ struct pyoci_msg {
  * host's cgroup tree bound read-only. */
 #define PYOCI_F_RECURSIVE_RO 4096
 #define PYOCI_F_IDMAP_REC 2048    /* IDMAP: idmap every mount of the cloned tree (ridmap) */
+/* KEEP_MODE (MOUNT of tmpfs without mode=): a directory already at the target
+ * gives the new tmpfs its mode (mode=<its mode> added to the data), as runc
+ * does: an image's 0755 or 0444 directory does not become 1777.
+ * ORDINARY_DIR (MOUNT of proc/sysfs): the target must be a directory of the
+ * image, never a symlink (nor a file): runc's "must be mounted on ordinary
+ * directory".  Mounting procfs where an image's symlink points is how LSM
+ * label and masking defences were bypassed (CVE-2019-16884, CVE-2019-19921). */
+#define PYOCI_F_KEEP_MODE 16384
+#define PYOCI_F_ORDINARY_DIR 32768
 
 struct pyoci_op {
     int kind;                 /* PYOCI_OP_* */

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci.errors import ConfigError, ContainerNotFound, InvalidTransition, PyociError
+from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
 from pyoci.linux import proc
@@ -175,11 +175,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     try:
         # What a delete must remove should we die from now on, before the
         # first mkdir; the cgroup v2 directory is made now, the rest while
-        # stage1 starts.
+        # stage1 starts.  Written even when no directory is missing, so that
+        # a delete can tell a lost record from none.
         dirs = cgroups.missing_dirs(cg_paths)
-        if dirs:
-            store.write_atomic(c.dirfd, CGROUPS_RECORD,
-                               jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
+        c.write(CGROUPS_RECORD, jsonfast.dumps({"paths": cg_paths, "created": dirs, "rootfs": rootfs,
+                                                "own_mount_ns": plan.own_mount_ns}).encode())
         if placement is not None and placement.cgroup2_dir:
             cgroups.prepare({"": placement.cgroup2_dir}, True, cg_created)
         start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
@@ -202,8 +202,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 if dirs and set(cg_created) != set(dirs):
                     # Someone else made one of them meanwhile: a delete after
                     # our crash must not take it for ours.
-                    store.write_atomic(c.dirfd, CGROUPS_RECORD, jsonfast.dumps(
-                        {"paths": cg_paths, "created": cg_created}).encode())
+                    c.write(CGROUPS_RECORD, jsonfast.dumps(
+                        {"paths": cg_paths, "created": cg_created, "rootfs": rootfs,
+                         "own_mount_ns": plan.own_mount_ns}).encode())
                 if cg_limits:
                     cgroups.apply_resources(resources, cg_paths, lay, linux_cfg.get("devices"),
                                             rootless=cg_delegated)
@@ -213,6 +214,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         def child_created(p: int, in_cgroup2: bool) -> None:
             nonlocal pid
             pid = p
+            # Before anything else: a delete after we are killed finds the
+            # init by it (pid and start time) when there is no state.json.
+            c.write(store.INIT_FILE, store.pid_record(p))
             # (the v1 hierarchies of a SelfPlacement stage2 joins after SYNC 2)
             done = placement.joined(cg_paths, in_cgroup2) if placement is not None else []
             try:
@@ -262,11 +266,14 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                           placement)
         os.close(start_fd)
         start_fd = -1
+        pid_start = proc.start_time(pid)
+        if pid_start is None:
+            raise ChildError("the container's init exited during setup")
         c.save({
             "ociVersion": cfg.get("ociVersion", SPEC_VERSION),
             "id": cid,
             "pid": pid,
-            "pid_start": proc.start_time(pid),
+            "pid_start": pid_start,
             "bundle": bundle,
             "rootfs": rootfs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -287,7 +294,10 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         })
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
-        os.unlink("creator", dir_fd=c.dirfd)
+        try:
+            os.unlink(store.CREATOR_FILE, dir_fd=c.dirfd)
+        except OSError:
+            pass        # state.json decides the status from now on
         if net_devices is not None:
             net_devices.close()     # the init's namespace holds the devices from now on
         if own_console >= 0:
@@ -310,7 +320,10 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
             unmount_under(rootfs)
         cgroups.remove(cg_created)
-        c.remove()
+        try:
+            c.remove()
+        except PyociError as e:
+            _warn(f"{e}")
         c.close()
         raise
     c.close()
@@ -330,26 +343,52 @@ def keyring_name(cid: str) -> str:
 def start(root: str, cid: str) -> None:
     from pyoci.native import spawn
 
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="start") as c:
         status = c.status()
         if not can("start", status):
             raise InvalidTransition(cid, "start", status)
         try:
-            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c),
+            # The socket goes once the init is connected (and would exit if we
+            # failed then): see that the directory is writable first.
+            os.utime(c.dirfd)
+        except OSError as e:
+            raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
+        try:
+            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
                         start_hooks=((c.state or {}).get("hooks") or {}).get("startContainer"))
+        except PyociError:
+            # The init exits after a failed start: the container is stopped
+            # when the error is printed (an engine deletes it at once).
+            _wait_exit(c)
+            raise
         finally:
             _drop_socket(c)
-        st = c.state or {}
-        poststart = (st.get("hooks") or {}).get("poststart") or []
-        if poststart:
-            _run_warn_only(c, "poststart", poststart, RUNNING)
+    # The lock is not held for poststart: the container runs already.
+    poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
+    if poststart:
+        _run_warn_only(c, "poststart", poststart, RUNNING)
 
 
-def _drop_socket(c: store.Container) -> None:
+def _drop_socket(c: store.Container, strict: bool = False) -> None:
     try:
         os.unlink(store.START_SOCKET, dir_fd=c.dirfd)
     except FileNotFoundError:
         pass
+    except OSError as e:
+        if strict:      # before the init is told to go: nothing has changed yet
+            raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
+
+
+def _wait_exit(c: store.Container, timeout: float = 5.0) -> None:
+    """Wait for the init to exit by itself; SIGKILL it after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    started = (c.state or {}).get("pid_start")
+    while proc.is_alive(c.pid, started):
+        if time.monotonic() > deadline:
+            _signal_all(c, SIGKILL, RUNNING)
+            _wait_gone(c)
+            return
+        time.sleep(0.002)
 
 
 def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], status: Status) -> None:
@@ -362,7 +401,7 @@ def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], 
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
-    with store.open_container(root, cid, shared=True) as c:
+    with store.open_container(root, cid, peek=True) as c:
         return oci_state(c, c.status())
 
 
@@ -477,7 +516,7 @@ def _kill_each(c: store.Container, pids: list[int], sig: int) -> None:
 
 
 def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="kill") as c:
         status = c.status()
         if not can("kill", status):
             if all_processes:
@@ -492,6 +531,14 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             _signal_all(c, sig, status)
             return
         _signal_pid(c, sig)
+        freezer = (c.state or {}).get("freezer")
+        if sig == SIGKILL and freezer and status == "paused":
+            # A frozen task cannot die: thaw so the SIGKILL takes effect and
+            # the container leaves `paused` (runc does the same; other
+            # signals stay pending until `resume`, as with runc).
+            from pyoci.linux import cgroups
+
+            cgroups.freeze(freezer, False)
 
 
 def _signal_pid(c: store.Container, sig: int) -> None:
@@ -527,7 +574,7 @@ def _wait_gone(c: store.Container, timeout: float = 10.0) -> None:
 
 def delete(root: str, cid: str, force: bool = False) -> None:
     try:
-        c = store.open_container(root, cid)
+        c = store.open_container(root, cid, force=force, damaged_ok=force, verb="delete")
     except ContainerNotFound:
         if force:
             return
@@ -541,18 +588,47 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
 
 def _destroy(c: store.Container, status: Status) -> None:
-    """Kill what still runs, undo host-side changes, remove the state, run poststop."""
+    """Kill what still runs, undo host-side changes, remove the state, run
+    poststop.  What could not be identified (a damaged state) is named in
+    the error raised at the end, after everything else was done."""
+    problems: list[str] = []
     if status is not STOPPED and status is not CREATING:
         _signal_all(c, SIGKILL, status)
         _wait_gone(c)
     st = c.state or {}
-    if st and not st.get("own_mount_ns", True) and st.get("rootfs"):
+    recorded = "cgroup_paths" in st and "cgroups_created" in st
+    rec: dict[str, Any] = {}
+    if c.state is None or c.damage:
+        # create died before state.json, or state.json is damaged: what
+        # create recorded before (cgroups.json), and the init it recorded at
+        # SYNC 2 (pid and start time), if that still runs.
+        rec, bad = _cgroups_record(c)
+        init = store.read_pid_record(c.dirfd, store.INIT_FILE)
+        # The init's cgroups, when nothing records which of them pyoci made
+        # (they are named, never removed: they may not be pyoci's).
+        unrecorded: list[str] = []
+        if not recorded and "created" not in rec and init and proc.is_alive(*init):
+            unrecorded = _cgroups_of(init[0])
+        killed = store.kill_recorded(c.dirfd, store.INIT_FILE)
+        if killed:
+            _wait_pid_gone(killed)
+        left = [d for d in unrecorded if os.path.isdir(d)]
+        if not recorded and (bad or left):
+            problems.append((bad or "nothing records which cgroups pyoci created")
+                            + (f"; left in place: {', '.join(left)}" if left else ""))
+        if c.damage and "pid" not in st and not init \
+                and not (st.get("cgroups_created") or rec.get("created")):
+            problems.append("the init's pid is unknown (a process of the container may still run)")
+    rootfs = st.get("rootfs") if "own_mount_ns" in st else rec.get("rootfs")
+    own_mount_ns = st.get("own_mount_ns", rec.get("own_mount_ns", True))
+    if rootfs and not own_mount_ns:
         from pyoci.linux.mounts import unmount_under
 
-        unmount_under(st["rootfs"])
-    paths, created = st.get("cgroup_paths") or {}, st.get("cgroups_created") or []
-    if not st:
-        paths, created = _cgroups_record(c)
+        unmount_under(rootfs)
+    if recorded:
+        paths, created = st["cgroup_paths"], st["cgroups_created"]
+    else:
+        paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
         from pyoci.linux import cgroups
 
@@ -563,35 +639,83 @@ def _destroy(c: store.Container, status: Status) -> None:
     c.remove()
     if poststop:
         _run_warn_only(c, "poststop", poststop, STOPPED)
+    if problems:
+        raise PyociError(f"container {c.cid!r}: state removed, but " + "; ".join(problems),
+                         hint="look for what is left by hand")
 
 
-def _cgroups_record(c: store.Container) -> tuple[dict[str, str], list[str]]:
-    """What a create that died before state.json recorded (see CGROUPS_RECORD)."""
-    from pyoci import jsonfast
+def _cgroups_of(pid: int) -> list[str]:
+    """The directories of pid's cgroups that are not the caller's own."""
+    from pyoci.linux import cgroups
 
     try:
-        fd = os.open(CGROUPS_RECORD, os.O_RDONLY | os.O_CLOEXEC, dir_fd=c.dirfd)
+        theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
+    except OSError:
+        return []
+    lay = cgroups.layout()
+    out = []
+    for ctrl, rel in theirs.items():
+        base = lay.unified if ctrl == "" else lay.v1.get(ctrl)
+        if base and rel != mine.get(ctrl) and rel not in ("", "/"):
+            d = os.path.normpath(base + rel)
+            if d not in out:
+                out.append(d)
+    return out
+
+
+def _wait_pid_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.is_alive(pid, None) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _cgroups_record(c: store.Container) -> tuple[dict[str, Any], str | None]:
+    """What a create that died before state.json recorded (see
+    CGROUPS_RECORD), and what is wrong with the file if it is damaged."""
+    from pyoci import jsonfast
+
+    where = os.path.join(c.path, CGROUPS_RECORD)
+    try:
+        fd = os.open(CGROUPS_RECORD, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=c.dirfd)
     except FileNotFoundError:
-        return {}, []
-    with os.fdopen(fd, "rb") as f:
-        try:
-            rec = jsonfast.loads(f.read())
-        except ValueError:
-            return {}, []
-    return rec.get("paths") or {}, rec.get("created") or []
+        return {}, None
+    except OSError as e:
+        return {}, f"{where}: {os.strerror(e.errno or 0)}: the container's cgroups were not removed"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            rec = jsonfast.loads(f.read(store.STATE_MAX))
+    except (OSError, ValueError, RecursionError):
+        rec = None
+    paths = rec.get("paths") if type(rec) is dict else None
+    created = rec.get("created") if type(rec) is dict else None
+    if (type(paths) is not dict or type(created) is not list
+            or not all(type(p) is str and p.startswith("/") and "/../" not in p + "/"
+                       for p in [*paths.values(), *created])):
+        return {}, f"{where} is damaged: the container's cgroups (if any) were not removed"
+    assert type(rec) is dict
+    out: dict[str, Any] = {"paths": paths, "created": created}
+    if type(rec.get("rootfs")) is str and type(rec.get("own_mount_ns")) is bool:
+        out["rootfs"], out["own_mount_ns"] = rec["rootfs"], rec["own_mount_ns"]
+    return out, None
 
 
 def list_containers(root: str) -> list[dict[str, Any]]:
+    """Every container that can be read; one error line for each other one."""
+    from pyoci.report import error
+
     out = []
     for cid in store.list_ids(root):
         try:
-            with store.open_container(root, cid, shared=True) as c:
+            with store.open_container(root, cid, peek=True) as c:
                 s = oci_state(c, c.status())
                 s["created"] = (c.state or {}).get("created", "")
+                s["rootfs"] = (c.state or {}).get("rootfs", "")
                 s["owner"] = (c.state or {}).get("owner", "")
                 out.append(s)
         except ContainerNotFound:
             continue
+        except PyociError as e:
+            error(str(e))
     return out
 
 
@@ -599,7 +723,7 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
     from pyoci.linux import cgroups
 
     verb = "resume" if resume else "pause"
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb=verb) as c:
         status = c.status()
         if not can(verb, status):
             raise InvalidTransition(cid, verb, status)
@@ -612,7 +736,7 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
 
 
 def ps(root: str, cid: str) -> list[int]:
-    with store.open_container(root, cid, shared=True) as c:
+    with store.open_container(root, cid, peek=True) as c:
         status = c.status()
         if not can("ps", status):
             return []
@@ -622,7 +746,7 @@ def ps(root: str, cid: str) -> list[int]:
 def update(root: str, cid: str, resources: dict[str, Any]) -> None:
     from pyoci.linux import cgroups
 
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="update") as c:
         status = c.status()
         if not can("update", status):
             raise InvalidTransition(cid, "update", status)

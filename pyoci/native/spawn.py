@@ -51,6 +51,8 @@ OP_FLAGS: dict[str, int] = {
     "sysfs_fallback": lib.PYOCI_F_SYSFS_FALLBACK,
     "idmap": lib.PYOCI_F_IDMAP,
     "idmap_rec": lib.PYOCI_F_IDMAP_REC,
+    "keep_mode": lib.PYOCI_F_KEEP_MODE,
+    "ordinary_dir": lib.PYOCI_F_ORDINARY_DIR,
 }
 
 # Names of the steps outside the ops list, for error messages.

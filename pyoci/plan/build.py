@@ -27,14 +27,18 @@ from pyoci.linux.names import (
 )
 from pyoci.plan.mountopts import (
     MS_BIND,
+    MS_NOATIME,
     MS_NODEV,
+    MS_NODIRATIME,
     MS_NOEXEC,
     MS_NOSUID,
     MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
+    MS_RELATIME,
     MS_SHARED,
     MS_SLAVE,
+    MS_STRICTATIME,
     MS_UNBINDABLE,
     parse_options,
 )
@@ -448,6 +452,8 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
             first = MS_BIND | (opts.flags & MS_REC)
             rest = opts.flags & ~(MS_BIND | MS_REC)
             flags = ["mklike"]
+            if dest in ("/proc", "/sys"):
+                flags.append("ordinary_dir")    # the host's /sys bound rootless: never through a symlink
             if opts.recursive_ro:
                 flags.append("recursive_ro")
                 rest |= MS_RDONLY
@@ -475,6 +481,11 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
         else:
             data = ",".join(opts.data) or None
             flags = ["mkdir"]
+            if fstype == "tmpfs" and not any(d.startswith("mode=") for d in opts.data):
+                # An image's directory keeps its mode (runc); a new one is 1777.
+                flags.append("keep_mode")
+            if fstype in ("proc", "sysfs"):
+                flags.append("ordinary_dir")    # never through an image's symlink
             if fstype == "sysfs" and sysfs_fallback:
                 # A fresh sysfs needs a network namespace owned by our user
                 # namespace; where the kernel refuses it (EPERM), stage2
@@ -485,6 +496,39 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
                           mflags=opts.flags, flags=flags,
                           propagation=_one_propagation(opts.propagation)))
     return ops
+
+
+# The per-mount flags a read-only remount keeps (MS_REMOUNT|MS_BIND sets them all).
+_PER_MOUNT = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
+              MS_RELATIME | MS_STRICTATIME)
+
+
+def _defer_readonly(ops: list[Op]) -> list[Op]:
+    """A read-only mount with later steps below it (a `ro` /dev tmpfs, then
+    /dev/pts, /dev/shm and the device nodes) is mounted writable and made
+    read-only once they are done (runc does the same for /dev): their mount
+    points can be made.  Changes ``ops`` in place; returns the
+    remounts to run at the end."""
+    later: list[Op] = []
+    for k, op in enumerate(ops):
+        if op.kind != "mount" or op.idmap is not None or \
+                {"recursive_ro", "sysfs_fallback"} & set(op.flags):
+            continue
+        bind = bool(op.mflags & MS_BIND)
+        flags = op.remount if bind else op.mflags & _PER_MOUNT
+        if not flags & MS_RDONLY:
+            continue
+        below = op.target.rstrip("/") + "/"
+        if not any(o.target.startswith(below) for o in ops[k + 1:]):
+            continue
+        if bind:
+            op.remount &= ~MS_RDONLY
+        else:
+            op.mflags &= ~MS_RDONLY
+        later.append(Op("remount", op.target,
+                        f"remount {op.target} read-only after the mounts below it "
+                        f"({op.describe.rsplit('(', 1)[-1].rstrip(')')})", mflags=flags))
+    return later
 
 
 def _mount_idmap(cfg: dict[str, Any], m: dict[str, Any], option: str | None, where: str,
@@ -764,8 +808,11 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
                       flags=["host_target"]))
     ops.append(Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
                   mflags=MS_BIND | MS_REC))
-    ops += _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
-    ops += _device_ops(cfg, privileged)
+    mounts = _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
+    mounts += _device_ops(cfg, privileged)
+    # Before pivot_root: the remount goes through /proc/self/fd of the host's
+    # procfs (the container's /proc need not be procfs).
+    ops += mounts + _defer_readonly(mounts)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
     if not own_mntns:
         ops.append(Op("pivot", "/", "chroot into the rootfs (no mount namespace)", flags=["chroot"]))
