@@ -108,6 +108,7 @@ def main(argv: list[str]) -> int:
 
             sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
             return 0
+        report.debug(f"{name}: root {g.root}, arguments {pos}")
         rc: int = module.run(g, opts, pos)
         return rc
     except PyociError as e:

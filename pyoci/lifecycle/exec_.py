@@ -15,6 +15,7 @@ from pyoci.linux import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 # Namespace files in the order they are joined (user first, mount last).
@@ -101,6 +102,10 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         except ConfigError as e:
             raise e.relabel("exec process") from None
 
+        from pyoci.report import debug
+
+        debug(f"exec {cid}: init pid {pid}, joining {[p for _, p in join]}, "
+              f"args {plan.process.args}, terminal {plan.process.terminal}")
         console_fd = -1
         mine = -1
         if plan.process.terminal:
@@ -147,8 +152,15 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         finally:
             if console_fd >= 0:
                 os.close(console_fd)
+        debug(f"exec {cid}: process {child} started")
         if opts.pid_file:
-            store.write_file_atomic(opts.pid_file, str(child).encode())
+            try:
+                store.write_file_atomic(opts.pid_file, str(child).encode())
+            except OSError as e:
+                # Nothing left behind: the process never reached its program
+                # unseen by the caller (runc kills it too).
+                _kill_quietly(child)
+                raise PyociError(f"exec --pid-file {opts.pid_file}: write: {e.strerror}") from None
     master = -1
     if mine >= 0:
         master = spawn.recv_console(mine)
@@ -160,6 +172,14 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
 
         proxy(master, child)
     return wait_for(child)
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
 
 
 def _warn(msg: str) -> None:
@@ -197,8 +217,10 @@ def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], 
         p["user"] = u
     if caps:
         c = {k: list(v) for k, v in (p.get("capabilities") or {}).items()}
+        # As runc: added to the bounding, effective and permitted sets; the
+        # template's inheritable and ambient sets are kept as they are.
         for cap in caps:
-            name = cap if cap.startswith("CAP_") else "CAP_" + cap.upper()
+            name = cap_flag_name(cap)
             for kind in ("bounding", "effective", "permitted"):
                 if name not in c.setdefault(kind, []):
                     c[kind].append(name)
@@ -240,9 +262,41 @@ def check_env_flags(env: list[str]) -> None:
             raise PyociError(f"exec --env: {problem}")
 
 
-def check_exec_flags(user: str | None, groups: list[str], env: list[str]) -> None:
-    """The flags that build the process, checked before the container is opened."""
+def cap_flag_name(cap: str) -> str:
+    """`exec --cap X` (-c): a capability name, with or without CAP_, any case."""
+    from pyoci.linux.names import CAPABILITIES
+
+    name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
+    if name not in CAPABILITIES:
+        raise PyociError(f"exec --cap {cap!r}: unknown capability {name}",
+                         hint="see capabilities(7) for the names, e.g. --cap CAP_NET_ADMIN")
+    return name
+
+
+def check_exec_flags(user: str | None, groups: list[str], env: list[str], *, caps: Sequence[str] = (),
+                     cwd: str | None = None, preserve_fds: int = 0, pid_file: str | None = None) -> None:
+    """The flags that build the process, checked before the container is
+    opened, so that a bad one is an error naming the flag and nothing runs."""
     if user:
         parse_user_flag(user)
     parse_groups_flag(groups)
     check_env_flags(env)
+    for cap in caps:
+        cap_flag_name(cap)
+    if cwd is not None and not cwd.startswith("/"):
+        raise PyociError(f"exec --cwd {cwd!r}: the working directory must be an absolute path")
+    if preserve_fds:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if preserve_fds < 0 or 3 + preserve_fds > limit:
+            raise PyociError(f"exec --preserve-fds {preserve_fds}: expected a count from 0 to {limit - 3} "
+                             f"(fds 3 and up, below the open-file limit {limit})")
+    if pid_file:
+        d = os.path.dirname(os.path.abspath(pid_file))
+        try:
+            mode = os.stat(d).st_mode
+        except OSError as e:
+            raise PyociError(f"exec --pid-file {pid_file}: directory {d}: {e.strerror}") from None
+        if mode & 0o170000 != 0o040000:
+            raise PyociError(f"exec --pid-file {pid_file}: {d} is not a directory")

@@ -1,0 +1,116 @@
+"""Everyday behaviours where pyoci matches runc 1.1.5 (issue 15, items 12
+and 15): exec flags, mounts, cwd, hooks, terminals.  runc is the control
+where it is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ocitest import Bundle, Env, caps_mask, status_fields
+
+RUNC = shutil.which("runc")
+
+
+def _started(oci: Env, b: Bundle) -> str:
+    cid = oci.cid()
+    oci.run(b, cid, "--detach").ok()
+    oci.started.append(cid)
+    return cid
+
+
+@pytest.fixture
+def oci(oci: Env) -> Iterator[Env]:
+    """The shared fixture, deleting what _started started even when the test fails."""
+    oci.started = []  # type: ignore[attr-defined]
+    yield oci
+    for cid in oci.started:  # type: ignore[attr-defined]
+        oci.pyoci("delete", "--force", cid)
+
+
+def _runc(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
+    """runc's stdio goes to files, never pipes (a detached container would keep them open)."""
+    assert RUNC
+    out, err = root.parent / ".runc.out", root.parent / ".runc.err"
+    with open(out, "w") as fo, open(err, "w") as fe:
+        p = subprocess.run([RUNC, "--root", str(root), *args], stdout=fo, stderr=fe,
+                           stdin=subprocess.DEVNULL, timeout=60)
+    return subprocess.CompletedProcess(p.args, p.returncode, out.read_text(), err.read_text())
+
+
+# -- exec flags (item 15) -----------------------------------------------------
+
+BAD_EXEC_FLAGS = {
+    "cap-unknown": (["--cap", "BOGUS"], "exec --cap 'BOGUS': unknown capability CAP_BOGUS"),
+    "cwd-relative": (["--cwd", "rel"], "exec --cwd 'rel': the working directory must be an absolute path"),
+    "user-name": (["--user", "abc"], "exec --user 'abc'"),
+    "gid-name": (["-g", "abc"], "exec --additional-gids 'abc'"),
+    "env-no-equals": (["--env", "NOEQ"], "exec --env"),
+    "preserve-fds-negative": (["--preserve-fds", "-1"], "exec --preserve-fds -1: expected a count"),
+    "preserve-fds-huge": (["--preserve-fds", "99999999999"], "exec --preserve-fds 99999999999"),
+    "pid-file-missing-dir": (["--pid-file", "/nonexistent-dir/p"],
+                             "exec --pid-file /nonexistent-dir/p: directory /nonexistent-dir: "
+                             "No such file or directory"),
+    "process-missing": (["--process", "/nonexistent.json"], "/nonexistent.json: No such file or directory"),
+    "console-socket-missing": (["--tty", "--console-socket", "/nonexistent.sock"],
+                               "console socket /nonexistent.sock: No such file or directory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EXEC_FLAGS))
+def test_bad_exec_flag_is_an_error_naming_the_flag(oci: Env, case: str) -> None:
+    flags, words = BAD_EXEC_FLAGS[case]
+    b = oci.bundle(["sleep", "1000"])
+    cid = _started(oci, b)
+    marker = b.rootfs / "ran"
+    command = [] if "--process" in flags else ["touch", "/ran"]
+    r = oci.pyoci("exec", *flags, cid, *command)
+    assert r.rc == 1, r
+    assert len(r.err_lines) == 1 and words in r.stderr, r
+    assert "internal error" not in r.stderr and "config.json" not in r.stderr and "$.process" not in r.stderr, r
+    assert not marker.exists(), "the process ran despite the bad flag"
+    # The container is untouched.
+    assert oci.state(cid)["status"] == "running"
+    oci.pyoci("delete", "--force", cid).ok()
+
+
+def test_exec_cap_keeps_the_ambient_set(oci: Env) -> None:
+    b = oci.bundle(["sleep", "1000"])
+    caps = b.process["capabilities"]
+    for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        caps.setdefault(kind, [])
+        if "CAP_NET_BIND_SERVICE" not in caps[kind]:
+            caps[kind].append("CAP_NET_BIND_SERVICE")
+    cid = _started(oci, b)
+    r = oci.pyoci("exec", "--cap", "sys_admin", cid, "cat", "/proc/self/status").ok()
+    got = {k: int(v, 16) for k, v in status_fields(r.stdout).items() if k.startswith("Cap")}
+    assert got["CapAmb"] == caps_mask(["CAP_NET_BIND_SERVICE"])
+    assert got["CapInh"] == caps_mask(["CAP_NET_BIND_SERVICE"])
+    for field in ("CapBnd", "CapEff", "CapPrm"):
+        assert got[field] == caps_mask(caps["bounding"] + ["CAP_SYS_ADMIN"]), field
+    oci.pyoci("delete", "--force", cid).ok()
+    if RUNC:
+        rid = oci.cid("runc")
+        root = oci.tmp / "runc-state"
+        b.save()
+        assert _runc("run", "-d", "-b", str(b.path), rid, root=root).returncode == 0
+        try:
+            out = _runc("exec", "--cap", "CAP_SYS_ADMIN", rid, "cat", "/proc/self/status", root=root).stdout
+            theirs = {k: int(v, 16) for k, v in status_fields(out).items() if k.startswith("Cap")}
+            assert theirs == got
+        finally:
+            _runc("delete", "--force", rid, root=root)
+
+
+def test_debug_prints_lines_for_exec(oci: Env) -> None:
+    b = oci.bundle(["sleep", "1000"])
+    cid = _started(oci, b)
+    r = oci.pyoci("--debug", "exec", cid, "true").ok()
+    lines = [line for line in r.err_lines if line.startswith("pyoci: debug: ")]
+    assert any(f"exec {cid}: process" in line for line in lines), r
+    r = oci.pyoci("--debug", "state", cid).ok()
+    assert any(line.startswith("pyoci: debug: state") for line in r.err_lines), r
+    oci.pyoci("delete", "--force", cid).ok()
