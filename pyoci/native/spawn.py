@@ -292,7 +292,9 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     for i, h in enumerate(start_hooks):
         hooks[i].path = enc.s(h["path"])
         hooks[i].argv = enc.strv(list(h.get("args") or [h["path"]]))
-        hooks[i].envp = enc.strv(list(h.get("env") or []))
+        # A hook without "env" sees the container process's environment, as
+        # runc runs them (an explicit empty list is an empty environment).
+        hooks[i].envp = enc.strv(list(h["env"] if h.get("env") is not None else p.env))
         hooks[i].timeout = int(h.get("timeout") or 0)
     cfg.n_start_hooks = len(start_hooks)
     cfg.start_hooks = hooks

@@ -114,3 +114,32 @@ def test_debug_prints_lines_for_exec(oci: Env) -> None:
     r = oci.pyoci("--debug", "state", cid).ok()
     assert any(line.startswith("pyoci: debug: state") for line in r.err_lines), r
     oci.pyoci("delete", "--force", cid).ok()
+
+
+# -- hooks --------------------------------------------------------------------
+
+def _start_container_hook_env(run: object, b: Bundle) -> dict[str, str]:
+    (b.rootfs / "hook-env").unlink(missing_ok=True)
+    run(b)  # type: ignore[operator]
+    lines = (b.rootfs / "hook-env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_start_container_hook_without_env_sees_the_process_env(oci: Env) -> None:
+    b = oci.bundle(["true"])
+    b.config["root"]["readonly"] = False
+    b.process["env"] = ["PATH=/bin", "FOO=bar baz", "TERM=xterm"]
+    b.config["hooks"] = {"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "env > /hook-env"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", "env >> /hook-env-empty"], "env": []},
+    ]}
+    ours = _start_container_hook_env(lambda bb: oci.run(bb).ok(), b)
+    assert ours.get("FOO") == "bar baz" and ours.get("TERM") == "xterm", ours
+    # An explicit empty env stays empty (sh itself adds PWD/SHLVL only).
+    empty = (b.rootfs / "hook-env-empty").read_text()
+    assert "FOO=" not in empty
+    if RUNC:
+        root = oci.tmp / "runc-state"
+        theirs = _start_container_hook_env(
+            lambda bb: _runc("run", "-b", str(bb.path), oci.cid("runc"), root=root), b)
+        assert theirs.get("FOO") == "bar baz" and theirs.get("TERM") == "xterm", theirs
