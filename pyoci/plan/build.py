@@ -734,6 +734,12 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
         ops.append(Op("pivot", "/", "move the rootfs to / and chroot", flags=["no_pivot"]))
     else:
         ops.append(Op("pivot", "/", "pivot_root into the rootfs"))
+    cwd = posixpath.normpath((cfg.get("process") or {}).get("cwd") or "/")
+    if cwd != "/":
+        # A missing working directory is made, as runc and crun do: inside
+        # the new root (resolved there, never through it), owned by the
+        # container's root, 0755, before the rootfs may become read-only.
+        ops.append(Op("mkdir", cwd, f"create the working directory {cwd} ($.process.cwd)", mode=0o755))
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         try:
             path = "/proc/sys/" + "/".join(sysctl_parts(key))

@@ -143,3 +143,45 @@ def test_start_container_hook_without_env_sees_the_process_env(oci: Env) -> None
         theirs = _start_container_hook_env(
             lambda bb: _runc("run", "-b", str(bb.path), oci.cid("runc"), root=root), b)
         assert theirs.get("FOO") == "bar baz" and theirs.get("TERM") == "xterm", theirs
+
+
+# -- process.cwd --------------------------------------------------------------
+
+def test_missing_cwd_is_created_inside_the_rootfs(oci: Env) -> None:
+    b = oci.bundle(["sh", "-c", "pwd; stat -c '%u:%g %a' ."])
+    b.config["root"]["readonly"] = True
+    b.process["cwd"] = "/new/work/dir"
+    r = oci.run(b).ok()
+    assert r.stdout.splitlines() == ["/new/work/dir", "0:0 755"], r
+    assert (b.rootfs / "new" / "work" / "dir").is_dir()
+    if RUNC:
+        import shutil as sh
+
+        sh.rmtree(b.rootfs / "new")
+        p = _runc("run", "-b", str(b.path), oci.cid("runc"), root=oci.tmp / "runc-state")
+        assert p.stdout.splitlines() == ["/new/work/dir", "0:0 755"], p
+
+
+def test_missing_cwd_through_a_symlink_stays_in_the_rootfs(oci: Env) -> None:
+    outside = oci.mkdir("outside")
+    b = oci.bundle(["pwd"])
+    (b.rootfs / "escape").symlink_to(str(outside))
+    b.process["cwd"] = "/escape/made"
+    r = oci.run(b).ok()
+    # The link was followed inside the rootfs: pwd shows the resolved path there.
+    assert r.stdout.strip() == f"{outside}/made"
+    assert not (outside / "made").exists(), "the cwd was made outside the rootfs"
+    assert (b.rootfs / str(outside).lstrip("/") / "made").is_dir()
+
+
+def test_missing_cwd_in_a_user_namespace_belongs_to_its_root(oci: Env) -> None:
+    b = oci.bundle(["sh", "-c", "stat -c '%u:%g' ."])
+    b.set_namespace("user")
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.chown_all(100000, 100000)
+    b.process["cwd"] = "/made"
+    r = oci.run(b).ok()
+    assert r.stdout.strip() == "0:0"
+    st = (b.rootfs / "made").stat()
+    assert (st.st_uid, st.st_gid) == (100000, 100000)
