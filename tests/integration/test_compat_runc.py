@@ -4,6 +4,7 @@ where it is installed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -185,3 +186,71 @@ def test_missing_cwd_in_a_user_namespace_belongs_to_its_root(oci: Env) -> None:
     assert r.stdout.strip() == "0:0"
     st = (b.rootfs / "made").stat()
     assert (st.st_uid, st.st_gid) == (100000, 100000)
+
+
+# -- terminals ----------------------------------------------------------------
+
+def _through_a_terminal(cmd: list[str], env: dict[str, str] | None = None, *,
+                        stdout_pipe: bool = False) -> bytes:
+    """Run cmd with a pty as its controlling terminal and stdin (as from a
+    user's shell); its stdout is that pty too, or a pipe (`... | od -c`).
+    Returns every byte written to stdout."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def ctty() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        p = subprocess.Popen(cmd, stdin=slave, stdout=subprocess.PIPE if stdout_pipe else slave,
+                             stderr=slave, preexec_fn=ctty, env=env, close_fds=True)
+    finally:
+        os.close(slave)
+    piped = p.stdout.read() if p.stdout else b""
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:   # EIO: every slave fd is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+        p.wait(timeout=60)
+        if p.stdout:
+            p.stdout.close()
+    return piped if stdout_pipe else out
+
+
+@pytest.mark.parametrize("stdout", ["pipe", "terminal"])
+def test_terminal_output_bytes_match_runc(oci: Env, stdout: str) -> None:
+    """The container's pty has no ONLCR (runc clears it); the caller's
+    terminal keeps its own output processing: `run | od -c` shows "hi\n",
+    the screen gets "hi\r\n" from the caller's terminal as for any program."""
+    b = oci.bundle(["printf", "hi\\nthere\\n"])
+    b.process["terminal"] = True
+    b.save()
+    pipe = stdout == "pipe"
+    cmd, env = oci.command(["run", "-b", str(b.path), oci.cid()])
+    ours = _through_a_terminal(cmd, env, stdout_pipe=pipe)
+    assert ours == (b"hi\nthere\n" if pipe else b"hi\r\nthere\r\n"), ours
+    if RUNC:
+        theirs = _through_a_terminal([RUNC, "--root", str(oci.tmp / "runc-state"), "run", "-b",
+                                      str(b.path), oci.cid("runc")], stdout_pipe=pipe)
+        assert theirs == ours
+
+
+def test_exec_terminal_output_has_no_carriage_returns(oci: Env) -> None:
+    b = oci.bundle(["sleep", "1000"])
+    cid = _started(oci, b)
+    cmd, env = oci.command(["exec", "-t", cid, "printf", "a\\nb\\n"])
+    assert _through_a_terminal(cmd, env, stdout_pipe=True) == b"a\nb\n"
+    r = oci.pyoci("exec", "-t", cid, "printf", "a\\nb\\n").ok()
+    assert r.stdout == "a\nb\n"
