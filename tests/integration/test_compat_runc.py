@@ -254,3 +254,35 @@ def test_exec_terminal_output_has_no_carriage_returns(oci: Env) -> None:
     assert _through_a_terminal(cmd, env, stdout_pipe=True) == b"a\nb\n"
     r = oci.pyoci("exec", "-t", cid, "printf", "a\\nb\\n").ok()
     assert r.stdout == "a\nb\n"
+
+
+# -- mounts -------------------------------------------------------------------
+
+def _made_below(rootfs: Path) -> list[str]:
+    return sorted(str(p.relative_to(rootfs)) for p in rootfs.rglob("*")
+                  if p.is_dir() and not p.is_symlink() and p.parts[len(rootfs.parts)] == "nowhere")
+
+
+def test_mount_through_dangling_symlinks_is_made_where_runc_makes_it(oci: Env) -> None:
+    outside = oci.mkdir("outside")
+    b = oci.bundle(["sh", "-c", "ls -d /nowhere/dir/x /nowhere/rel/y /nowhere/trail"])
+    (b.rootfs / "data").symlink_to("/nowhere/dir")            # absolute, a dangling component
+    (b.rootfs / "rel").symlink_to("../../../nowhere/rel")      # relative, clamped at the root
+    (b.rootfs / "trail").symlink_to("/nowhere/trail")         # a trailing dangling link
+    (b.rootfs / "host").symlink_to(f"{outside}/made")         # would be the host's, followed naively
+    for dest in ("/data/x", "/rel/y", "/trail", "/host"):
+        b.add_mount(dest, "tmpfs", "tmpfs")
+    r = oci.run(b).ok()
+    assert r.stdout.split() == ["/nowhere/dir/x", "/nowhere/rel/y", "/nowhere/trail"], r
+    ours = _made_below(b.rootfs)
+    assert ours == ["nowhere", "nowhere/dir", "nowhere/dir/x", "nowhere/rel", "nowhere/rel/y",
+                    "nowhere/trail"]
+    assert not (outside / "made").exists()
+    assert (b.rootfs / str(outside).lstrip("/") / "made").is_dir()
+    if RUNC:
+        import shutil as sh
+
+        sh.rmtree(b.rootfs / "nowhere")
+        p = _runc("run", "-b", str(b.path), oci.cid("runc"), root=oci.tmp / "runc-state")
+        assert p.returncode == 0, p
+        assert _made_below(b.rootfs) == ours
