@@ -170,6 +170,12 @@ struct pyoci_msg {
  * host's cgroup tree bound read-only. */
 #define PYOCI_F_RECURSIVE_RO 4096
 #define PYOCI_F_IDMAP_REC 2048    /* IDMAP: idmap every mount of the cloned tree (ridmap) */
+/* PREOPEN (MOUNT of a bind): stage1 clones the source (open_tree, as for
+ * IDMAP, without the idmap) with the caller's credentials before it creates
+ * the container's user namespace, and stage2 moves the clone onto the target:
+ * a source only the host's root can reach (below a mode 000 directory) still
+ * mounts, as runc opens bind sources before entering the namespace. */
+#define PYOCI_F_PREOPEN 8192
 
 struct pyoci_op {
     int kind;                 /* PYOCI_OP_* */

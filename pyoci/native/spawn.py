@@ -51,6 +51,7 @@ OP_FLAGS: dict[str, int] = {
     "sysfs_fallback": lib.PYOCI_F_SYSFS_FALLBACK,
     "idmap": lib.PYOCI_F_IDMAP,
     "idmap_rec": lib.PYOCI_F_IDMAP_REC,
+    "preopen": lib.PYOCI_F_PREOPEN,
 }
 
 # Names of the steps outside the ops list, for error messages.

@@ -696,6 +696,26 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
     )
 
 
+def _preopen_bind_sources(ops: list[Op], rootfs: str, propagation: int) -> None:
+    """With a new user namespace made by the host's root, bind sources are
+    cloned before the namespace exists (flag "preopen"), as runc opens them:
+    a source the container's root cannot reach (below a mode 000 directory)
+    still mounts.  Not a source inside the rootfs: that one is resolved when
+    its turn comes, so it sees what earlier mounts put there (config order).
+    The clone keeps the host mount's peer group: it gets the propagation the
+    rootfs tree got (slave or private) unless the mount asks for its own."""
+    root = posixpath.normpath(rootfs)
+    for op in ops:
+        if op.kind != "mount" or "mklike" not in op.flags or "idmap" in op.flags or not op.source:
+            continue
+        src = posixpath.normpath(op.source)
+        if src == root or src.startswith(root.rstrip("/") + "/"):
+            continue
+        op.flags.append("preopen")
+        if not op.propagation:
+            op.propagation = propagation
+
+
 def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Plan:
     """Turn a validated config into the plan the C helper runs."""
     linux = cfg.get("linux") or {}
@@ -725,7 +745,13 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
                       flags=["host_target"]))
     ops.append(Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
                   mflags=MS_BIND | MS_REC))
-    ops += _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
+    mounts = _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
+    if create & CLONE_NEWUSER and own_mntns and host.euid == 0 and host.init_userns:
+        _preopen_bind_sources(mounts, rootfs, before)
+    for op in mounts:
+        if "idmap" in op.flags and not op.propagation and own_mntns:
+            op.propagation = before   # an idmapped clone, too, leaves the host's peer group
+    ops += mounts
     ops += _device_ops(cfg, privileged)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
     if not own_mntns:

@@ -286,3 +286,73 @@ def test_mount_through_dangling_symlinks_is_made_where_runc_makes_it(oci: Env) -
         p = _runc("run", "-b", str(b.path), oci.cid("runc"), root=oci.tmp / "runc-state")
         assert p.returncode == 0, p
         assert _made_below(b.rootfs) == ours
+
+
+def _userns(b: Bundle, host_id: int = 100000) -> None:
+    b.set_namespace("user")
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+    b.chown_all(host_id, host_id)
+
+
+def test_userns_bind_source_only_host_root_reaches_still_mounts(oci: Env) -> None:
+    """runc opens bind sources before entering the user namespace; so does
+    pyoci (a clone of the source made by stage1)."""
+    secret = oci.mkdir("secret", 0o700)
+    (secret / "inner").mkdir()
+    (secret / "inner" / "f").write_text("s\n")
+    (secret / "file").write_text("a file\n")
+    os.chmod(secret, 0)
+    b = oci.bundle(["sh", "-c", "cat /b/f /c"])
+    _userns(b)
+    b.bind(secret / "inner", "/b")
+    b.bind(secret / "file", "/c")
+    try:
+        r = oci.run(b)
+        if RUNC:
+            p = _runc("run", "-b", str(b.path), oci.cid("runc"), root=oci.tmp / "runc-state")
+            assert p.returncode == 0 and p.stdout == "s\na file\n", p
+    finally:
+        os.chmod(secret, 0o700)
+    assert r.rc == 0 and r.stdout == "s\na file\n", r
+
+
+def test_userns_bind_sources_in_config_order(oci: Env) -> None:
+    """A bind source inside the rootfs sees what earlier mounts put there
+    (here a tmpfs and a bind below it), also with a user namespace."""
+    host_dir = oci.mkdir("hostdir")
+    (host_dir / "f").write_text("from the host\n")
+    b = oci.bundle(["cat", "/b/x/f"])
+    _userns(b)
+    (b.rootfs / "a").mkdir()
+    (b.rootfs / "b").mkdir()
+    os.chown(b.rootfs / "a", 100000, 100000)
+    os.chown(b.rootfs / "b", 100000, 100000)
+    b.add_mount("/a", "tmpfs", "tmpfs")
+    b.bind(host_dir, "/a/x")
+    b.bind(b.rootfs / "a", "/b")
+    r = oci.run(b).ok()
+    assert r.stdout == "from the host\n"
+
+
+def test_userns_preopened_bind_does_not_share_with_the_host(oci: Env) -> None:
+    """The clone made before the namespace keeps the host mount's peer group
+    unless told otherwise: it must get the rootfs's slave propagation, so
+    that a mount the container makes below it never reaches the host."""
+    shared = oci.mkdir("shared")
+    subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        b = oci.bundle(["sh", "-c", "mount -t tmpfs tmpfs /s && grep ' /s ' /proc/self/mountinfo"])
+        _userns(b)
+        b.bind(shared, "/s")
+        b.process["capabilities"]["bounding"].append("CAP_SYS_ADMIN")
+        b.process["capabilities"]["effective"].append("CAP_SYS_ADMIN")
+        b.process["capabilities"]["permitted"].append("CAP_SYS_ADMIN")
+        r = oci.run(b).ok()
+        assert "shared:" not in r.stdout.splitlines()[0], r
+        host_view = Path("/proc/self/mountinfo").read_text()
+        assert not [line for line in host_view.splitlines()
+                    if f" {shared} " in line and " tmpfs " in line], "the container's mount reached the host"
+    finally:
+        subprocess.run(["umount", "-l", str(shared)], check=False)
