@@ -133,9 +133,11 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
-static void write_file(const char *path, const char *data, int step)
+/* fd >= 0: an fd of path opened earlier (written and closed here). */
+static void write_file_fd(int fd, const char *path, const char *data, int step)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         pyoci_fail(PYOCI_STAGE_NS, step, errno, "open %s", path);
     /* One write: procfs files like timens_offsets parse a single write. */
@@ -227,6 +229,21 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
     open_cgroups(cfg);
     /* With the caller's credentials, before any namespace changes. */
     pyoci_prepare_idmapped_mounts(cfg);
+    /* timens_offsets is opened now, as the caller: the write is allowed by
+     * the opener's CAP_SYS_TIME over the new time namespace's user namespace,
+     * and in a user namespace of its own this non-dumpable process could not
+     * open it any more (its /proc files belong to the host's root).  Being
+     * dumpable for the open() is safe here: no namespace is changed yet, so
+     * only the caller's own uid could reach us. */
+    int timens_fd = -1;
+    if (cfg->timens_offsets) {
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        timens_fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+        int e = errno;
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if (timens_fd < 0)
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_TIMENS, e, "open /proc/self/timens_offsets");
+    }
 
     if (cfg->n_join > 64)
         pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_OPEN_NS, E2BIG, "too many namespaces to join");
@@ -272,7 +289,7 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
     if (flags && unshare((int)flags) < 0)
         pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE, errno, "unshare(0x%lx)", flags);
     if (cfg->timens_offsets)
-        write_file("/proc/self/timens_offsets", cfg->timens_offsets, PYOCI_STEP_TIMENS);
+        write_file_fd(timens_fd, "/proc/self/timens_offsets", cfg->timens_offsets, PYOCI_STEP_TIMENS);
 
     /* stage2 becomes the parent's child (CLONE_PARENT), so `run` can wait
      * for it and a subreaper above us reaps it. */

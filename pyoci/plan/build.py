@@ -528,6 +528,11 @@ def _device_ops(cfg: dict[str, Any], privileged: bool) -> list[Op]:
                                   f"create default device {path}"))
     for i, d in enumerate(linux.get("devices") or []):
         path = posixpath.normpath(d["path"])
+        if path == "/dev/ptmx":
+            # As runc: /dev/ptmx is always the link to the container's own
+            # devpts (pts/ptmx); a node (or, rootless, the host's ptmx bound
+            # there) would open another devpts instance, or none.
+            continue
         mode = d.get("fileMode", 0o666)
         ops.append(_device_op(path, d["type"], int(d.get("major", 0)), int(d.get("minor", 0)), mode,
                               d.get("uid", 0), d.get("gid", 0), privileged,
