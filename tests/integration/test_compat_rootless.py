@@ -109,3 +109,32 @@ def test_rootless_time_offsets(rl: Rootless) -> None:
     r = rl.pyoci("run", "-b", str(b.path), rl.oci.cid())
     assert r.rc == 0, r
     assert _uptime(r.stdout) - host > 863000, r
+
+
+def _v1_only_or_undelegated(rl: Rootless) -> bool:
+    from pyoci.linux import cgroups
+
+    lay = cgroups.layout()
+    return not cgroups.delegated_paths(lay, "/pyoci-probe/x", "x", cgroups.container_paths("/pyoci-probe/x",
+                                                                                           "x", lay))
+
+
+def test_rootless_cgroup_that_cannot_be_made_is_warned_about(rl: Rootless) -> None:
+    """`--cgroup-parent` on a cgroup v1 host (cgroupsPath set) and no cgroup
+    this user may create: the container runs (as with Podman, which sets no
+    cgroupsPath there), with one warning line saying it has no cgroup."""
+    b = rl.bundle(["true"])
+    b.linux["cgroupsPath"] = f"/pyoci-test-parent/{rl.oci.cid()}"
+    rl.save(b)
+    if not _v1_only_or_undelegated(rl):
+        pytest.skip("this user has a delegated cgroup v2 tree: the cgroup can be made")
+    r = rl.pyoci("run", "-b", str(b.path), rl.oci.cid())
+    assert r.rc == 0, r
+    lines = r.err_lines
+    assert len(lines) == 1 and lines[0].startswith("pyoci: warning: cgroupsPath "), r
+    assert "$.linux.cgroupsPath" in lines[0] and "without a cgroup of its own" in lines[0]
+    # Podman's rootless configs on cgroup v1 set no cgroupsPath: nothing said.
+    del b.linux["cgroupsPath"]
+    rl.save(b)
+    r = rl.pyoci("run", "-b", str(b.path), rl.oci.cid())
+    assert r.rc == 0 and r.stderr == "", r
