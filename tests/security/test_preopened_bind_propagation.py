@@ -33,7 +33,8 @@ assert libc.unshare(0x00020000) == 0                                    # CLONE_
 assert libc.mount(None, b"/", None, 0x40000 | 0x4000, None) == 0        # MS_PRIVATE|MS_REC
 r = libc.syscall(SYS_move_mount, tree, b"", -100, target.encode(), 4)   # MOVE_MOUNT_F_EMPTY_PATH
 assert r == 0, os.strerror(ctypes.get_errno())
-assert libc.mount(b"tmpfs", (target + "/sub").encode(), b"tmpfs", 0, None) == 0, os.strerror(ctypes.get_errno())
+r = libc.mount(b"tmpfs", (target + "/sub").encode(), b"tmpfs", 0, None)
+assert r == 0, os.strerror(ctypes.get_errno())
 """
 
 
