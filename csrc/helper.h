@@ -60,6 +60,12 @@
 #define PYOCI_MSG_EXEC_FAILED 9
 #define PYOCI_MSG_WARNING 10
 #define PYOCI_MSG_CHILD_GO 11
+/* On the start socket, before START: `exec` into a created container asks
+ * the waiting init for its namespaces (a rootless caller may not open
+ * the files in /proc/<init>/ns: the init is not dumpable); it answers with one
+ * SCM_RIGHTS fd per namespace, named by the message's bytes ("user", ...),
+ * then closes the connection and goes on waiting. */
+#define PYOCI_MSG_NAMESPACES 12
 
 /* Stages, for ERROR messages: which list `index` refers to. */
 #define PYOCI_STAGE_NS 1        /* index: position in join[] or a PYOCI_STEP_* */

@@ -893,6 +893,8 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
             break;
         case PYOCI_OP_MKDIR: {
             int fd = mkdir_in_root(op->target, op->mode ? op->mode : 0755);
+            if (fd < 0 && (op->flags & PYOCI_F_OPTIONAL))
+                break;   /* a later step says what is wrong (process.cwd: the chdir and its checks) */
             if (fd < 0)
                 FAIL(i, "mkdir %s", op->target);
             close(fd);

@@ -35,7 +35,7 @@ class ExecOptions:
         self.preserve_fds = preserve_fds
 
 
-def _namespaces_of(pid: int, cid: str) -> list[tuple[int, str]]:
+def _namespaces_of(pid: int, cid: str, c: store.Container, held: list[int]) -> list[tuple[int, str]]:
     join = []
     for name, flag in NS_FILES:
         theirs = f"/proc/{pid}/ns/{name}"
@@ -47,11 +47,30 @@ def _namespaces_of(pid: int, cid: str) -> list[tuple[int, str]]:
         except PermissionError:
             # The init has not started the program yet: it is not dumpable,
             # and its mm belongs to the user namespace pyoci ran in, where
-            # only CAP_SYS_PTRACE reaches it (README, Security).
-            raise PyociError(f"cannot exec in container {cid!r}: its init (pid {pid}) is not dumpable "
-                             "until it is started, and this user may not open its namespaces",
-                             hint="start the container first, or exec as root") from None
+            # only CAP_SYS_PTRACE reaches it (README, Security).  It hands
+            # its namespaces out itself on its start socket (as runc's
+            # waiting init lets its user in).
+            return _namespaces_from_init(pid, cid, c, held)
         join.append((flag, theirs))
+    return join
+
+
+def _namespaces_from_init(pid: int, cid: str, c: store.Container, held: list[int]) -> list[tuple[int, str]]:
+    from pyoci.native import spawn
+
+    fds = spawn.init_namespaces(c.dirfd, store.START_SOCKET) if c.has_start_socket() else {}
+    held += fds.values()
+    if "user" not in fds or "mnt" not in fds:
+        raise PyociError(f"cannot exec in container {cid!r}: its init (pid {pid}) is not dumpable "
+                         "until it is started, this user may not open its namespaces, and the init "
+                         "did not hand them out", hint="start the container first, or exec as root")
+    join = []
+    for name, flag in NS_FILES:
+        fd = fds.get(name)
+        if fd is None or os.readlink(f"/proc/self/fd/{fd}") == os.readlink(f"/proc/self/ns/{name}"):
+            continue
+        # Opened by stage1 through this (dumpable) process's fd table.
+        join.append((flag, f"/proc/{os.getpid()}/fd/{fd}"))
     return join
 
 
@@ -83,7 +102,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
             raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
-        join = _namespaces_of(pid, cid)
+        held: list[int] = []     # namespace fds from the init, open until stage1 has joined them
+        join = _namespaces_of(pid, cid, c, held)
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                     preserve_fds=opts.preserve_fds)
@@ -152,6 +172,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         finally:
             if console_fd >= 0:
                 os.close(console_fd)
+            for fd in held:
+                os.close(fd)
         debug(f"exec {cid}: process {child} started")
         if opts.pid_file:
             try:

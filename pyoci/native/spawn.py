@@ -599,6 +599,30 @@ def start(dirfd: int, name: str, before_start: Callable[[], None]) -> None:
         os.close(fd)
 
 
+def init_namespaces(dirfd: int, name: str) -> dict[str, int]:
+    """Ask a created container's waiting init, on its start socket, for its
+    namespaces (PYOCI_MSG_NAMESPACES): {"user": fd, ...}; {} when it is not
+    waiting any more.  The caller closes the fds."""
+    fd = lib.pyoci_connect(dirfd, name.encode())
+    if fd < 0:
+        return {}
+    got: dict[str, int] = {}
+    try:
+        send(fd, lib.PYOCI_MSG_NAMESPACES)
+        buf = ffi.new("char[]", 32)
+        while True:
+            nfd = lib.pyoci_recv_fd(fd, buf, 32)
+            if nfd < 0:
+                break        # EOF: the init sent what it had
+            key = ffi.string(buf).decode(errors="replace")
+            if key in got:
+                os.close(got[key])
+            got[key] = int(nfd)
+    finally:
+        os.close(fd)
+    return got
+
+
 def connect_listener(path: str) -> int:
     fd = lib.pyoci_connect_path(path.encode())
     if fd < 0:

@@ -770,7 +770,10 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
         # A missing working directory is made, as runc and crun do: inside
         # the new root (resolved there, never through it), owned by the
         # container's root, 0755, before the rootfs may become read-only.
-        ops.append(Op("mkdir", cwd, f"create the working directory {cwd} ($.process.cwd)", mode=0o755))
+        # Best effort: what cannot be made (a /proc magic link, a file on
+        # the way) is then refused by the chdir, with its own checks.
+        ops.append(Op("mkdir", cwd, f"create the working directory {cwd} ($.process.cwd)", mode=0o755,
+                      flags=["optional"]))
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         try:
             path = "/proc/sys/" + "/".join(sysctl_parts(key))

@@ -138,3 +138,37 @@ def test_rootless_cgroup_that_cannot_be_made_is_warned_about(rl: Rootless) -> No
     rl.save(b)
     r = rl.pyoci("run", "-b", str(b.path), rl.oci.cid())
     assert r.rc == 0 and r.stderr == "", r
+
+
+def test_rootless_exec_into_a_created_container(rl: Rootless) -> None:
+    """As with runc: the init waits for `start`, non-dumpable; exec still
+    joins its namespaces (the init hands them out on its start socket)."""
+    b = rl.bundle(["sleep", "1000"])
+    rl.save(b)
+    cid = rl.oci.cid()
+    rl.pyoci("create", "--bundle", str(b.path), cid).ok()
+    try:
+        # In the container's pid namespace (its init is pid 1 there) and user namespace.
+        r = rl.pyoci("exec", cid, "sh", "-c", "id -u; echo $$; cat /proc/1/cmdline; echo; cat /proc/self/uid_map")
+        assert r.rc == 0, r
+        lines = r.stdout.splitlines()
+        assert lines[0] == "0" and lines[1] != "1" and lines[2].startswith("pyoci-init"), r
+        assert lines[3].split() == ["0", str(rl.user.uid), "1"], r
+        assert rl.pyoci("state", cid).ok().json()["status"] == "created"
+        rl.pyoci("start", cid).ok()
+        assert rl.pyoci("state", cid).ok().json()["status"] == "running"
+        if RUNC:
+            rid = rl.oci.cid("runc")
+            runc = ["runuser", "-u", rl.user.name, "--", "env", f"XDG_RUNTIME_DIR={rl.xdg}", RUNC,
+                    "--root", str(rl.home / "runc")]
+            with open(os.devnull, "wb") as null:
+                subprocess.run([*runc, "create", "-b", str(b.path), rid], stdin=null, stdout=null,
+                               stderr=null, check=True, timeout=60)
+            try:
+                p = subprocess.run([*runc, "exec", rid, "id", "-u"], capture_output=True, text=True,
+                                   stdin=subprocess.DEVNULL, timeout=60)
+                assert p.returncode == 0 and p.stdout == "0\n", p
+            finally:
+                subprocess.run([*runc, "delete", "--force", rid], capture_output=True, timeout=60)
+    finally:
+        rl.pyoci("delete", "--force", cid)
