@@ -149,7 +149,8 @@ def test_rootless_exec_into_a_created_container(rl: Rootless) -> None:
     rl.pyoci("create", "--bundle", str(b.path), cid).ok()
     try:
         # In the container's pid namespace (its init is pid 1 there) and user namespace.
-        r = rl.pyoci("exec", cid, "sh", "-c", "id -u; echo $$; cat /proc/1/cmdline; echo; cat /proc/self/uid_map")
+        r = rl.pyoci("exec", cid, "sh", "-c",
+                     "id -u; echo $$; cat /proc/1/cmdline; echo; cat /proc/self/uid_map")
         assert r.rc == 0, r
         lines = r.stdout.splitlines()
         assert lines[0] == "0" and lines[1] != "1" and lines[2].startswith("pyoci-init"), r
