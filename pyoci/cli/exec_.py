@@ -57,6 +57,10 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
                                     no_new_privs=bool(opts["no-new-privs"]))
     if opts["tty"]:
         process["terminal"] = True
+    if opts["console-socket"] and not process.get("terminal"):
+        # Never accepted and ignored (runc refuses it too).
+        raise UsageError(f"exec --console-socket {opts['console-socket']}: there is no terminal to send "
+                         "(give --tty, or a --process with terminal: true)")
     # Labels are refused, as at create, when the host cannot apply them
     # (lifecycle.exec_ checks them), never dropped.
     if opts["apparmor"]:

@@ -58,6 +58,8 @@ BAD_EXEC_FLAGS = {
     "process-missing": (["--process", "/nonexistent.json"], "/nonexistent.json: No such file or directory"),
     "console-socket-missing": (["--tty", "--console-socket", "/nonexistent.sock"],
                                "console socket /nonexistent.sock: No such file or directory"),
+    "console-socket-without-tty": (["--console-socket", "/nonexistent.sock"],
+                                   "exec --console-socket /nonexistent.sock: there is no terminal"),
 }
 
 
@@ -69,7 +71,7 @@ def test_bad_exec_flag_is_an_error_naming_the_flag(oci: Env, case: str) -> None:
     marker = b.rootfs / "ran"
     command = [] if "--process" in flags else ["touch", "/ran"]
     r = oci.pyoci("exec", *flags, cid, *command)
-    assert r.rc == 1, r
+    assert r.rc == (2 if case == "console-socket-without-tty" else 1), r
     assert len(r.err_lines) == 1 and words in r.stderr, r
     for wrong in ("internal error", "config.json", "$.process"):
         assert wrong not in r.stderr, r
