@@ -34,6 +34,7 @@ APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc
 help:
 	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
 	@echo "make test       run the test suite ($(PY) -m pytest tests -q)"
+	@echo "make crash      SIGKILL pyoci (then runc) at random points, CRASH_N=300 trials (CRASH_SEED replays)"
 	@echo "make deps       apt-get install the system packages (root; skipped when all are installed)"
 	@echo "make install    $(VENV) from $(SYSTEM_PYTHON) + pip install . (non-editable): $(VENV)/bin/pyoci"
 	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
@@ -83,6 +84,22 @@ dev: venv
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest tests -q
+
+# Crash injection (tests/integration/test_crash.py): SIGKILL at random points
+# of create/start/exec/delete, CRASH_N trials (the seed is printed: CRASH_SEED
+# replays), then the same trials against runc for comparison.
+CRASH_N ?= 300
+.PHONY: crash
+crash: $(DEV_STAMP)
+	@test "$$(id -u)" = 0 || { echo "make crash must run as root" >&2; exit 1; }
+	seed=$${CRASH_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; rc=0; \
+	CRASH_N=$(CRASH_N) CRASH_SEED=$$seed $(PY) -m pytest tests/integration/test_crash.py -q -s \
+	  -p no:cacheprovider || rc=$$?; \
+	if command -v runc >/dev/null; then \
+	  CRASH_N=$(CRASH_N) CRASH_SEED=$$seed CRASH_RUNTIME=runc $(PY) -m pytest tests/integration/test_crash.py -q -s \
+	    -p no:cacheprovider 2>&1 | grep -E '^crash injection' || true; \
+	fi; \
+	exit $$rc
 
 # The C side: the build's -Wall -Wextra -Werror, and stricter warnings the
 # build leaves out (they would also judge the code cffi generates): a

@@ -110,6 +110,9 @@
 #define PYOCI_STEP_MEMPOLICY 35
 #define PYOCI_STEP_CWD_ESCAPE 36    /* the working directory is not below the container's root */
 #define PYOCI_STEP_CGROUP 37        /* stage2 joins its cgroup v1 hierarchies (cgroup_tasks) */
+/* (45, 46: numbered apart from the others being added at the same time) */
+#define PYOCI_STEP_LOOPBACK 45      /* bring up lo in a new network namespace */
+#define PYOCI_STEP_HOME 46          /* HOME from the container's /etc/passwd */
 
 /* One record: this header, then (ERROR, WARNING, EXEC_FAILED) the detail --
  * path, hook name, ... -- as text filling the rest of the record (no NUL; the
@@ -182,6 +185,15 @@ struct pyoci_msg {
  * a source only the host's root can reach (below a mode 000 directory) still
  * mounts, as runc opens bind sources before entering the namespace. */
 #define PYOCI_F_PREOPEN 8192
+/* KEEP_MODE (MOUNT of tmpfs without mode=): a directory already at the target
+ * gives the new tmpfs its mode (mode=<its mode> added to the data), as runc
+ * does: an image's 0755 or 0444 directory does not become 1777.
+ * ORDINARY_DIR (MOUNT of proc/sysfs): the target must be a directory of the
+ * image, never a symlink (nor a file): runc's "must be mounted on ordinary
+ * directory".  Mounting procfs where an image's symlink points is how LSM
+ * label and masking defences were bypassed (CVE-2019-16884, CVE-2019-19921). */
+#define PYOCI_F_KEEP_MODE 16384
+#define PYOCI_F_ORDINARY_DIR 32768
 
 struct pyoci_op {
     int kind;                 /* PYOCI_OP_* */

@@ -344,8 +344,7 @@ static void sysfs_flags(int i, const struct pyoci_op *op, const char *target)
         struct pyoci_mount_attr attr;
         memset(&attr, 0, sizeof attr);
         attr.attr_set = MOUNT_ATTR_RDONLY;
-        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0 &&
-            errno != ENOSYS)
+        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0)
             FAIL(i, "make the host's /sys bound on %s read-only recursively", op->target);
     }
 }
@@ -363,6 +362,49 @@ static int take_idmapped_tree(int i)
     return -1;
 }
 
+/* ORDINARY_DIR: what the image has at the target (the last component not
+ * followed) must be a directory, or nothing (it is then created). */
+static void check_ordinary_dir(int i, const struct pyoci_op *op)
+{
+    int fd = open_in_root(op->target, O_PATH | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return;
+        FAIL(i, "resolve %s in the rootfs", op->target);
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        FAIL(i, "stat %s in the rootfs", op->target);
+    close(fd);
+    if (!S_ISDIR(st.st_mode)) {
+        errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+        FAIL(i, "filesystem \"%s\" must be mounted on ordinary directory: %s in the rootfs is %s",
+             op->fstype ? op->fstype : "bind", op->target,
+             S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+    }
+}
+
+/* KEEP_MODE: the mount data with mode=<the existing directory's mode> added,
+ * or NULL (nothing there yet: tmpfs's own default, 1777).  malloc'd. */
+static char *data_with_dir_mode(int i, const struct pyoci_op *op)
+{
+    int fd = open_in_root(op->target, O_PATH);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    int ok = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (!ok)
+        return NULL;
+    const char *old = op->data ? op->data : "";
+    size_t len = strlen(old) + 32;
+    char *data = malloc(len);
+    if (!data)
+        FAIL(i, "allocate the mount data of %s", op->target);
+    snprintf(data, len, "%s%smode=%o", old, old[0] ? "," : "", (unsigned)(st.st_mode & 07777));
+    return data;
+}
+
 static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
 {
     char tp[64];
@@ -377,6 +419,11 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
             FAIL(i, "no clone of %s was prepared", op->source);
         }
     }
+    char *data = NULL;
+    if (op->flags & PYOCI_F_ORDINARY_DIR)
+        check_ordinary_dir(i, op);
+    if (op->flags & PYOCI_F_KEEP_MODE)
+        data = data_with_dir_mode(i, op);
     if (op->kind == PYOCI_OP_MOUNT) {
         fd = target_fd(i, op, op->source, tree);
         fdpath(tp, sizeof tp, fd);
@@ -391,7 +438,7 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
         if (r < 0)
             FAIL(i, "move_mount the clone of %s onto %s", op->source, op->target);
         close(tree);
-    } else if (mount(op->source, target, op->fstype, op->mflags, op->data) < 0) {
+    } else if (mount(op->source, target, op->fstype, op->mflags, data ? data : op->data) < 0) {
         if (errno == EPERM && (op->flags & PYOCI_F_SYSFS_FALLBACK)) {
             sysfs_fallback(i, op, target);
             fell_back = 1;
@@ -399,6 +446,7 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
             FAIL(i, "mount %s", op->target);
         }
     }
+    free(data);
     if (fd >= 0) {
         close(fd);
         /* Re-resolve: the new mount now covers the old target. */

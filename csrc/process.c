@@ -130,8 +130,16 @@ static void set_caps(const struct pyoci_spawn_config *cfg)
     for (int cap = 0; cap < 64; cap++) {
         if (!(cfg->cap_ambient & (1ULL << cap)))
             continue;
-        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) {
+            /* A capability this kernel does not have (newer than it):
+             * warn and go on, as runc does ("unavailable"). */
+            if (errno == EINVAL) {
+                pyoci_warn(PYOCI_STAGE_PROCESS, PYOCI_STEP_AMBIENT, errno,
+                           "capability %d is not known to this kernel: not raised", cap);
+                continue;
+            }
             PFAIL(PYOCI_STEP_AMBIENT, "raise ambient capability %d", cap);
+        }
     }
 }
 
@@ -447,6 +455,121 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *st
     PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) killed by signal %d", n, h->path, WTERMSIG(status));
 }
 
+/* ---- HOME ----
+ * Without HOME (or with an empty one) in process.env, the process gets the
+ * home directory of its uid's entry in the container's /etc/passwd, or "/"
+ * when there is none, as runc sets it.  The file is the container's: opened
+ * after pivot_root (or the exec's setns/chroot) from the container's root
+ * with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, only when it is a regular
+ * file (never a fifo or a device someone put there), and at most
+ * PASSWD_MAX bytes of it are read.  Any problem reading it means "/". */
+#define PASSWD_MAX (4 << 20)
+
+static char **final_envp;   /* NULL: cfg->envp as it is */
+
+static char *passwd_home(unsigned uid)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return NULL;
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    do
+        fd = syscall(SYS_openat2, root, "/etc/passwd", &how, sizeof how);
+    while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    close(root);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0;
+    if (fstat((int)fd, &st) == 0 && S_ISREG(st.st_mode) && (buf = malloc(PASSWD_MAX)) != NULL) {
+        while (len < PASSWD_MAX) {
+            ssize_t n = read((int)fd, buf + len, PASSWD_MAX - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+        }
+    }
+    close((int)fd);
+    if (!buf)
+        return NULL;
+    char *home = NULL;
+    /* name:password:uid:gid:gecos:home:shell, one per line; the first line
+     * with this uid wins.  Lines with a NUL byte are skipped. */
+    for (size_t pos = 0; pos < len && !home;) {
+        char *line = buf + pos;
+        char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + 1;
+        if (n == 0 || line[0] == '#' || memchr(line, '\0', n))
+            continue;
+        char *field[7];
+        size_t flen[7];
+        int nf = 0;
+        size_t start = 0;
+        for (size_t i = 0; i <= n && nf < 7; i++) {
+            if (i == n || line[i] == ':') {
+                field[nf] = line + start;
+                flen[nf++] = i - start;
+                start = i + 1;
+            }
+        }
+        if (nf < 6 || flen[2] == 0 || flen[2] > 10)
+            continue;
+        unsigned long long v = 0;
+        size_t i = 0;
+        for (; i < flen[2] && field[2][i] >= '0' && field[2][i] <= '9'; i++)
+            v = v * 10 + (unsigned)(field[2][i] - '0');
+        if (i != flen[2] || v != uid)
+            continue;
+        if (flen[5] > 0 && (home = malloc(flen[5] + 1)) != NULL) {
+            memcpy(home, field[5], flen[5]);
+            home[flen[5]] = '\0';
+        }
+        break;
+    }
+    free(buf);
+    return home;
+}
+
+static void set_home(const struct pyoci_spawn_config *cfg)
+{
+    size_t n = 0;
+    long empty = -1;
+    for (; cfg->envp && cfg->envp[n]; n++) {
+        if (strncmp(cfg->envp[n], "HOME=", 5) == 0) {
+            if (cfg->envp[n][5] != '\0')
+                return;                   /* HOME given: keep it */
+            empty = (long)n;
+        }
+    }
+    char *home = passwd_home(cfg->uid);
+    const char *dir = home ? home : "/";
+    size_t dlen = strlen(dir);
+    char *entry = malloc(dlen + 6);
+    char **envp = calloc(n + 2, sizeof *envp);
+    if (!entry || !envp) {
+        errno = ENOMEM;
+        PFAIL(PYOCI_STEP_HOME, "set HOME");
+    }
+    memcpy(entry, "HOME=", 5);
+    memcpy(entry + 5, dir, dlen + 1);
+    free(home);
+    for (size_t i = 0; i < n; i++)
+        envp[i] = (char *)cfg->envp[i];
+    if (empty >= 0)
+        envp[empty] = entry;      /* in place of the empty one, as Go's Setenv */
+    else
+        envp[n] = entry;
+    final_envp = envp;
+}
+
 noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
 {
     pyoci_wait_placed(cfg);
@@ -470,8 +593,10 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
 
     /* process is optional until start (runtime-spec): without one, `start` fails. */
     int has_process = cfg->argv && cfg->argv[0];
-    if (has_process)
+    if (has_process) {
         lookup_exec(cfg);
+        set_home(cfg);
+    }
 
     /* Before READY, so that a value the kernel refuses fails `create`. */
     set_process_attributes(cfg);
@@ -557,6 +682,6 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
         errno = EINVAL;
         PFAIL(PYOCI_STEP_EXEC, "config.json has no process to start");
     }
-    execve(exec_path, (char *const *)cfg->argv, (char *const *)cfg->envp);
+    execve(exec_path, (char *const *)cfg->argv, final_envp ? final_envp : (char *const *)cfg->envp);
     PFAIL(PYOCI_STEP_EXEC, "exec %s", exec_path);
 }

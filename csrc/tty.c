@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -60,6 +61,14 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
     int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0)
         TFAIL("open %s", name);
+    /* The process's user owns its terminal (as runc: the uid only; the gid
+     * stays what devpts gave it, the tty group with the usual gid=5
+     * option).  Where the kernel refuses (the uid is not mapped: EINVAL;
+     * EPERM; a read-only /dev: EROFS) the pty stays as it is, as in runc. */
+    struct stat st;
+    if (fstat(slave, &st) == 0 && st.st_uid != cfg->uid && fchown(slave, cfg->uid, (gid_t)-1) < 0 &&
+        errno != EINVAL && errno != EPERM && errno != EROFS)
+        TFAIL("give %s to uid %u ($.process.user.uid)", name, cfg->uid);
     if (cfg->console_rows || cfg->console_cols) {
         struct winsize ws = {cfg->console_rows, cfg->console_cols, 0, 0};
         if (ioctl(slave, TIOCSWINSZ, &ws) < 0)

@@ -49,11 +49,12 @@ GLOBAL_FLAGS = [
 
 
 class Globals:
-    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "root_given")
 
     def __init__(self, root: str, log: str | None, log_format: str, debug: bool,
-                 systemd_cgroup: bool) -> None:
+                 systemd_cgroup: bool, root_given: bool = False) -> None:
         self.root = root
+        self.root_given = root_given      # --root on the command line (not the default)
         self.log = log
         self.log_format = log_format
         self.debug = debug
@@ -100,7 +101,7 @@ def main(argv: list[str]) -> int:
             root = default_root()
         g = Globals(root=os.path.abspath(str(root)), log=log,
                     log_format=log_format, debug=bool(gopts["debug"]),
-                    systemd_cgroup=bool(gopts["systemd-cgroup"]))
+                    systemd_cgroup=bool(gopts["systemd-cgroup"]), root_given=bool(gopts["root"]))
         flags: list[Flag] = module.FLAGS + [Flag("help", aliases=("h",))]
         opts, pos = parse(rest[1:], flags, stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
         if opts.get("help"):

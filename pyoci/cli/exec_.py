@@ -26,12 +26,26 @@ FLAGS = [
     Flag("preserve-fds", "int", default=0, help="pass fds 3..3+N-1 to the process"),
     Flag("process-label", "str", help="SELinux label (refused: pyoci cannot apply labels)"),
     Flag("apparmor", "str", help="AppArmor profile (refused: pyoci cannot apply profiles)"),
-    Flag("ignore-paused", help="accepted for runc compatibility"),
+    Flag("ignore-paused", help="exec into a paused container (the process runs once it is resumed)"),
     Flag("cgroup", "str", help="accepted for runc compatibility"),
 ]
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.errors import PyociError
+
+    try:
+        return _run(g, opts, pos)
+    except UsageError:
+        raise
+    except PyociError as e:
+        # runc exits 255 when exec itself fails (the process's own status
+        # otherwise), so a caller can tell the two apart.
+        e.exit_code = 255
+        raise
+
+
+def _run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     from pyoci.lifecycle import store
     from pyoci.lifecycle.exec_ import ExecOptions, check_exec_flags, exec_process, process_from_args
 
@@ -69,4 +83,5 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
         process["selinuxLabel"] = opts["process-label"]
     return exec_process(g.root, cid, ExecOptions(
         process, detach=bool(opts["detach"]), pid_file=opts["pid-file"],
-        console_socket=opts["console-socket"], preserve_fds=int(opts["preserve-fds"] or 0)))
+        console_socket=opts["console-socket"], preserve_fds=int(opts["preserve-fds"] or 0),
+        ignore_paused=bool(opts["ignore-paused"])))

@@ -15,6 +15,13 @@ USAGE = ""
 FLAGS: list[Flag] = []
 
 
+def _have(module: str) -> bool:
+    """Whether an optional library can be imported (without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
 def features() -> dict[str, Any]:
     from pyoci.linux.idmap import idmapped_mounts_supported
     from pyoci.linux.names import (
@@ -61,6 +68,8 @@ def features() -> dict[str, Any]:
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": idmap}},
             "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
+            # linux.netDevices (pyoci/linux/netdev.py) needs pyroute2.
+            "netDevices": {"enabled": _have("pyroute2")},
         },
         # Fields the features document has no place for (yet): what pyoci
         # applies, comma-separated.

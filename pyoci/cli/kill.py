@@ -19,9 +19,12 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
 
     if not 1 <= len(pos) <= 2:
         raise UsageError(f"usage: pyoci kill {USAGE}")
+    text = pos[1] if len(pos) > 1 else "TERM"
     try:
-        sig = parse_signal(pos[1] if len(pos) > 1 else "TERM")
+        # Signal 0 is the usual "is it alive" probe: nothing is delivered,
+        # a stopped container fails as for any signal (runc accepts it too).
+        sig = 0 if text == "0" else parse_signal(text)
     except ValueError:
-        raise UsageError(f"unknown signal {pos[1]!r}") from None
+        raise UsageError(f"unknown signal {text!r}") from None
     kill(g.root, pos[0], sig, all_processes=bool(opts["all"]))
     return 0

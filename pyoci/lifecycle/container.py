@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci.errors import ConfigError, ContainerNotFound, InvalidTransition, PyociError
+from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
 from pyoci.linux import proc
@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from pyoci.lifecycle.status import Status
 
 # The status each hook stage sees on stdin.  prestart hooks run during
-# `start`, before the user's program is released, and see "created": the
-# semantics of runtime-spec 1.0.0 that the OCI validation suite checks
-# (1.0.2+ moved them into create; createRuntime/createContainer cover that).
+# `create`, right before createRuntime and like it, as runtime-spec 1.0.2+
+# says and runc 1.1.5 does (status "creating"); engines rely on them having
+# run when `create` returns.  (The OCI validation suite's 1.0.0-era assertion
+# that they run at `start` is not followed.)
 HOOK_STATUS: dict[str, Status] = {
-    "prestart": CREATED,
+    "prestart": CREATING,
     "createRuntime": CREATING,
     "createContainer": CREATING,
     "startContainer": CREATED,
@@ -109,12 +110,15 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     cg_paths = mine or cg_paths
     cg_delegated = mine is not None
     cg_limits = cg_required or cg_delegated
+    cgroups.check_not_frozen(cg_paths, lay)     # before anything is placed there
     host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=init_userns,
                 no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug
+    from pyoci.report import debug, notes
+
+    notes(plan.process.notes)
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
           f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")
@@ -124,6 +128,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         from pyoci.linux.subid import check_idmap
 
         check_idmap(plan.idmap.uid_lines, plan.idmap.gid_lines)
+    net_devices = None
+    if linux_cfg.get("netDevices"):
+        from pyoci.linux import netdev
+
+        netdev.check_host(linux_cfg["netDevices"])     # before anything exists
+        net_devices = netdev.Mover(linux_cfg["netDevices"])
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
     user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
 
@@ -165,11 +175,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     try:
         # What a delete must remove should we die from now on, before the
         # first mkdir; the cgroup v2 directory is made now, the rest while
-        # stage1 starts.
+        # stage1 starts.  Written even when no directory is missing, so that
+        # a delete can tell a lost record from none.
         dirs = cgroups.missing_dirs(cg_paths)
-        if dirs:
-            store.write_atomic(c.dirfd, CGROUPS_RECORD,
-                               jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
+        c.write(CGROUPS_RECORD, jsonfast.dumps({"paths": cg_paths, "created": dirs, "rootfs": rootfs,
+                                                "own_mount_ns": plan.own_mount_ns}).encode())
         if placement is not None and placement.cgroup2_dir:
             cgroups.prepare({"": placement.cgroup2_dir}, True, cg_created)
         start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
@@ -189,6 +199,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         def while_booting() -> None:
             # The cgroups, with their limits, are made while stage1 starts.
             def configure() -> None:
+                if dirs and set(cg_created) != set(dirs):
+                    # Someone else made one of them meanwhile: a delete after
+                    # our crash must not take it for ours.
+                    c.write(CGROUPS_RECORD, jsonfast.dumps(
+                        {"paths": cg_paths, "created": cg_created, "rootfs": rootfs,
+                         "own_mount_ns": plan.own_mount_ns}).encode())
                 if cg_limits:
                     cgroups.apply_resources(resources, cg_paths, lay, linux_cfg.get("devices"),
                                             rootless=cg_delegated)
@@ -198,6 +214,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         def child_created(p: int, in_cgroup2: bool) -> None:
             nonlocal pid
             pid = p
+            # Before anything else: a delete after we are killed finds the
+            # init by it (pid and start time) when there is no state.json.
+            c.write(store.INIT_FILE, store.pid_record(p))
             # (the v1 hierarchies of a SelfPlacement stage2 joins after SYNC 2)
             done = placement.joined(cg_paths, in_cgroup2) if placement is not None else []
             try:
@@ -208,6 +227,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
                     prewarm.stop()
             debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
+            if net_devices is not None:
+                net_devices.move(p)         # linux.netDevices, into the init's network namespace
             adj = plan.process.oom_score_adj
             if adj is not None:
                 try:
@@ -218,10 +239,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                      hint="lowering it needs CAP_SYS_RESOURCE") from None
 
         def run_create_hooks(p: int) -> None:
-            if not hooks.get("createRuntime") and not hooks.get("createContainer"):
+            if not (hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer")):
                 return
             from pyoci.linux import hooks as hooklib
 
+            if hooks.get("prestart"):
+                hooklib.run_hooks("prestart", hooks["prestart"], state_for(HOOK_STATUS["prestart"], p))
             if hooks.get("createRuntime"):
                 hooklib.run_hooks("createRuntime", hooks["createRuntime"],
                                   state_for(HOOK_STATUS["createRuntime"], p))
@@ -230,9 +253,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                                   state_for(HOOK_STATUS["createContainer"], p),
                                   preexec=hooklib.in_namespaces_of(p, user_ns and os.geteuid() != 0))
 
+        def killed() -> None:
+            cgroups.thaw(cgroups.owned(cg_paths, cg_created))
+
         callbacks = spawn.Callbacks(write_idmap=write_idmap, while_booting=while_booting,
                                     child_created=child_created,
-                                    run_create_hooks=run_create_hooks, warning=_warn)
+                                    run_create_hooks=run_create_hooks, warning=_warn, killed=killed)
         # "pid":0 is replaced by the C helper with the pid it gets at SYNC 2.
         start_state = jsonfast.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
         pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
@@ -240,6 +266,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                           placement)
         os.close(start_fd)
         start_fd = -1
+        pid_start = proc.start_time(pid)
+        if pid_start is None:
+            raise ChildError("the container's init exited during setup")
         if not cg_limits and not cg_created and linux_cfg.get("cgroupsPath"):
             # Asked for a cgroup (--cgroup-parent) that this user cannot make
             # (cgroup v1, no delegated v2 tree): said, never silent.
@@ -250,15 +279,16 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "ociVersion": cfg.get("ociVersion", SPEC_VERSION),
             "id": cid,
             "pid": pid,
-            "pid_start": proc.start_time(pid),
+            "pid_start": pid_start,
             "bundle": bundle,
             "rootfs": rootfs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
-            "hooks": {k: hooks.get(k) or [] for k in ("prestart", "poststart", "poststop")},
+            "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
             "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
             "own_mount_ns": plan.own_mount_ns,
+            "mount_ns_new": bool(plan.unshare_flags & 0x00020000),     # CLONE_NEWNS, not joined
             "process": cfg.get("process") or {},
             "seccomp": linux_cfg.get("seccomp"),
             "personality": linux_cfg.get("personality"),
@@ -266,11 +296,16 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "new_keyring": not opts.no_new_keyring,
             "cgroup_paths": cg_paths,
             "cgroups_created": cg_created,
-            "freezer": cgroups.freezer_file(cg_paths),
+            "freezer": cgroups.freezer_file(cgroups.owned(cg_paths, cg_created)),
         })
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
-        os.unlink("creator", dir_fd=c.dirfd)
+        try:
+            os.unlink(store.CREATOR_FILE, dir_fd=c.dirfd)
+        except OSError:
+            pass        # state.json decides the status from now on
+        if net_devices is not None:
+            net_devices.close()     # the init's namespace holds the devices from now on
         if own_console >= 0:
             os.close(own_console)
     except BaseException:
@@ -284,12 +319,17 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+        if net_devices is not None:
+            net_devices.restore()
         if not plan.own_mount_ns:
             from pyoci.linux.mounts import unmount_under
 
             unmount_under(rootfs)
         cgroups.remove(cg_created)
-        c.remove()
+        try:
+            c.remove()
+        except PyociError as e:
+            _warn(f"{e}")
         c.close()
         raise
     c.close()
@@ -309,37 +349,52 @@ def keyring_name(cid: str) -> str:
 def start(root: str, cid: str) -> None:
     from pyoci.native import spawn
 
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="start") as c:
         status = c.status()
         if not can("start", status):
             raise InvalidTransition(cid, "start", status)
-        hooks = (c.state or {}).get("hooks") or {}
-        if hooks.get("prestart"):
-            from pyoci.errors import HookError
-            from pyoci.linux.hooks import run_hooks
-
-            state = oci_state(c, CREATED)
-            try:
-                run_hooks("prestart", hooks["prestart"], state)
-            except HookError:
-                # Stop the container and go on with delete (runtime-spec lifecycle).
-                _destroy(c, CREATED)
-                raise
         try:
-            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c))
+            # The socket goes once the init is connected (and would exit if we
+            # failed then): see that the directory is writable first.
+            os.utime(c.dirfd)
+        except OSError as e:
+            raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
+        try:
+            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
+                        start_hooks=((c.state or {}).get("hooks") or {}).get("startContainer"))
+        except PyociError:
+            # The init exits after a failed start: the container is stopped
+            # when the error is printed (an engine deletes it at once).
+            _wait_exit(c)
+            raise
         finally:
             _drop_socket(c)
-        st = c.state or {}
-        poststart = (st.get("hooks") or {}).get("poststart") or []
-        if poststart:
-            _run_warn_only(c, "poststart", poststart, RUNNING)
+    # The lock is not held for poststart: the container runs already.
+    poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
+    if poststart:
+        _run_warn_only(c, "poststart", poststart, RUNNING)
 
 
-def _drop_socket(c: store.Container) -> None:
+def _drop_socket(c: store.Container, strict: bool = False) -> None:
     try:
         os.unlink(store.START_SOCKET, dir_fd=c.dirfd)
     except FileNotFoundError:
         pass
+    except OSError as e:
+        if strict:      # before the init is told to go: nothing has changed yet
+            raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
+
+
+def _wait_exit(c: store.Container, timeout: float = 5.0) -> None:
+    """Wait for the init to exit by itself; SIGKILL it after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    started = (c.state or {}).get("pid_start")
+    while proc.is_alive(c.pid, started):
+        if time.monotonic() > deadline:
+            _signal_all(c, SIGKILL, RUNNING)
+            _wait_gone(c)
+            return
+        time.sleep(0.002)
 
 
 def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], status: Status) -> None:
@@ -352,7 +407,7 @@ def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], 
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
-    with store.open_container(root, cid, shared=True) as c:
+    with store.open_container(root, cid, peek=True) as c:
         return oci_state(c, c.status())
 
 
@@ -394,34 +449,60 @@ def _has_limits(resources: dict[str, Any]) -> bool:
 def container_pids(c: store.Container) -> list[int]:
     st = c.state or {}
     paths = st.get("cgroup_paths") or {}
-    if paths and st.get("cgroups_created"):
+    created = st.get("cgroups_created") or []
+    if paths and created:
         from pyoci.linux import cgroups
 
-        found = cgroups.pids(paths)      # the container's cgroup and its sub-cgroups
+        # the container's cgroup and its sub-cgroups, where pyoci made it
+        found = cgroups.pids(paths, created=created)
         if found:
             return found
-    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else [c.pid]
+    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else _host_pidns_members(c)
+
+
+def _host_pidns_members(c: store.Container) -> list[int]:
+    """The processes of a container without a pid namespace of its own,
+    where no cgroup pyoci made says: its init, what descends from it, and,
+    with a mount namespace of its own, every process in that namespace (an
+    exec'd process is no descendant of the init) when create made it."""
+    st = c.state or {}
+    if not proc.is_alive(c.pid, st.get("pid_start")):
+        return []
+    found = proc.descendants(c.pid)
+    if st.get("mount_ns_new"):      # (one joined by path may hold others' processes)
+        found += [p for p in proc.pids_in_namespace_of(c.pid, "mnt") if p not in found]
+    return found
 
 
 def _signal_all(c: store.Container, sig: int, status: Status) -> None:
-    """Every process of the container: through its cgroup (and sub-cgroups)
-    when pyoci made it, else its pid namespace, else the init.  A stopped
-    container is signalled through its cgroup only (what outlived the init
-    without a pid namespace); its recorded init pid may be reused."""
+    """Every process of the container, and no one else's.
+
+    With a pid namespace of its own, the container is that namespace: its
+    init for SIGKILL (the kernel kills the rest with it), each of its
+    processes for other signals; a stopped container has none left.
+    Without one (the host's, or one joined by path), its cgroup where pyoci
+    created it (the container's alone), else the init, the processes
+    descending from it and those in its mount namespace (see
+    _host_pidns_members): a cgroup that existed before (linux.cgroupsPath
+    naming someone else's) may hold processes that are not the container's,
+    and is never read for this.  A stopped container is signalled through
+    its cgroup only (what outlived the init); its recorded init pid may be
+    reused."""
     st = c.state or {}
     paths = st.get("cgroup_paths") or {}
+    created = st.get("cgroups_created") or []
     signalled: list[int] = []
-    if paths and st.get("cgroups_created"):
-        from pyoci.linux import cgroups
+    if st.get("pid_ns_own"):
+        if status is not STOPPED:
+            targets = [c.pid] if sig == SIGKILL else (proc.pids_in_namespace_of(c.pid) or [c.pid])
+            _kill_each(c, targets, sig)
+    else:
+        if paths and created:
+            from pyoci.linux import cgroups
 
-        signalled = cgroups.signal_all(paths, sig)
-    if not signalled and status is not STOPPED:
-        pids = proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else [c.pid]
-        for p in pids or [c.pid]:
-            try:
-                os.kill(p, sig)
-            except ProcessLookupError:
-                pass
+            signalled = cgroups.signal_all(paths, sig, created=created)
+        if not signalled and status is not STOPPED:
+            _kill_each(c, _host_pidns_members(c), sig)
     freezer = st.get("freezer")
     if sig == SIGKILL and freezer and status == "paused":
         from pyoci.linux import cgroups
@@ -429,8 +510,19 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
         cgroups.freeze(freezer, False)   # a frozen task cannot die
 
 
+def _kill_each(c: store.Container, pids: list[int], sig: int) -> None:
+    """Signal pids; the init only while it is still the process recorded."""
+    for p in pids:
+        if p == c.pid and not proc.is_alive(p, (c.state or {}).get("pid_start")):
+            continue
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
 def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="kill") as c:
         status = c.status()
         if not can("kill", status):
             if all_processes:
@@ -445,6 +537,14 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             _signal_all(c, sig, status)
             return
         _signal_pid(c, sig)
+        freezer = (c.state or {}).get("freezer")
+        if sig == SIGKILL and freezer and status == "paused":
+            # A frozen task cannot die: thaw so the SIGKILL takes effect and
+            # the container leaves `paused` (runc does the same; other
+            # signals stay pending until `resume`, as with runc).
+            from pyoci.linux import cgroups
+
+            cgroups.freeze(freezer, False)
 
 
 def _signal_pid(c: store.Container, sig: int) -> None:
@@ -480,7 +580,7 @@ def _wait_gone(c: store.Container, timeout: float = 10.0) -> None:
 
 def delete(root: str, cid: str, force: bool = False) -> None:
     try:
-        c = store.open_container(root, cid)
+        c = store.open_container(root, cid, force=force, damaged_ok=force, verb="delete")
     except ContainerNotFound:
         if force:
             return
@@ -494,18 +594,47 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
 
 def _destroy(c: store.Container, status: Status) -> None:
-    """Kill what still runs, undo host-side changes, remove the state, run poststop."""
+    """Kill what still runs, undo host-side changes, remove the state, run
+    poststop.  What could not be identified (a damaged state) is named in
+    the error raised at the end, after everything else was done."""
+    problems: list[str] = []
     if status is not STOPPED and status is not CREATING:
         _signal_all(c, SIGKILL, status)
         _wait_gone(c)
     st = c.state or {}
-    if st and not st.get("own_mount_ns", True) and st.get("rootfs"):
+    recorded = "cgroup_paths" in st and "cgroups_created" in st
+    rec: dict[str, Any] = {}
+    if c.state is None or c.damage:
+        # create died before state.json, or state.json is damaged: what
+        # create recorded before (cgroups.json), and the init it recorded at
+        # SYNC 2 (pid and start time), if that still runs.
+        rec, bad = _cgroups_record(c)
+        init = store.read_pid_record(c.dirfd, store.INIT_FILE)
+        # The init's cgroups, when nothing records which of them pyoci made
+        # (they are named, never removed: they may not be pyoci's).
+        unrecorded: list[str] = []
+        if not recorded and "created" not in rec and init and proc.is_alive(*init):
+            unrecorded = _cgroups_of(init[0])
+        killed = store.kill_recorded(c.dirfd, store.INIT_FILE)
+        if killed:
+            _wait_pid_gone(killed)
+        left = [d for d in unrecorded if os.path.isdir(d)]
+        if not recorded and (bad or left):
+            problems.append((bad or "nothing records which cgroups pyoci created")
+                            + (f"; left in place: {', '.join(left)}" if left else ""))
+        if c.damage and "pid" not in st and not init \
+                and not (st.get("cgroups_created") or rec.get("created")):
+            problems.append("the init's pid is unknown (a process of the container may still run)")
+    rootfs = st.get("rootfs") if "own_mount_ns" in st else rec.get("rootfs")
+    own_mount_ns = st.get("own_mount_ns", rec.get("own_mount_ns", True))
+    if rootfs and not own_mount_ns:
         from pyoci.linux.mounts import unmount_under
 
-        unmount_under(st["rootfs"])
-    paths, created = st.get("cgroup_paths") or {}, st.get("cgroups_created") or []
-    if not st:
-        paths, created = _cgroups_record(c)
+        unmount_under(rootfs)
+    if recorded:
+        paths, created = st["cgroup_paths"], st["cgroups_created"]
+    else:
+        paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
         from pyoci.linux import cgroups
 
@@ -516,35 +645,83 @@ def _destroy(c: store.Container, status: Status) -> None:
     c.remove()
     if poststop:
         _run_warn_only(c, "poststop", poststop, STOPPED)
+    if problems:
+        raise PyociError(f"container {c.cid!r}: state removed, but " + "; ".join(problems),
+                         hint="look for what is left by hand")
 
 
-def _cgroups_record(c: store.Container) -> tuple[dict[str, str], list[str]]:
-    """What a create that died before state.json recorded (see CGROUPS_RECORD)."""
-    from pyoci import jsonfast
+def _cgroups_of(pid: int) -> list[str]:
+    """The directories of pid's cgroups that are not the caller's own."""
+    from pyoci.linux import cgroups
 
     try:
-        fd = os.open(CGROUPS_RECORD, os.O_RDONLY | os.O_CLOEXEC, dir_fd=c.dirfd)
+        theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
+    except OSError:
+        return []
+    lay = cgroups.layout()
+    out = []
+    for ctrl, rel in theirs.items():
+        base = lay.unified if ctrl == "" else lay.v1.get(ctrl)
+        if base and rel != mine.get(ctrl) and rel not in ("", "/"):
+            d = os.path.normpath(base + rel)
+            if d not in out:
+                out.append(d)
+    return out
+
+
+def _wait_pid_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.is_alive(pid, None) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _cgroups_record(c: store.Container) -> tuple[dict[str, Any], str | None]:
+    """What a create that died before state.json recorded (see
+    CGROUPS_RECORD), and what is wrong with the file if it is damaged."""
+    from pyoci import jsonfast
+
+    where = os.path.join(c.path, CGROUPS_RECORD)
+    try:
+        fd = os.open(CGROUPS_RECORD, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=c.dirfd)
     except FileNotFoundError:
-        return {}, []
-    with os.fdopen(fd, "rb") as f:
-        try:
-            rec = jsonfast.loads(f.read())
-        except ValueError:
-            return {}, []
-    return rec.get("paths") or {}, rec.get("created") or []
+        return {}, None
+    except OSError as e:
+        return {}, f"{where}: {os.strerror(e.errno or 0)}: the container's cgroups were not removed"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            rec = jsonfast.loads(f.read(store.STATE_MAX))
+    except (OSError, ValueError, RecursionError):
+        rec = None
+    paths = rec.get("paths") if type(rec) is dict else None
+    created = rec.get("created") if type(rec) is dict else None
+    if (type(paths) is not dict or type(created) is not list
+            or not all(type(p) is str and p.startswith("/") and "/../" not in p + "/"
+                       for p in [*paths.values(), *created])):
+        return {}, f"{where} is damaged: the container's cgroups (if any) were not removed"
+    assert type(rec) is dict
+    out: dict[str, Any] = {"paths": paths, "created": created}
+    if type(rec.get("rootfs")) is str and type(rec.get("own_mount_ns")) is bool:
+        out["rootfs"], out["own_mount_ns"] = rec["rootfs"], rec["own_mount_ns"]
+    return out, None
 
 
 def list_containers(root: str) -> list[dict[str, Any]]:
+    """Every container that can be read; one error line for each other one."""
+    from pyoci.report import error
+
     out = []
     for cid in store.list_ids(root):
         try:
-            with store.open_container(root, cid, shared=True) as c:
+            with store.open_container(root, cid, peek=True) as c:
                 s = oci_state(c, c.status())
                 s["created"] = (c.state or {}).get("created", "")
+                s["rootfs"] = (c.state or {}).get("rootfs", "")
                 s["owner"] = (c.state or {}).get("owner", "")
                 out.append(s)
         except ContainerNotFound:
             continue
+        except PyociError as e:
+            error(str(e))
     return out
 
 
@@ -552,7 +729,7 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
     from pyoci.linux import cgroups
 
     verb = "resume" if resume else "pause"
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb=verb) as c:
         status = c.status()
         if not can(verb, status):
             raise InvalidTransition(cid, verb, status)
@@ -565,7 +742,7 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
 
 
 def ps(root: str, cid: str) -> list[int]:
-    with store.open_container(root, cid, shared=True) as c:
+    with store.open_container(root, cid, peek=True) as c:
         status = c.status()
         if not can("ps", status):
             return []
@@ -575,7 +752,7 @@ def ps(root: str, cid: str) -> list[int]:
 def update(root: str, cid: str, resources: dict[str, Any]) -> None:
     from pyoci.linux import cgroups
 
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="update") as c:
         status = c.status()
         if not can("update", status):
             raise InvalidTransition(cid, "update", status)

@@ -24,15 +24,19 @@ NS_FILES = [("user", 0x10000000), ("ipc", 0x08000000), ("uts", 0x04000000), ("ne
 
 
 class ExecOptions:
-    __slots__ = ("process", "detach", "pid_file", "console_socket", "preserve_fds")
+    __slots__ = ("process", "detach", "pid_file", "console_socket", "preserve_fds", "ignore_paused")
 
     def __init__(self, process: dict[str, Any], *, detach: bool = False, pid_file: str | None = None,
-                 console_socket: str | None = None, preserve_fds: int = 0) -> None:
+                 console_socket: str | None = None, preserve_fds: int = 0,
+                 ignore_paused: bool = False) -> None:
         self.process = process
         self.detach = detach
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.preserve_fds = preserve_fds
+        # exec into a paused container: the process joins the frozen cgroup
+        # and runs once the container is resumed (runc --ignore-paused).
+        self.ignore_paused = ignore_paused
 
 
 def _namespaces_of(pid: int, cid: str, c: store.Container, held: list[int]) -> list[tuple[int, str]]:
@@ -98,7 +102,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         proc.hold_fd_range(3, opts.preserve_fds)
     with store.open_container(root, cid, shared=True) as c:
         status = c.status()
-        if not can("exec", status):
+        if not can("exec", status) and not (status == "paused" and opts.ignore_paused):
             raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
@@ -121,6 +125,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                                    state.get("personality"), state.get("memoryPolicy"))
         except ConfigError as e:
             raise e.relabel("exec process") from None
+        from pyoci.report import notes
+
+        notes(plan.process.notes)
 
         from pyoci.report import debug
 
@@ -143,6 +150,12 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         def nothing(_: int) -> None:
             return None
 
+        # As runc: the exec'd process gets the process spec's oomScoreAdj,
+        # else the container's (Podman's exec specs carry it; a process
+        # would otherwise inherit the caller's, e.g. conmon's).
+        adj = plan.process.oom_score_adj
+        if adj is None:
+            adj = (state.get("process") or {}).get("oomScoreAdj")
         paths: dict[str, str] = state.get("cgroup_paths") or {}
         if not state.get("cgroups_created"):
             paths = {}
@@ -161,9 +174,24 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
 
                 done = placement.joined(paths, in_cgroup2) if placement is not None else []
                 cgroups.attach(child, paths, False, done)
+            if adj is not None:
+                try:
+                    proc.write_text(f"/proc/{child}/oom_score_adj", str(adj))
+                except OSError as e:
+                    raise PyociError(f"set oom_score_adj {adj} of the exec'd process (oomScoreAdj)",
+                                     op="write oom_score_adj", errno=e.errno,
+                                     hint="lowering it needs CAP_SYS_RESOURCE") from None
 
         callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
                                     run_create_hooks=nothing, warning=_warn)
+        if status == "paused":
+            # exec --ignore-paused: the new process stops in the frozen cgroup
+            # until `resume`, which needs the container's lock; hold none from
+            # here (runc holds none either).  `kill`/`delete --force` of the
+            # container meanwhile kill it with the rest.
+            import fcntl
+
+            fcntl.flock(c.dirfd, fcntl.LOCK_UN)
         try:
             # A session keyring of its own (anonymous: ""), never the caller's,
             # unless the container was created with --no-new-keyring.

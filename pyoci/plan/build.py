@@ -27,14 +27,18 @@ from pyoci.linux.names import (
 )
 from pyoci.plan.mountopts import (
     MS_BIND,
+    MS_NOATIME,
     MS_NODEV,
+    MS_NODIRATIME,
     MS_NOEXEC,
     MS_NOSUID,
     MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
+    MS_RELATIME,
     MS_SHARED,
     MS_SLAVE,
+    MS_STRICTATIME,
     MS_UNBINDABLE,
     parse_options,
 )
@@ -259,7 +263,8 @@ class MemoryPolicy(_Record):
 class ProcessPlan(_Record):
     __slots__ = ("args", "env", "cwd", "uid", "gid", "groups", "set_groups", "umask", "set_caps",
                  "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal",
-                 "console_size", "seccomp", "io_priority", "scheduler", "personality", "memory_policy")
+                 "console_size", "seccomp", "io_priority", "scheduler", "personality", "memory_policy",
+                 "notes")
 
     def __init__(self, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
                  groups: list[int], set_groups: bool, umask: int, set_caps: bool,
@@ -267,7 +272,8 @@ class ProcessPlan(_Record):
                  oom_score_adj: int | None, preserve_fds: int, terminal: bool,
                  console_size: tuple[int, int] = (0, 0), seccomp: dict[str, Any] | None = None,
                  io_priority: int | None = None, scheduler: Scheduler | None = None,
-                 personality: int | None = None, memory_policy: MemoryPolicy | None = None) -> None:
+                 personality: int | None = None, memory_policy: MemoryPolicy | None = None,
+                 notes: list[tuple[str, str]] | None = None) -> None:
         self.args = args
         self.env = env
         self.cwd = cwd
@@ -293,6 +299,16 @@ class ProcessPlan(_Record):
         self.scheduler = scheduler
         self.personality = personality
         self.memory_policy = memory_policy
+        # ("warning" | "debug", message): what the config asks for that is
+        # left out (unknown capabilities, ambient ones the kernel refuses);
+        # whoever builds the plan reports them.
+        self.notes = notes or []
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if not self.notes:
+            del out["notes"]
+        return out
 
 
 class Plan(_Record):
@@ -436,6 +452,8 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
             first = MS_BIND | (opts.flags & MS_REC)
             rest = opts.flags & ~(MS_BIND | MS_REC)
             flags = ["mklike"]
+            if dest in ("/proc", "/sys"):
+                flags.append("ordinary_dir")    # the host's /sys bound rootless: never through a symlink
             if opts.recursive_ro:
                 flags.append("recursive_ro")
                 rest |= MS_RDONLY
@@ -463,6 +481,11 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
         else:
             data = ",".join(opts.data) or None
             flags = ["mkdir"]
+            if fstype == "tmpfs" and not any(d.startswith("mode=") for d in opts.data):
+                # An image's directory keeps its mode (runc); a new one is 1777.
+                flags.append("keep_mode")
+            if fstype in ("proc", "sysfs"):
+                flags.append("ordinary_dir")    # never through an image's symlink
             if fstype == "sysfs" and sysfs_fallback:
                 # A fresh sysfs needs a network namespace owned by our user
                 # namespace; where the kernel refuses it (EPERM), stage2
@@ -473,6 +496,39 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
                           mflags=opts.flags, flags=flags,
                           propagation=_one_propagation(opts.propagation)))
     return ops
+
+
+# The per-mount flags a read-only remount keeps (MS_REMOUNT|MS_BIND sets them all).
+_PER_MOUNT = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
+              MS_RELATIME | MS_STRICTATIME)
+
+
+def _defer_readonly(ops: list[Op]) -> list[Op]:
+    """A read-only mount with later steps below it (a `ro` /dev tmpfs, then
+    /dev/pts, /dev/shm and the device nodes) is mounted writable and made
+    read-only once they are done (runc does the same for /dev): their mount
+    points can be made.  Changes ``ops`` in place; returns the
+    remounts to run at the end."""
+    later: list[Op] = []
+    for k, op in enumerate(ops):
+        if op.kind != "mount" or op.idmap is not None or \
+                {"recursive_ro", "sysfs_fallback"} & set(op.flags):
+            continue
+        bind = bool(op.mflags & MS_BIND)
+        flags = op.remount if bind else op.mflags & _PER_MOUNT
+        if not flags & MS_RDONLY:
+            continue
+        below = op.target.rstrip("/") + "/"
+        if not any(o.target.startswith(below) for o in ops[k + 1:]):
+            continue
+        if bind:
+            op.remount &= ~MS_RDONLY
+        else:
+            op.mflags &= ~MS_RDONLY
+        later.append(Op("remount", op.target,
+                        f"remount {op.target} read-only after the mounts below it "
+                        f"({op.describe.rsplit('(', 1)[-1].rstrip(')')})", mflags=flags))
+    return later
 
 
 def _mount_idmap(cfg: dict[str, Any], m: dict[str, Any], option: str | None, where: str,
@@ -568,19 +624,44 @@ def _rootfs_propagation(value: str | None) -> tuple[int, int]:
     return MS_SLAVE | MS_REC, after[value]
 
 
-def _caps(process: dict[str, Any]) -> tuple[bool, dict[str, int]]:
+def _caps(process: dict[str, Any], notes: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
+    """The capability sets as bitmasks.  As runtime-spec 1.1+ asks (and runc
+    and crun do), a name this runtime does not know (CAP_UNKNOWN from a newer
+    kernel's engine) is a warning and is left out, not an error; and an
+    ambient capability the kernel would refuse to raise because it is not in
+    both the permitted and the inheritable set (`runc spec`'s default, and
+    Buildah's: ambient set, inheritable empty) is left out with a debug line.
+    ``notes`` gets ("warning" or "debug", message) for each."""
     caps = process.get("capabilities")
     sets = ("bounding", "effective", "permitted", "inheritable", "ambient")
     if caps is None:
         return False, {s: 0 for s in sets}
     masks: dict[str, int] = {}
+    unknown: dict[str, str] = {}      # name -> where it first appears
     for s in sets:
         mask = 0
         for i, name in enumerate(caps.get(s) or []):
             if name not in CAPABILITIES:
-                raise ConfigError(f"$.process.capabilities.{s}[{i}]", f"unknown capability {name!r}")
+                unknown.setdefault(name, f"$.process.capabilities.{s}[{i}]")
+                continue
             mask |= 1 << CAPABILITIES[name]
         masks[s] = mask
+    if unknown:
+        # One line, as runc's "ignoring unknown or unavailable capabilities".
+        items = []
+        for name, where in unknown.items():
+            hint = ""
+            if "CAP_" + name.upper() in CAPABILITIES:
+                hint = f", did you mean CAP_{name.upper()}?"
+            items.append(f"{name!r} ({where}{hint})")
+        notes.append(("warning", "ignoring unknown capabilities: " + ", ".join(items)))
+    refused = masks["ambient"] & ~(masks["permitted"] & masks["inheritable"])
+    if refused:
+        names = [n for n, bit in sorted(CAPABILITIES.items(), key=lambda kv: kv[1]) if refused >> bit & 1]
+        notes.append(("debug", f"not raising ambient capabilities {', '.join(names)} "
+                               "($.process.capabilities.ambient): an ambient capability must also be "
+                               "in the permitted and inheritable sets"))
+        masks["ambient"] &= ~refused
     return True, masks
 
 
@@ -672,7 +753,8 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         if r["type"] not in RLIMITS:
             raise ConfigError(f"$.process.rlimits[{i}].type", f"unknown rlimit {r['type']!r}")
         rlimits.append((RLIMITS[r["type"]], int(r["soft"]), int(r["hard"])))
-    set_caps, caps = _caps(p)
+    notes: list[tuple[str, str]] = []
+    set_caps, caps = _caps(p, notes)
     umask = user.get("umask")
     uid, gid, groups = _credentials(user, setgroups_denied)
     return ProcessPlan(
@@ -698,6 +780,7 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         scheduler=_scheduler(p),
         personality=_personality(linux),
         memory_policy=_memory_policy(linux),
+        notes=notes,
     )
 
 
@@ -756,8 +839,10 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
     for op in mounts:
         if "idmap" in op.flags and not op.propagation and own_mntns:
             op.propagation = before   # an idmapped clone, too, leaves the host's peer group
-    ops += mounts
-    ops += _device_ops(cfg, privileged)
+    mounts += _device_ops(cfg, privileged)
+    # Before pivot_root: the remount goes through /proc/self/fd of the host's
+    # procfs (the container's /proc need not be procfs).
+    ops += mounts + _defer_readonly(mounts)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
     if not own_mntns:
         ops.append(Op("pivot", "/", "chroot into the rootfs (no mount namespace)", flags=["chroot"]))

@@ -16,7 +16,6 @@ import os
 
 from pyoci.errors import ConfigError
 from pyoci.linux.names import (
-    CAPABILITIES,
     MPOL_FLAGS,
     PERSONALITY_FLAGS,
     RLIMITS,
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 NAMESPACE_TYPES = frozenset({"mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time"})
 DEVICE_TYPES = frozenset({"c", "b", "u", "p"})
 TIME_OFFSET_CLOCKS = frozenset({"boottime", "monotonic"})
-CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 # Seccomp actions that take an errno (runtime-spec: "When the action doesn't
 # support an errno, the runtime MUST print an error and fail").
@@ -108,12 +106,6 @@ def check_process_rlimits(cfg: Config) -> None:
         _check_rlimits(process, "$.process")
 
 
-def check_process_capabilities(cfg: Config) -> None:
-    process = cfg.get("process")
-    if process is not None:
-        _check_capabilities(process, "$.process")
-
-
 def _check_cwd(process: dict[str, Any], base: str) -> None:
     cwd = process.get("cwd")
     if isinstance(cwd, str):
@@ -136,21 +128,6 @@ def _check_rlimits(process: dict[str, Any], base: str) -> None:
             raise ConfigError(
                 f"{base}.rlimits[{i}].soft", f"soft limit {soft} is above the hard limit {hard} for {kind}"
             )
-
-
-def _check_capabilities(process: dict[str, Any], base: str) -> None:
-    caps = process.get("capabilities")
-    if not isinstance(caps, dict):
-        return
-    for which in CAPABILITY_SETS:
-        for i, name in enumerate(caps.get(which) or ()):
-            if name not in CAPABILITIES:
-                hint = None
-                if isinstance(name, str) and "CAP_" + name.upper() in CAPABILITIES:
-                    hint = f"write {'CAP_' + name.upper()}"
-                raise ConfigError(
-                    f"{base}.capabilities.{which}[{i}]", f"unknown capability {_show(str(name))}", hint=hint
-                )
 
 
 def check_process_io_priority(cfg: Config) -> None:
@@ -287,7 +264,6 @@ def check_process(process: dict[str, Any], base: str = "$.process") -> None:
     _check_user(process, base)
     _check_env(process, base)
     _check_rlimits(process, base)
-    _check_capabilities(process, base)
     _check_io_priority(process, base)
     _check_scheduler(process, base)
 
@@ -683,6 +659,69 @@ def check_memory_policy(cfg: Config) -> None:
                           "need nodes")
 
 
+# Bytes the kernel refuses in a network device name (net/core/dev.c
+# dev_valid_name: '/', ':' and what its isspace() calls space, 0xa0 included).
+_IFNAME_BAD = frozenset(b"/: \t\n\v\f\r\xa0\x00")
+IFNAMSIZ = 16
+
+
+def ifname_problem(name: object, template: bool = False) -> str | None:
+    """Why the kernel would refuse ``name`` as a network device name, or None.
+    With ``template``, one "%d" (the kernel picks the number) is allowed."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) >= IFNAMSIZ:
+        return f"is {len(raw)} bytes long; a network device name has at most {IFNAMSIZ - 1}"
+    if name in (".", ".."):
+        return "cannot be . or .."
+    if any(b in _IFNAME_BAD for b in raw):
+        return "must not contain '/', ':', whitespace or NUL"
+    if "%" in name and (not template or name.count("%") != 1 or "%d" not in name):
+        return ("may hold '%' only as one \"%d\" (a template the kernel numbers)" if template
+                else "must not contain '%' (no existing device has it)")
+    return None
+
+
+def check_net_devices(cfg: Config) -> None:
+    """linux.netDevices: valid names, no two moved to the same name (nor to
+    lo, which every network namespace has), and a network namespace of the
+    container's own to move them into (runc: "unable to move network devices
+    without a private NET namespace").  Whether the devices exist and the
+    caller may move them is the host's business (pyoci.linux.netdev)."""
+    devices = _linux(cfg).get("netDevices")
+    if not devices:
+        return
+    targets: dict[str, str] = {}
+    for host_name, dev in devices.items():
+        field = "$.linux.netDevices" + _key(host_name)
+        problem = ifname_problem(host_name)
+        if problem:
+            raise ConfigError(field, f"the host device name {_show(host_name)} {problem}")
+        if host_name == "lo":
+            raise ConfigError(field, "the loopback device cannot leave its network namespace "
+                              "(the container gets its own lo)")
+        name = dev.get("name") or host_name
+        if dev.get("name") is not None:
+            problem = ifname_problem(dev["name"], template=True)
+            if problem:
+                raise ConfigError(field + ".name", f"{_show(dev['name'])} {problem}")
+        if name == "lo":
+            raise ConfigError(field + (".name" if dev.get("name") else ""),
+                              'a device cannot be moved in as "lo": every network namespace has '
+                              "its own loopback device", hint="choose another name")
+        if "%" not in name:
+            if name in targets:
+                raise ConfigError(field, f"moves a device in as {_show(name)}, as "
+                                  f"$.linux.netDevices{_key(targets[name])} does",
+                                  hint="give each device its own name")
+            targets[name] = host_name
+    if not _owns_namespace(cfg, "network", {}):
+        raise ConfigError("$.linux.netDevices", "unable to move network devices without a private "
+                          "network namespace: the container would share the host's",
+                          hint='add {"type": "network"} to linux.namespaces')
+
+
 CHECKS: list[Callable[[Config], None]] = [
     check_root_present,
     check_root_path,
@@ -690,7 +729,6 @@ CHECKS: list[Callable[[Config], None]] = [
     check_process_user,
     check_process_env,
     check_process_rlimits,
-    check_process_capabilities,
     check_process_io_priority,
     check_process_scheduler,
     check_mount_destinations,
@@ -711,6 +749,7 @@ CHECKS: list[Callable[[Config], None]] = [
     check_seccomp_errno,
     check_personality,
     check_memory_policy,
+    check_net_devices,
 ]
 
 

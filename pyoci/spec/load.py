@@ -9,7 +9,9 @@ tests/unit/test_import_cost.py keeps it that way.
 
 Order of checks, each failure a :class:`ConfigError` naming the JSON path:
 read the file, parse JSON, ``ociVersion`` in 1.0.x..1.3.x, the schema, then
-the semantic checks in :mod:`pyoci.spec.checks`.
+the semantic checks in :mod:`pyoci.spec.checks`.  Between the schema and the
+checks, properties the schema does not list are removed (and named with
+``--debug``): the runtime-spec says runtimes MUST ignore unknown properties.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def load_config(bundle: str) -> dict[str, Any]:
     doc = _parse(_read(path, "read config"))
     check_version(doc)
     _validator.validate(doc)
+    _ignore_unknown(_validator.strip_unknown(doc))
     checks.check_config(doc)
     return doc
 
@@ -54,6 +57,7 @@ def parse_config(text: str | bytes) -> dict[str, Any]:
     doc = _parse(text)
     check_version(doc)
     _validator.validate(doc)
+    _ignore_unknown(_validator.strip_unknown(doc))
     checks.check_config(doc)
     return doc
 
@@ -63,6 +67,7 @@ def load_process(path: str) -> dict[str, Any]:
     try:
         doc = _parse(_read(path, "read process file"))
         _validator.validate_process(doc)
+        _ignore_unknown(_validator.strip_unknown_process(doc), f"process file {path}: ")
         checks.check_process(doc, "$")
     except ConfigError as e:
         raise e.relabel(f"process file {path}") from None
@@ -74,9 +79,23 @@ def load_resources(path: str) -> dict[str, Any]:
     try:
         doc = _parse(_read(path, "read resources file"))
         _validator.validate_resources(doc)
+        _ignore_unknown(_validator.strip_unknown_resources(doc),
+                        "resources from stdin: " if path == "-" else f"resources file {path}: ")
     except ConfigError as e:
         raise e.relabel("resources from stdin" if path == "-" else f"resources file {path}") from None
     return doc
+
+
+def _ignore_unknown(paths: list[str], where: str = "config.json ") -> None:
+    """The runtime-spec's Extensibility rule: a property pyoci does not know
+    is no error; the generated validator has removed it from the document
+    (so nothing later acts on it), and --debug names each one."""
+    if paths:
+        from pyoci.report import debug
+
+        for path in paths:
+            debug(f"{where}{path}: ignoring unknown property (the runtime-spec says to ignore "
+                  "properties a runtime does not know)")
 
 
 def check_version(doc: dict[str, Any]) -> None:

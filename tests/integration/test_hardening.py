@@ -296,11 +296,12 @@ def test_environment_is_exactly_process_env(oci: Env) -> None:
     b = oci.bundle(["env"])
     b.process["env"] = ["PATH=/bin", "ONE=1", "EMPTY="]
     r = oci.run(b, env={"PYOCI_SECRET_OF_THE_HOST": "leak"}).ok()
-    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "ONE=1", "PATH=/bin"], r.stdout
+    # plus HOME, which runc (and pyoci) add from the image's /etc/passwd when env has none
+    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "HOME=/root", "ONE=1", "PATH=/bin"], r.stdout
     cid = oci.cid()
     oci.pyoci("run", "--detach", "--bundle", str(b.set_args("sleep", "1000").save().path), cid).ok()
     r = oci.pyoci("exec", "--env", "TWO=2", cid, "env", env={"PYOCI_SECRET_OF_THE_HOST": "leak"}).ok()
-    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "ONE=1", "PATH=/bin", "TWO=2"], r.stdout
+    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "HOME=/root", "ONE=1", "PATH=/bin", "TWO=2"], r.stdout
     oci.pyoci("delete", "--force", cid).ok()
 
 

@@ -215,8 +215,9 @@ def test_rootless_range_map_applies_additional_gids(rl: Rootless) -> None:
         out = r.ok().stdout.splitlines()
         assert out[0].split() == ["0", "10", "20"], r.stdout
         assert out[1].split()[1:] == ["10", "20"], r.stdout
+        # -g adds to the process's groups, as runc's exec does
         r = rl.pyoci("exec", "-g", "30", "-g", "40", cid, "id", "-G")
-        assert r.ok().stdout.split() == ["0", "30", "40"]
+        assert r.ok().stdout.split() == ["0", "10", "20", "30", "40"]
         # a gid outside the map: named, not EINVAL from setgroups
         b.process["user"]["additionalGids"] = [10, 5000]
         rl.save(b)
