@@ -254,20 +254,19 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
     open_cgroups(cfg);
     /* With the caller's credentials, before any namespace changes. */
     pyoci_prepare_idmapped_mounts(cfg);
-    /* timens_offsets is opened now, as the caller: the write is allowed by
-     * the opener's CAP_SYS_TIME over the new time namespace's user namespace,
-     * and in a user namespace of its own this non-dumpable process could not
-     * open it any more (its /proc files belong to the host's root).  Being
-     * dumpable for the open() is safe here: no namespace is changed yet, so
-     * only the caller's own uid could reach us. */
+    /* timens_offsets: the write is allowed by the opener's CAP_SYS_TIME over
+     * the new time namespace's user namespace, so the file may be opened
+     * before that namespace exists.  In a user namespace of its own this
+     * non-dumpable process could no longer open it (its /proc files belong
+     * to the host's root): root opens it now; an unprivileged caller opens
+     * it below, while it is dumpable anyway for its id maps (never at any
+     * other moment: dumpable in the initial user namespace, it could be
+     * ptraced by another container of the same user). */
     int timens_fd = -1;
-    if (cfg->timens_offsets) {
-        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    if (cfg->timens_offsets && geteuid() == 0) {
         timens_fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-        int e = errno;
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (timens_fd < 0)
-            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_TIMENS, e, "open /proc/self/timens_offsets");
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_TIMENS, errno, "open /proc/self/timens_offsets");
     }
 
     if (cfg->n_join > 64)
@@ -295,6 +294,11 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
             pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE_USER, errno, "unshare(CLONE_NEWUSER)");
         /* Make the id map writable by the parent even though we are not dumpable. */
         prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        if (cfg->timens_offsets && timens_fd < 0) {
+            timens_fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+            if (timens_fd < 0)
+                pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_TIMENS, errno, "open /proc/self/timens_offsets");
+        }
         /* SYNC 1: the parent writes setgroups, uid_map and gid_map for us. */
         if (pyoci_send(fd, PYOCI_MSG_USERMAP_REQUEST, 0, 0, 0, getpid(), NULL) < 0)
             _exit(126);
