@@ -27,9 +27,9 @@ DEMO_PREFIX := /opt/pyoci
 
 APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc uidmap hyperfine \
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
-	containerd docker.io rootlesskit
+	containerd docker.io rootlesskit clang-format
 
-.PHONY: help deps venv install dev test lint bench demo demo-prefix clean distclean podman-conf
+.PHONY: help deps venv install dev test lint format-c bench demo demo-prefix clean distclean podman-conf
 
 help:
 	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
@@ -38,7 +38,8 @@ help:
 	@echo "make deps       apt-get install the system packages (root; skipped when all are installed)"
 	@echo "make install    $(VENV) from $(SYSTEM_PYTHON) + pip install . (non-editable): $(VENV)/bin/pyoci"
 	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
-	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings on csrc/"
+	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings and clang-format check on csrc/"
+	@echo "make format-c   reformat csrc/ with clang-format (.clang-format)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
 	@echo "make podman-conf register .venv/bin/pyoci with Podman (/etc/containers/containers.conf.d/pyoci.conf)"
@@ -111,6 +112,12 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check pyoci
 	$(VENV)/bin/mypy pyoci
 	@for f in csrc/*.c; do echo "cc -c $$f"; $${CC:-cc} $(C_LINT_FLAGS) -c -o /dev/null "$$f"; done
+	@# The format of csrc/ (.clang-format; Debian 12's clang-format 14). `make format-c` fixes it.
+	clang-format --dry-run --Werror csrc/*.c csrc/*.h
+
+# csrc/ in the style of .clang-format.
+format-c:
+	clang-format -i csrc/*.c csrc/*.h
 
 bench: install
 	$(PY) -m pyoci.devtools.bench

@@ -27,7 +27,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-static int rootfd = -1;          /* the container's root: rootfs before pivot, "/" after */
+static int rootfd = -1; /* the container's root: rootfs before pivot, "/" after */
 
 /* Clones made by stage1 (pyoci_prepare_idmapped_mounts) for IDMAP and
  * PREOPEN mounts, inherited by stage2 through fork: op index -> detached
@@ -84,7 +84,7 @@ static char *read_link(int parent, const char *name)
             errno = e;
             return NULL;
         }
-        size *= 2;   /* it grew since the fstatat */
+        size *= 2; /* it grew since the fstatat */
     }
 }
 
@@ -174,7 +174,7 @@ static int mkdir_in_root(const char *path, mode_t mode)
             next++;
         int last = buf[next] == '\0';
         char saved = buf[end];
-        buf[end] = '\0';          /* buf is now the path down to this component */
+        buf[end] = '\0'; /* buf is now the path down to this component */
         int d = open_in_root(buf, O_PATH | O_DIRECTORY);
         if (d < 0 && errno == ENOENT && end > i)
             d = mkdir_component(buf, i, last ? mode : 0755);
@@ -322,8 +322,8 @@ static int target_fd(int i, const struct pyoci_op *op, const char *source, int t
 }
 
 /* Flags a sysfs mount asked for that a bind remount can apply. */
-#define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
-                       MS_RELATIME | MS_STRICTATIME)
+#define REMOUNT_FLAGS \
+    (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
 
 /* A fresh sysfs was refused (EPERM: sysfs belongs to the network namespace,
  * and ours is not owned by our user namespace): rbind the host's /sys, as
@@ -331,7 +331,8 @@ static int target_fd(int i, const struct pyoci_op *op, const char *source, int t
 static void sysfs_fallback(int i, const struct pyoci_op *op, const char *target)
 {
     if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0)
-        FAIL(i, "mount sysfs on %s was refused (EPERM), and so was binding the host's /sys there", op->target);
+        FAIL(i, "mount sysfs on %s was refused (EPERM), and so was binding the host's /sys there",
+             op->target);
 }
 
 static void sysfs_flags(int i, const struct pyoci_op *op, const char *target)
@@ -581,8 +582,8 @@ static void op_pivot(int i, const struct pyoci_op *op, const char *rootfs)
  * runtime's own /dev/null (checked to be the character device 1:3) made
  * before pivot_root, whatever the image or a bind-mounted /dev holds; after
  * the first mask, the mounted copy of it, cloned again for each further one. */
-static int null_tree = -1;       /* detached, not used yet */
-static int null_src = -1;        /* a mask already covered with it */
+static int null_tree = -1; /* detached, not used yet */
+static int null_src = -1;  /* a mask already covered with it */
 
 static int is_null_device(int fd)
 {
@@ -717,7 +718,8 @@ static void op_readonly(int i, const struct pyoci_op *op)
     /* A recursive clone of the path, read-only (and nosuid, nodev, noexec)
      * all the way down before it is attached: there is no moment where the
      * new mount is visible and writable. */
-    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    int tree = (int)syscall(SYS_open_tree, fd, "",
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
     if (tree < 0)
         FAIL(i, "bind readonly path %s", op->target);
     struct pyoci_mount_attr attr;
@@ -881,11 +883,6 @@ void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg)
             close(cfg->ops[i].userns_fd);
 }
 
-int pyoci_open_in_root(const char *path, int flags)
-{
-    return open_in_root(path, flags);
-}
-
 int pyoci_mkfile_in_root(const char *path)
 {
     return mkfile_in_root(path);
@@ -918,7 +915,7 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
         case PYOCI_OP_PIVOT:
             for (int k = i + 1; k < cfg->n_ops && null_tree < 0; k++)
                 if (cfg->ops[k].kind == PYOCI_OP_MASK)
-                    prepare_null(i);   /* the host's /dev/null is gone after the pivot */
+                    prepare_null(i); /* the host's /dev/null is gone after the pivot */
             op_pivot(i, op, cfg->rootfs);
             break;
         case PYOCI_OP_MASK:
@@ -942,7 +939,7 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
         case PYOCI_OP_MKDIR: {
             int fd = mkdir_in_root(op->target, op->mode ? op->mode : 0755);
             if (fd < 0 && (op->flags & PYOCI_F_OPTIONAL))
-                break;   /* a later step says what is wrong (process.cwd: the chdir and its checks) */
+                break; /* a later step says what is wrong (process.cwd: the chdir and its checks) */
             if (fd < 0)
                 FAIL(i, "mkdir %s", op->target);
             close(fd);

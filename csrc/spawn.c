@@ -25,9 +25,6 @@
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
 
 /* clone3(2)'s argument up to the cgroup field (Linux 5.7), spelled out here
  * so that <linux/sched.h> and glibc's <sched.h> need not meet. */
@@ -76,13 +73,13 @@ static int n_tasks = 0;
 
 static void open_cgroups(const struct pyoci_spawn_config *cfg)
 {
-    if (cfg->cgroup2_dir)   /* failing: fork plainly, the parent moves stage2 */
+    if (cfg->cgroup2_dir) /* failing: fork plainly, the parent moves stage2 */
         cgroup2_fd = open(cfg->cgroup2_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     for (const char *const *t = cfg->cgroup_tasks; t && *t; t++) {
         if (n_tasks == MAX_CGROUP_TASKS)
             pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_CGROUP, E2BIG, "more than %d cgroup hierarchies",
                        MAX_CGROUP_TASKS);
-        tasks_fd[n_tasks++] = open(*t, O_WRONLY | O_CLOEXEC);   /* -1: join_cgroups() opens it */
+        tasks_fd[n_tasks++] = open(*t, O_WRONLY | O_CLOEXEC); /* -1: join_cgroups() opens it */
     }
 }
 
@@ -220,7 +217,8 @@ static void loopback_up(void)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
-        pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_LOOPBACK, errno, "socket(AF_INET) in the new network namespace");
+        pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_LOOPBACK, errno,
+                   "socket(AF_INET) in the new network namespace");
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, "lo", 3);

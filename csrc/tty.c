@@ -52,7 +52,7 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
         TFAIL("open /dev/ptmx in the container (is devpts mounted on /dev/pts?)");
     if (unlockpt(master) < 0)
         TFAIL("unlockpt");
-    char name[128];   /* "/dev/pts/N"; ptsname_r fails (ERANGE) rather than cut a longer one */
+    char name[128]; /* "/dev/pts/N"; ptsname_r fails (ERANGE) rather than cut a longer one */
     int pr = ptsname_r(master, name, sizeof name);
     if (pr != 0) {
         errno = pr;

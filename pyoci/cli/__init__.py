@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci import __version__, report
+from pyoci import SPEC_VERSION, __version__, report
 from pyoci.cli.flags import Flag, parse
 from pyoci.errors import PyociError, UsageError
 
@@ -31,8 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("pyoci.cli.spec", "write a default config.json"),
     "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
     "doctor": ("pyoci.cli.doctor", "check this user can run (rootless) containers here"),
+    "validate": ("pyoci.cli.validate", "check a bundle against the schema, pyoci's rules and this host"),
 }
 ALIASES = {"ls": "list", "rm": "delete"}
+NO_ID = {"list", "spec", "features", "doctor", "validate"}     # verbs whose argument is no container id
 
 GLOBAL_FLAGS = [
     Flag("root", "str", help="state directory (default /run/pyoci, or $XDG_RUNTIME_DIR/pyoci rootless)"),
@@ -62,7 +64,7 @@ class Globals:
 
 
 def version_text() -> str:
-    return f"pyoci version {__version__}\ncommit: {__version__}\nspec: 1.2.0\n"
+    return f"pyoci version {__version__}\ncommit: {__version__}\nspec: {SPEC_VERSION}\n"
 
 
 def help_text() -> str:
@@ -77,6 +79,7 @@ def help_text() -> str:
 
 
 def main(argv: list[str]) -> int:
+    command = "pyoci"
     try:
         gopts, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
         log_format = str(gopts["log-format"] or "text")
@@ -93,6 +96,7 @@ def main(argv: list[str]) -> int:
         name = ALIASES.get(rest[0], rest[0])
         if name not in COMMANDS:
             raise UsageError(f"unknown command {rest[0]!r} (try --help)")
+        command = name
         module = __import__(COMMANDS[name][0], fromlist=["run"])
         root = gopts["root"]
         if not root:
@@ -109,10 +113,16 @@ def main(argv: list[str]) -> int:
 
             sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
             return 0
-        report.debug(f"{name}: root {g.root}, arguments {pos}")
+        if g.debug:
+            if pos and name not in NO_ID:
+                report.bind(id=pos[0])      # on every --debug line, from the first
+            report.phase("imports")
+            report.debug(f"{name}: argv {rest[1:]}, root {g.root}")
         rc: int = module.run(g, opts, pos)
+        report.summary(name)
         return rc
     except PyociError as e:
+        report.summary(command)
         report.error(str(e))
         return 2 if isinstance(e, UsageError) else e.exit_code
     except KeyboardInterrupt:

@@ -52,6 +52,9 @@ def _run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     if not pos:
         raise UsageError(f"usage: pyoci exec {USAGE}")
     cid, args = pos[0], pos[1:]
+    from pyoci import report
+
+    report.bind(id=cid)
     check_exec_flags(opts["user"], list(opts["additional-gids"]), list(opts["env"]), caps=list(opts["cap"]),
                      cwd=opts["cwd"], preserve_fds=int(opts["preserve-fds"] or 0), pid_file=opts["pid-file"])
     if opts["process"]:

@@ -81,8 +81,23 @@ def features() -> dict[str, Any]:
             # SCHED_ISO is in the schema but Linux never implemented it.
             "org.pyoci.process.scheduler.policies": ",".join(sorted(set(SCHED_POLICIES) - {"SCHED_ISO"})),
             "org.pyoci.process.scheduler.flags": ",".join(sorted(SCHED_FLAGS)),
+            **_libraries(),
         },
     }
+
+
+# The libraries pyoci runs on, and what needs each (README: "Dependencies").
+LIBRARIES = {
+    "cffi": ("_cffi_backend", "the native helper: every container and exec"),
+    "jsonschema": ("jsonschema", "pyoci validate (the schema stage)"),
+    "structlog": ("structlog", "the log: errors, warnings, --debug, --log, --log-format"),
+    "pyroute2": ("pyroute2", "netlink: linux.netDevices"),
+}
+
+
+def _libraries() -> dict[str, str]:
+    return {f"org.pyoci.library.{name}": f"{need} ({'installed' if _have(module) else 'missing'})"
+            for name, (module, need) in LIBRARIES.items()}
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from pyoci import SPEC_VERSION
 from pyoci.cli.flags import Flag
 from pyoci.errors import PyociError, UsageError
 
@@ -62,7 +63,7 @@ def default_spec(rootless: bool, uid: int, gid: int, args: list[str] | None = No
         mounts.pop(6)
         mounts[2]["options"].remove("gid=5")
     return {
-        "ociVersion": "1.2.0",
+        "ociVersion": SPEC_VERSION,
         "process": {
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},

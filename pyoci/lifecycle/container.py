@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 
+from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
@@ -32,7 +33,6 @@ HOOK_STATUS: dict[str, Status] = {
     "poststart": RUNNING,
     "poststop": STOPPED,
 }
-SPEC_VERSION = "1.2.0"
 SIGKILL = 9
 # The cgroup directories create is about to make, written before the first
 # mkdir: delete reads it when create died before writing state.json.
@@ -86,7 +86,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
     from pyoci import jsonfast
-    from pyoci.linux import cgroups
+    from pyoci.linux import cgroups, consts
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_plan
     from pyoci.spec.load import load_config
@@ -116,8 +116,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug, notes
+    from pyoci.report import debug, notes, phase
 
+    phase("plan")
     notes(plan.process.notes)
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
@@ -135,7 +136,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         netdev.check_host(linux_cfg["netDevices"])     # before anything exists
         net_devices = netdev.Mover(linux_cfg["netDevices"])
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
-    user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
+    user_ns = bool(plan.idmap is not None or any(t == consts.CLONE_NEWUSER for t, _ in plan.join))
 
     own_console = -1
     if plan.process.terminal and console_fd < 0:
@@ -167,9 +168,11 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
         prewarm.start()
 
+    phase("cgroups")
     if opts.preserve_fds:
         proc.hold_fd_range(3, opts.preserve_fds)
     c = store.new_container(root, cid)
+    phase("state")
     pid = 0
     start_fd = -1
     try:
@@ -286,9 +289,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
             "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
-            "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
+            "pid_ns_own": bool(plan.unshare_flags & consts.CLONE_NEWPID),
             "own_mount_ns": plan.own_mount_ns,
-            "mount_ns_new": bool(plan.unshare_flags & 0x00020000),     # CLONE_NEWNS, not joined
+            "mount_ns_new": bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
             "process": cfg.get("process") or {},
             "seccomp": linux_cfg.get("seccomp"),
             "personality": linux_cfg.get("personality"),
@@ -306,6 +309,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             pass        # state.json decides the status from now on
         if net_devices is not None:
             net_devices.close()     # the init's namespace holds the devices from now on
+        phase("state")
+        debug(f"created {cid}: init pid {pid}")
         if own_console >= 0:
             os.close(own_console)
     except BaseException:
@@ -348,9 +353,12 @@ def keyring_name(cid: str) -> str:
 
 def start(root: str, cid: str) -> None:
     from pyoci.native import spawn
+    from pyoci.report import debug, phase
 
     with store.open_container(root, cid, verb="start") as c:
         status = c.status()
+        phase("state")
+        debug(f"start {cid}: status {status}, init pid {c.pid}")
         if not can("start", status):
             raise InvalidTransition(cid, "start", status)
         try:
@@ -373,6 +381,7 @@ def start(root: str, cid: str) -> None:
     poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
     if poststart:
         _run_warn_only(c, "poststart", poststart, RUNNING)
+        phase("hooks")
 
 
 def _drop_socket(c: store.Container, strict: bool = False) -> None:
@@ -590,6 +599,9 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         verb = "delete --force" if force else "delete"
         if not can(verb, status):
             raise InvalidTransition(cid, "delete", status + " (use --force to kill it first)")
+        from pyoci.report import debug
+
+        debug(f"delete {cid}: status {status}, init pid {c.pid}")
         _destroy(c, status)
 
 

@@ -11,7 +11,7 @@ import os
 from pyoci.errors import InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import can
-from pyoci.linux import proc
+from pyoci.linux import consts, proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 # Namespace files in the order they are joined (user first, mount last).
-NS_FILES = [("user", 0x10000000), ("ipc", 0x08000000), ("uts", 0x04000000), ("net", 0x40000000),
-            ("pid", 0x20000000), ("cgroup", 0x02000000), ("time", 0x00000080), ("mnt", 0x00020000)]
+NS_FILES = [("user", consts.CLONE_NEWUSER), ("ipc", consts.CLONE_NEWIPC), ("uts", consts.CLONE_NEWUTS),
+            ("net", consts.CLONE_NEWNET), ("pid", consts.CLONE_NEWPID), ("cgroup", consts.CLONE_NEWCGROUP),
+            ("time", consts.CLONE_NEWTIME), ("mnt", consts.CLONE_NEWNS)]
 
 
 class ExecOptions:
@@ -93,6 +94,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     from pyoci.lifecycle.run import wait_for
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_exec_plan
+    from pyoci.report import debug, phase
 
     try:
         check_lsm({"process": opts.process})
@@ -106,6 +108,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
             raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
+        phase("state")
         held: list[int] = []     # namespace fds from the init, open until stage1 has joined them
         join = _namespaces_of(pid, cid, c, held)
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
@@ -125,14 +128,13 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                                    state.get("personality"), state.get("memoryPolicy"))
         except ConfigError as e:
             raise e.relabel("exec process") from None
+        phase("plan")
+        debug(f"exec in {cid} (status {status}, init pid {pid}): {opts.process.get('args')}, "
+              f"joining {[p for _, p in join]}")
         from pyoci.report import notes
 
         notes(plan.process.notes)
 
-        from pyoci.report import debug
-
-        debug(f"exec {cid}: init pid {pid}, joining {[p for _, p in join]}, "
-              f"args {plan.process.args}, terminal {plan.process.terminal}")
         console_fd = -1
         mine = -1
         if plan.process.terminal:
@@ -164,7 +166,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         # waits for the cgroup attach lock; stage1 opens the files before it
         # enters the container's mount namespace.
         placement = None
-        if paths and os.geteuid() == 0 and host.init_userns and not any(t == 0x10000000 for t, _ in join):
+        joins_userns = any(t == consts.CLONE_NEWUSER for t, _ in join)
+        if paths and os.geteuid() == 0 and host.init_userns and not joins_userns:
             placement = spawn.SelfPlacement(paths, required=False)
 
         def join_cgroups(child: int, in_cgroup2: bool) -> None:
@@ -202,7 +205,6 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                 os.close(console_fd)
             for fd in held:
                 os.close(fd)
-        debug(f"exec {cid}: process {child} started")
         if opts.pid_file:
             try:
                 store.write_file_atomic(opts.pid_file, str(child).encode())
@@ -211,6 +213,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                 # unseen by the caller (runc kills it too).
                 _kill_quietly(child)
                 raise PyociError(f"exec --pid-file {opts.pid_file}: write: {e.strerror}") from None
+        debug(f"exec in {cid}: process pid {child}")
     master = -1
     if mine >= 0:
         master = spawn.recv_console(mine)
@@ -221,7 +224,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         from pyoci.linux.tty import proxy
 
         proxy(master, child)
-    return wait_for(child)
+    status_code = wait_for(child)
+    phase("wait")
+    return status_code
 
 
 def _kill_quietly(pid: int) -> None:

@@ -13,19 +13,15 @@ from __future__ import annotations
 import posixpath
 
 from pyoci.errors import ConfigError
-from pyoci.linux.names import (
-    CAPABILITIES,
-    IOPRIO_CLASS_SHIFT,
-    IOPRIO_CLASSES,
-    MPOL_FLAGS,
-    MPOL_MODES,
-    PERSONALITY_DOMAINS,
-    PERSONALITY_FLAGS,
-    RLIMITS,
-    SCHED_FLAGS,
-    SCHED_POLICIES,
-)
-from pyoci.plan.mountopts import (
+from pyoci.linux.consts import (  # noqa: F401 -- CLONE_NEW* also imported from here
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
     MS_BIND,
     MS_NOATIME,
     MS_NODEV,
@@ -40,22 +36,26 @@ from pyoci.plan.mountopts import (
     MS_SLAVE,
     MS_STRICTATIME,
     MS_UNBINDABLE,
-    parse_options,
 )
+from pyoci.linux.names import (
+    CAPABILITIES,
+    IOPRIO_CLASS_SHIFT,
+    IOPRIO_CLASSES,
+    MPOL_FLAGS,
+    MPOL_MODES,
+    PERSONALITY_DOMAINS,
+    PERSONALITY_FLAGS,
+    RLIMITS,
+    SCHED_FLAGS,
+    SCHED_POLICIES,
+)
+from pyoci.plan.mountopts import parse_options
 from pyoci.spec.checks import id_problem, sysctl_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CLONE_NEWTIME = 0x00000080
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
 
 NAMESPACE_FLAGS: dict[str, int] = {
     "user": CLONE_NEWUSER,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci import jsonfast
+from pyoci import jsonfast, report
 from pyoci.errors import ConfigError, PyociError
 from pyoci.spec import _validator, checks
 
@@ -44,11 +44,14 @@ def load_config(bundle: str) -> dict[str, Any]:
     wrong with its content.
     """
     path = os.path.join(bundle, CONFIG_NAME)
+    report.phase("imports")
     doc = _parse(_read(path, "read config"))
+    report.phase("load")
     check_version(doc)
     _validator.validate(doc)
     _ignore_unknown(_validator.strip_unknown(doc))
     checks.check_config(doc)
+    report.phase("validate")
     return doc
 
 
@@ -66,9 +69,11 @@ def load_process(path: str) -> dict[str, Any]:
     """Read and check an `exec --process` file (a config.json "process" object)."""
     try:
         doc = _parse(_read(path, "read process file"))
+        report.phase("load")
         _validator.validate_process(doc)
         _ignore_unknown(_validator.strip_unknown_process(doc), f"process file {path}: ")
         checks.check_process(doc, "$")
+        report.phase("validate")
     except ConfigError as e:
         raise e.relabel(f"process file {path}") from None
     return doc

@@ -111,13 +111,15 @@ def test_exec_cap_keeps_the_ambient_set(oci: Env) -> None:
 
 
 def test_debug_prints_lines_for_exec(oci: Env) -> None:
+    """--debug lines (their format is the logging's: runc's level=debug)
+    for exec, as for every command."""
     b = oci.bundle(["sleep", "1000"])
     cid = _started(oci, b)
     r = oci.pyoci("--debug", "exec", cid, "true").ok()
-    lines = [line for line in r.err_lines if line.startswith("pyoci: debug: ")]
-    assert any(f"exec {cid}: process" in line for line in lines), r
+    lines = [line for line in r.err_lines if "level=debug" in line]
+    assert any(f"exec in {cid}: process pid" in line for line in lines), r
     r = oci.pyoci("--debug", "state", cid).ok()
-    assert any(line.startswith("pyoci: debug: state") for line in r.err_lines), r
+    assert any("level=debug" in line and "state" in line for line in r.err_lines), r
     oci.pyoci("delete", "--force", cid).ok()
 
 
