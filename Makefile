@@ -29,7 +29,7 @@ APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
 	containerd docker.io rootlesskit clang-format
 
-.PHONY: help deps venv install dev test lint format-c bench demo demo-prefix clean distclean podman-conf
+.PHONY: help deps venv install dev test lint format-c bench demo demo-prefix clean distclean podman-conf man
 
 help:
 	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
@@ -42,6 +42,7 @@ help:
 	@echo "make format-c   reformat csrc/ with clang-format (.clang-format)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
+	@echo "make man        regenerate docs/man/*.1 from the CLI's flag tables (a unit test checks they match)"
 	@echo "make podman-conf register .venv/bin/pyoci with Podman (/etc/containers/containers.conf.d/pyoci.conf)"
 
 # System packages.  Does nothing when they are all installed, so that `make
@@ -156,3 +157,8 @@ podman-conf:
 	  'runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "pyoci"]' \
 	  '[engine.runtimes]' 'pyoci = ["$(abspath $(VENV))/bin/pyoci"]' > $(PODMAN_CONF_D)/pyoci.conf
 	@echo "wrote $(PODMAN_CONF_D)/pyoci.conf: podman --runtime pyoci run ..."
+
+# The man pages are generated from the CLI's own tables (pyoci/cli/manpages.py);
+# tests/unit/test_manpages.py fails when the committed ones differ.
+man: $(DEV_STAMP)
+	$(PY) -m pyoci.cli.manpages docs/man

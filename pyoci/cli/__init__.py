@@ -74,7 +74,8 @@ def help_text() -> str:
     from pyoci.cli.flags import usage
 
     lines += ["", "global flags:", usage(GLOBAL_FLAGS), "",
-              "`pyoci COMMAND --help` shows a command's flags."]
+              "example:", "  pyoci --root /run/pyoci list", "",
+              "`pyoci COMMAND --help` shows a command's flags; man pyoci (docs/man/pyoci.1)."]
     return "\n".join(lines) + "\n"
 
 
@@ -109,9 +110,9 @@ def main(argv: list[str]) -> int:
         flags: list[Flag] = module.FLAGS + [Flag("help", aliases=("h",))]
         opts, pos = parse(rest[1:], flags, stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
         if opts.get("help"):
-            from pyoci.cli.flags import usage
+            from pyoci.cli.manpages import command_help
 
-            sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
+            sys.stdout.write(command_help(name, module, flags))
             return 0
         if g.debug:
             if pos and name not in NO_ID:

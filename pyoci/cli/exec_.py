@@ -9,6 +9,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Run another process in a created or running container. The process is
+either a runtime-spec process JSON file (--process) or COMMAND ARGS on the
+template of the container's own process, with --env, --cwd, --user,
+--additional-gids, --cap and --no-new-privs overriding parts of it. All
+flags come before the container id. Without --detach, pyoci waits for the
+process, forwards signals as `pyoci run` does, and exits with its status;
+with --detach it returns 0 once the process has called execve."""
+EXAMPLE = "pyoci exec --user 1000:1000 --cwd /tmp --env LANG=C.UTF-8 web ls -l"
 USAGE = "[flags] ID [COMMAND [ARGS...]]   (or --process FILE instead of COMMAND)"
 STOP_AT_ARGS = True
 FLAGS = [

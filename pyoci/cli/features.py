@@ -11,6 +11,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Print what this runtime supports as the runtime-spec features JSON
+(features.md): hooks, mount options, namespaces, capabilities, cgroup
+versions, seccomp actions, operators and architectures, and more."""
+EXAMPLE = "pyoci features"
 USAGE = ""
 FLAGS: list[Flag] = []
 

@@ -9,6 +9,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Send SIGNAL (default TERM) to the container's init, or with --all to every
+process of the container and no one else's. SIGNAL is a number (1-64) or a
+name, with or without SIG, in any case (9, KILL, SIGKILL, RTMIN+3). The init
+is signalled through a pidfd after checking its start time, so a reused pid
+is never signalled. Works on created, running and paused containers."""
+EXAMPLE = "pyoci kill web KILL"
 USAGE = "[--all] ID [SIGNAL]"
 FLAGS = [Flag("all", aliases=("a",), help="signal every process of the container")]
 

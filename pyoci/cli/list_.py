@@ -12,6 +12,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """List the containers under the state directory (--root): ID, PID, STATUS,
+BUNDLE, CREATED and OWNER, as a table or as JSON."""
+EXAMPLE = "pyoci list --format json"
 USAGE = "[-q] [--format table|json]"
 FLAGS = [
     Flag("quiet", aliases=("q",), help="print only the ids"),

@@ -13,6 +13,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Write a starting config.json into the bundle directory (never over an
+existing one). --rootless writes one for an unprivileged user: a user
+namespace mapping the caller's uid and gid to 0, no network namespace, and
+the host's /sys bound read-only all the way down."""
+EXAMPLE = "pyoci spec --rootless --bundle /tmp/demo"
 USAGE = "[--rootless] [--bundle DIR]"
 FLAGS = [
     Flag("bundle", "str", aliases=("b",), default=".", help="write config.json into this directory"),
