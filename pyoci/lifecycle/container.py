@@ -272,6 +272,12 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         pid_start = proc.start_time(pid)
         if pid_start is None:
             raise ChildError("the container's init exited during setup")
+        if not cg_limits and not cg_created and linux_cfg.get("cgroupsPath"):
+            # Asked for a cgroup (--cgroup-parent) that this user cannot make
+            # (cgroup v1, no delegated v2 tree): said, never silent.
+            _warn(f"cgroupsPath {linux_cfg['cgroupsPath']!r} ($.linux.cgroupsPath): this user cannot create "
+                  f"cgroups there (no delegated cgroup v2 tree), so container {cid!r} runs without a "
+                  "cgroup of its own, in the caller's")
         c.save({
             "ociVersion": cfg.get("ociVersion", SPEC_VERSION),
             "id": cid,
