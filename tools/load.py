@@ -64,6 +64,7 @@ class Runtime:
         self.serial = 0
         self.lock = threading.Lock()
         self.failures: list[str] = []
+        self.steps: dict[str, list[float]] = {}     # verb -> seconds of each call
 
     def new_id(self, stem: str) -> str:
         with self.lock:
@@ -74,8 +75,13 @@ class Runtime:
         """Run the CLI; stdout and stderr go to files, never pipes (a container
         started by `create` inherits them and would hold a pipe open)."""
         with tempfile.TemporaryFile(dir=self.work) as out, tempfile.TemporaryFile(dir=self.work) as err:
+            t0 = time.perf_counter()
             rc = subprocess.run([self.exe, "--root", self.root, *args], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err).returncode
+            dt = time.perf_counter() - t0
+            verb = " ".join(a for a in args[:2] if a.startswith("-") or a == args[0])
+            with self.lock:
+                self.steps.setdefault(verb, []).append(dt)
             out.seek(0)
             err.seek(0)
             return subprocess.CompletedProcess(args, rc, out.read(), err.read())
@@ -262,6 +268,12 @@ def main(argv: list[str]) -> int:
                 ratio = summary[s]["pyoci"]["median_s"] / summary[s]["runc"]["median_s"]
                 summary[s]["ratio"] = round(ratio, 3)
                 print(f"{s:<12}{'ratio':<8}{ratio:>10.2f}   (pyoci median / runc median)")
+        print(f"\nper command under load (ms, all rounds): {'median':>8}{'p90':>8}{'n':>6}")
+        for rt in runtimes:
+            for verb, xs in sorted(rt.steps.items()):
+                xs = sorted(xs)
+                p90 = xs[max(0, int(0.9 * len(xs) + 0.5) - 1)]
+                print(f"  {rt.name:<6} {verb:<31}{statistics.median(xs) * 1000:>8.1f}{p90 * 1000:>8.1f}{len(xs):>6}")
         for rt in runtimes:
             for msg in rt.failures[:5]:
                 print(f"failure: {msg}")
