@@ -77,7 +77,7 @@ class Runtime:
         with tempfile.TemporaryFile(dir=self.work) as out, tempfile.TemporaryFile(dir=self.work) as err:
             t0 = time.perf_counter()
             rc = subprocess.run([self.exe, "--root", self.root, *args], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err).returncode
+                                stdout=out, stderr=err, start_new_session=SETSID).returncode
             dt = time.perf_counter() - t0
             verb = " ".join(a for a in args[:2] if a.startswith("-") or a == args[0])
             with self.lock:
@@ -160,6 +160,46 @@ def cgroup_roots() -> list[str]:
     return out or ["/sys/fs/cgroup"]
 
 
+class CpuMeter:
+    """CPU time of this process and everything it starts, containers included:
+    this process moves itself into a cgroup of its own in the v1 cpuacct
+    hierarchy (root only); the containers' cgroups are made below it."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        top = "/sys/fs/cgroup/cpuacct"
+        if os.geteuid() != 0 or not os.path.isfile(os.path.join(top, "cpuacct.usage")):
+            return
+        path = os.path.join(top, f"pyoci-load-{os.getpid()}")
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            self.path = path
+        except OSError:
+            pass
+
+    def read(self) -> float:
+        if not self.path:
+            return float("nan")
+        with open(os.path.join(self.path, "cpuacct.usage")) as f:
+            return int(f.read()) / 1e9
+
+    def close(self) -> None:
+        if not self.path:
+            return
+        try:
+            with open(os.path.join(os.path.dirname(self.path), "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
+METER: CpuMeter | None = None
+SETSID = False
+
+
 def batch(jobs: list[Callable[[], Any]], concurrency: int) -> tuple[float, int, list[Any]]:
     """Run the jobs, `concurrency` at once; (seconds, failures, results)."""
     results: list[Any] = []
@@ -175,19 +215,27 @@ def batch(jobs: list[Callable[[], Any]], concurrency: int) -> tuple[float, int, 
     return time.perf_counter() - t0, failures, results
 
 
+def timed(rt: Runtime, jobs: list[Callable[[], Any]], concurrency: int) -> dict[str, Any]:
+    cpu0 = METER.read() if METER else float("nan")
+    dt, failed, _ = batch(jobs, concurrency)
+    cpu = (METER.read() if METER else float("nan")) - cpu0
+    return {"seconds": dt, "cpu_s": cpu, "failures": failed}
+
+
 def scenario_lifecycles(rt: Runtime, bundle: str, n: int, j: int) -> dict[str, Any]:
     prefix = f"load-{rt.name}-{os.getpid()}-lc-"
-    dt, failed, _ = batch([lambda: rt.lifecycle(bundle)] * n, j)
-    left = rt.leftovers(prefix)
-    return {"seconds": dt, "failures": failed, "leftovers": left}
+    out = timed(rt, [lambda: rt.lifecycle(bundle)] * n, j)
+    out["leftovers"] = rt.leftovers(prefix)
+    return out
 
 
 def scenario_teardown(rt: Runtime, bundle: str, t: int, j: int) -> dict[str, Any]:
     prefix = f"load-{rt.name}-{os.getpid()}-td-"
     _, failed_up, ids = batch([lambda: rt.start_sleeper(bundle)] * t, j)
-    dt, failed, _ = batch([lambda cid=cid: rt.must("delete", "--force", cid) for cid in ids], j)
-    left = rt.leftovers(prefix)
-    return {"seconds": dt, "failures": failed + failed_up, "leftovers": left}
+    out = timed(rt, [lambda cid=cid: rt.must("delete", "--force", cid) for cid in ids], j)
+    out["failures"] += failed_up
+    out["leftovers"] = rt.leftovers(prefix)
+    return out
 
 
 SCENARIOS: list[tuple[str, str]] = [("lifecycles", "lifecycles"), ("teardown", "teardown")]
@@ -202,6 +250,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("-t", "--teardown", type=int, default=int(env("LOAD_T") or 50))
     ap.add_argument("--only", choices=["pyoci", "runc"], help="measure one runtime")
     ap.add_argument("--scenario", choices=[s for s, _ in SCENARIOS], help="run one scenario")
+    ap.add_argument("--setsid", action="store_true",
+                    help="each command in a session of its own (its own scheduler autogroup, as "
+                         "engines' calls usually are), not this script's")
     ap.add_argument("--pyoci")
     ap.add_argument("--runc")
     ap.add_argument("--json", default=env("LOAD_JSON") or None)
@@ -214,6 +265,9 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # BenchError
         print(f"load: {e}", file=sys.stderr)
         return 1
+    global METER, SETSID
+    METER = CpuMeter()
+    SETSID = a.setsid
     rootless = os.geteuid() != 0
     work = tempfile.mkdtemp(prefix="pyoci-load-")
     os.chmod(work, 0o755)
@@ -240,13 +294,15 @@ def main(argv: list[str]) -> int:
                     results[s][rt.name].append(r)
                     extra = f", {r['failures']} failed" if r["failures"] else ""
                     extra += f", {len(r['leftovers'])} LEFT" if r["leftovers"] else ""
-                    print(f"  round {i + 1} {s:<10} {rt.name:<5} {r['seconds']:7.3f} s{extra}", flush=True)
+                    print(f"  round {i + 1} {s:<10} {rt.name:<5} {r['seconds']:7.3f} s  cpu {r['cpu_s']:7.3f} s"
+                          f"{extra}", flush=True)
                     if r["leftovers"]:
                         for x in r["leftovers"][:5]:
                             print(f"      left: {x}")
                         rt.cleanup()
         print()
-        head = f"{'scenario':<12}{'runtime':<8}{'median s':>10}{'min':>8}{'max':>8}{'failed':>8}{'left':>6}"
+        head = (f"{'scenario':<12}{'runtime':<8}{'median s':>10}{'min':>8}{'max':>8}{'cpu s':>8}{'failed':>8}"
+                f"{'left':>6}")
         print(head)
         print("-" * len(head))
         summary: dict[str, Any] = {}
@@ -256,14 +312,15 @@ def main(argv: list[str]) -> int:
             for x in names:
                 rs = results[s][x]
                 secs = [r["seconds"] for r in rs]
+                cpu = statistics.median(r["cpu_s"] for r in rs)
                 failed = sum(r["failures"] for r in rs)
                 left = sum(len(r["leftovers"]) for r in rs)
                 bad += failed + left
                 summary[s][x] = {"median_s": round(statistics.median(secs), 3), "min_s": round(min(secs), 3),
                                  "max_s": round(max(secs), 3), "samples_s": [round(v, 3) for v in secs],
-                                 "failures": failed, "leftovers": left}
+                                 "cpu_s": round(cpu, 3), "failures": failed, "leftovers": left}
                 print(f"{s:<12}{x:<8}{statistics.median(secs):>10.3f}{min(secs):>8.3f}{max(secs):>8.3f}"
-                      f"{failed:>8}{left:>6}")
+                      f"{cpu:>8.3f}{failed:>8}{left:>6}")
             if len(names) == 2:
                 ratio = summary[s]["pyoci"]["median_s"] / summary[s]["runc"]["median_s"]
                 summary[s]["ratio"] = round(ratio, 3)
@@ -288,6 +345,7 @@ def main(argv: list[str]) -> int:
         for rt in runtimes:
             rt.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+        METER.close()
 
 
 if __name__ == "__main__":
