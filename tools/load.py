@@ -232,7 +232,10 @@ def scenario_lifecycles(rt: Runtime, bundle: str, n: int, j: int) -> dict[str, A
 def scenario_teardown(rt: Runtime, bundle: str, t: int, j: int) -> dict[str, Any]:
     prefix = f"load-{rt.name}-{os.getpid()}-td-"
     _, failed_up, ids = batch([lambda: rt.start_sleeper(bundle)] * t, j)
-    out = timed(rt, [lambda cid=cid: rt.must("delete", "--force", cid) for cid in ids], j)
+    def delete(cid: str) -> Callable[[], bytes]:
+        return lambda: rt.must("delete", "--force", cid)
+
+    out = timed(rt, [delete(cid) for cid in ids], j)
     out["failures"] += failed_up
     out["leftovers"] = rt.leftovers(prefix)
     return out
@@ -294,7 +297,8 @@ def main(argv: list[str]) -> int:
                     results[s][rt.name].append(r)
                     extra = f", {r['failures']} failed" if r["failures"] else ""
                     extra += f", {len(r['leftovers'])} LEFT" if r["leftovers"] else ""
-                    print(f"  round {i + 1} {s:<10} {rt.name:<5} {r['seconds']:7.3f} s  cpu {r['cpu_s']:7.3f} s"
+                    print(f"  round {i + 1} {s:<10} {rt.name:<5} {r['seconds']:7.3f} s  "
+                          f"cpu {r['cpu_s']:7.3f} s"
                           f"{extra}", flush=True)
                     if r["leftovers"]:
                         for x in r["leftovers"][:5]:
@@ -330,7 +334,8 @@ def main(argv: list[str]) -> int:
             for verb, xs in sorted(rt.steps.items()):
                 xs = sorted(xs)
                 p90 = xs[max(0, int(0.9 * len(xs) + 0.5) - 1)]
-                print(f"  {rt.name:<6} {verb:<31}{statistics.median(xs) * 1000:>8.1f}{p90 * 1000:>8.1f}{len(xs):>6}")
+                med = statistics.median(xs)
+                print(f"  {rt.name:<6} {verb:<31}{med * 1000:>8.1f}{p90 * 1000:>8.1f}{len(xs):>6}")
         for rt in runtimes:
             for msg in rt.failures[:5]:
                 print(f"failure: {msg}")

@@ -165,7 +165,8 @@ def test_two_starts_at_once(run: Runner) -> None:
         lost = [r for r in rs if r.rc != 0]
         assert len(won) == 1 and len(lost) == 1, "\n".join(map(str, rs))
         clear_error(lost[0], "cannot start container")
-        wait_for(lambda: (out / "log").exists() and len((out / "log").read_text().split()) == i + 1,
+        want = i + 1
+        wait_for(lambda: (out / "log").exists() and len((out / "log").read_text().split()) == want,  # noqa: B023
                  what="the program to start")
         assert run.status(cid) == "running"
         after(run, cid)
@@ -186,7 +187,7 @@ def test_delete_force_during_start(run: Runner, delay: float) -> None:
             clear_error(start)
         no_internal_error(st)
         assert run.status(cid) == "gone"
-        wait_for(lambda: not pid_alive(pid), timeout=5, what=f"init {pid} to die")
+        wait_for(lambda: not pid_alive(pid), timeout=5, what=f"init {pid} to die")  # noqa: B023
         no_cgroup_leaks(run.oci)
 
 
