@@ -29,7 +29,7 @@ APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
 	containerd docker.io rootlesskit clang-format
 
-.PHONY: help deps venv install dev test lint format-c bench demo demo-prefix clean distclean podman-conf man
+.PHONY: help deps venv install dev test lint format-c bench load demo demo-prefix clean distclean podman-conf man
 
 help:
 	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
@@ -41,6 +41,8 @@ help:
 	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings and clang-format check on csrc/"
 	@echo "make format-c   reformat csrc/ with clang-format (.clang-format)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
+	@echo "make load       pyoci against runc under concurrent load (LOAD_REPS=5 LOAD_N=100 LOAD_J=20 LOAD_T=50;"
+	@echo "                LOAD_USER=name: rootless, as that user; LOAD_ARGS=--setsid ...)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
 	@echo "make man        regenerate docs/man/*.1 from the CLI's flag tables (a unit test checks they match)"
 	@echo "make podman-conf register .venv/bin/pyoci with Podman (/etc/containers/containers.conf.d/pyoci.conf)"
@@ -122,6 +124,21 @@ format-c:
 
 bench: install
 	$(PY) -m pyoci.devtools.bench
+
+# Concurrent load (tools/load.py): N lifecycles J at once, and teardown of T
+# running containers, for pyoci and runc alternately; prints both runtimes'
+# medians side by side.  Uses the installed $(VENV) as it is (dev or not).
+# LOAD_USER runs it as that user: rootless bundles, both runtimes rootless.
+LOAD_USER ?=
+LOAD_ARGS ?=
+load: $(DEV_STAMP)
+	@if [ -n "$(LOAD_USER)" ]; then \
+	  runuser -u $(LOAD_USER) -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin $(if $(LOAD_REPS),LOAD_REPS=$(LOAD_REPS)) \
+	    $(if $(LOAD_N),LOAD_N=$(LOAD_N)) $(if $(LOAD_J),LOAD_J=$(LOAD_J)) $(if $(LOAD_T),LOAD_T=$(LOAD_T)) \
+	    $(abspath $(PY)) $(abspath tools/load.py) --pyoci $(abspath $(VENV))/bin/pyoci $(LOAD_ARGS); \
+	else \
+	  $(PY) tools/load.py $(LOAD_ARGS); \
+	fi
 
 # A world-readable copy of pyoci for the demo's unprivileged user.
 demo-prefix: deps

@@ -67,6 +67,12 @@
 /* (9: once EXEC_FAILED, never sent; a failure after START is an ERROR) */
 #define PYOCI_MSG_WARNING 10
 #define PYOCI_MSG_CHILD_GO 11
+/* On the start socket, before START: `exec` into a created container asks
+ * the waiting init for its namespaces (a rootless caller may not open
+ * the files in /proc/<init>/ns: the init is not dumpable); it answers with one
+ * SCM_RIGHTS fd per namespace, named by the message's bytes ("user", ...),
+ * then closes the connection and goes on waiting. */
+#define PYOCI_MSG_NAMESPACES 12
 
 /* Stages, for ERROR messages: which list `index` refers to. */
 #define PYOCI_STAGE_NS 1      /* index: position in join[] or a PYOCI_STEP_* */
@@ -180,6 +186,12 @@ struct pyoci_msg {
  * host's cgroup tree bound read-only. */
 #define PYOCI_F_RECURSIVE_RO 4096
 #define PYOCI_F_IDMAP_REC 2048 /* IDMAP: idmap every mount of the cloned tree (ridmap) */
+/* PREOPEN (MOUNT of a bind): stage1 clones the source (open_tree, as for
+ * IDMAP, without the idmap) with the caller's credentials before it creates
+ * the container's user namespace, and stage2 moves the clone onto the target:
+ * a source only the host's root can reach (below a mode 000 directory) still
+ * mounts, as runc opens bind sources before entering the namespace. */
+#define PYOCI_F_PREOPEN 8192
 /* KEEP_MODE (MOUNT of tmpfs without mode=): a directory already at the target
  * gives the new tmpfs its mode (mode=<its mode> added to the data), as runc
  * does: an image's 0755 or 0444 directory does not become 1777.

@@ -29,10 +29,11 @@
 
 static int rootfd = -1; /* the container's root: rootfs before pivot, "/" after */
 
-/* Idmapped clones made by stage1 (pyoci_prepare_idmapped_mounts), inherited
- * by stage2 through fork: op index -> detached mount tree fd. */
-static int idmap_ops[PYOCI_MAX_IDMAPPED];
-static int idmap_trees[PYOCI_MAX_IDMAPPED];
+/* Clones made by stage1 (pyoci_prepare_idmapped_mounts) for IDMAP and
+ * PREOPEN mounts, inherited by stage2 through fork: op index -> detached
+ * mount tree fd (arrays of n_ops entries). */
+static int *idmap_ops;
+static int *idmap_trees;
 static int n_idmapped = 0;
 
 static int openat2_in_root(int dirfd, const char *path, int flags)
@@ -296,14 +297,17 @@ static int bind_remount(const char *target, unsigned long flags)
 
 #define FAIL(i, ...) pyoci_fail(PYOCI_STAGE_OPS, (i), errno, __VA_ARGS__)
 
-static int target_fd(int i, const struct pyoci_op *op, const char *source)
+static int target_fd(int i, const struct pyoci_op *op, const char *source, int tree)
 {
     int fd;
     int kind = op->flags & PYOCI_F_MKLIKE;
     if (kind == PYOCI_F_MKLIKE) {
         struct stat st;
         kind = PYOCI_F_MKDIR;
-        if (source && stat(source, &st) == 0 && !S_ISDIR(st.st_mode))
+        /* A clone made earlier tells what the source is without its path,
+         * which the container's user may not be able to reach. */
+        int r = tree >= 0 ? fstat(tree, &st) : (source ? stat(source, &st) : -1);
+        if (r == 0 && !S_ISDIR(st.st_mode))
             kind = PYOCI_F_MKFILE;
     }
     if (kind == PYOCI_F_MKDIR)
@@ -408,29 +412,32 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
     const char *target = op->target;
     int fd = -1;
     int fell_back = 0;
+    int tree = -1;
+    if (op->flags & (PYOCI_F_IDMAP | PYOCI_F_PREOPEN)) {
+        tree = take_idmapped_tree(i);
+        if (tree < 0) {
+            errno = EBADF;
+            FAIL(i, "no clone of %s was prepared", op->source);
+        }
+    }
     char *data = NULL;
     if (op->flags & PYOCI_F_ORDINARY_DIR)
         check_ordinary_dir(i, op);
     if (op->flags & PYOCI_F_KEEP_MODE)
         data = data_with_dir_mode(i, op);
     if (op->kind == PYOCI_OP_MOUNT) {
-        fd = target_fd(i, op, op->source);
+        fd = target_fd(i, op, op->source, tree);
         fdpath(tp, sizeof tp, fd);
         target = tp;
     }
-    if (op->flags & PYOCI_F_IDMAP) {
-        int tree = take_idmapped_tree(i);
-        if (tree < 0) {
-            errno = EBADF;
-            FAIL(i, "no idmapped clone of %s was prepared", op->source);
-        }
+    if (tree >= 0) {
         /* Onto the resolved target itself (the fd, not its /proc/self/fd
          * link: move_mount does not follow a final symlink). */
         long r = fd >= 0 ? syscall(SYS_move_mount, tree, "", fd, "",
                                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                          : syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
         if (r < 0)
-            FAIL(i, "move_mount the idmapped clone of %s onto %s", op->source, op->target);
+            FAIL(i, "move_mount the clone of %s onto %s", op->source, op->target);
         close(tree);
     } else if (mount(op->source, target, op->fstype, op->mflags, data ? data : op->data) < 0) {
         if (errno == EPERM && (op->flags & PYOCI_F_SYSFS_FALLBACK)) {
@@ -834,20 +841,28 @@ static void op_bind_dev(int i, const struct pyoci_op *op)
  * The clone is a detached mount tree; stage2 moves it into place. */
 void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg)
 {
+    idmap_ops = calloc((size_t)cfg->n_ops + 1, sizeof *idmap_ops);
+    idmap_trees = calloc((size_t)cfg->n_ops + 1, sizeof *idmap_trees);
+    if (!idmap_ops || !idmap_trees)
+        pyoci_fail(PYOCI_STAGE_OPS, -1, errno, "allocate the table of cloned mounts");
     for (int i = 0; i < cfg->n_ops; i++) {
         const struct pyoci_op *op = &cfg->ops[i];
-        if (!(op->flags & PYOCI_F_IDMAP))
+        if (!(op->flags & (PYOCI_F_IDMAP | PYOCI_F_PREOPEN)))
             continue;
-        if (n_idmapped == PYOCI_MAX_IDMAPPED) {
-            errno = E2BIG;
-            FAIL(i, "more than %d idmapped mounts", PYOCI_MAX_IDMAPPED);
-        }
         unsigned int oflags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
         if (op->mflags & MS_REC)
             oflags |= AT_RECURSIVE;
         int tree = (int)syscall(SYS_open_tree, AT_FDCWD, op->source, oflags);
-        if (tree < 0)
+        if (tree < 0 && (op->flags & PYOCI_F_IDMAP))
             FAIL(i, "open_tree %s (clone it for an idmapped mount)", op->source);
+        if (tree < 0)
+            FAIL(i, "open_tree %s (clone the bind source before entering the user namespace)", op->source);
+        if (!(op->flags & PYOCI_F_IDMAP)) {
+            idmap_ops[n_idmapped] = i;
+            idmap_trees[n_idmapped] = tree;
+            n_idmapped++;
+            continue;
+        }
         struct pyoci_mount_attr attr;
         memset(&attr, 0, sizeof attr);
         attr.attr_set = MOUNT_ATTR_IDMAP;
@@ -923,6 +938,8 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
             break;
         case PYOCI_OP_MKDIR: {
             int fd = mkdir_in_root(op->target, op->mode ? op->mode : 0755);
+            if (fd < 0 && (op->flags & PYOCI_F_OPTIONAL))
+                break; /* a later step says what is wrong (process.cwd: the chdir and its checks) */
             if (fd < 0)
                 FAIL(i, "mkdir %s", op->target);
             close(fd);

@@ -346,6 +346,30 @@ static long elapsed_ms(const struct timespec *since)
     return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
+/* PYOCI_MSG_NAMESPACES: our namespaces, one fd each, to a peer of our own
+ * uid (the start socket lies in the caller's state directory, which only
+ * that user and root reach; the check is one more fence).  Best effort: a
+ * namespace we cannot open is left out, and the caller joins what it got. */
+static void send_namespaces(int conn)
+{
+    static const char *const names[] = {"user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt"};
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid())
+        return;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "/proc/self/ns/%s", names[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = pyoci_send_fd(conn, fd, names[i], strlen(names[i]));
+        close(fd);
+        if (n < 0)
+            return;
+    }
+}
+
 /* Run one startContainer hook inside the container; returns when it exited
  * with status 0, else fails the child.  The state goes to its stdin whole,
  * however long (the pipe is written as the hook reads it, so the timeout
@@ -600,8 +624,11 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
                 _exit(126);
             }
             struct pyoci_msg msg;
-            if (pyoci_recv(conn, &msg) == 0 && msg.type == PYOCI_MSG_START)
+            int r = pyoci_recv(conn, &msg);
+            if (r == 0 && msg.type == PYOCI_MSG_START)
                 break;
+            if (r == 0 && msg.type == PYOCI_MSG_NAMESPACES)
+                send_namespaces(conn);
             close(conn); /* not a start request (e.g. a probe): keep waiting */
         }
         close(cfg->start_fd);

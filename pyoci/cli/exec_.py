@@ -63,7 +63,8 @@ def _run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     from pyoci import report
 
     report.bind(id=cid)
-    check_exec_flags(opts["user"], list(opts["additional-gids"]), list(opts["env"]))
+    check_exec_flags(opts["user"], list(opts["additional-gids"]), list(opts["env"]), caps=list(opts["cap"]),
+                     cwd=opts["cwd"], preserve_fds=int(opts["preserve-fds"] or 0), pid_file=opts["pid-file"])
     if opts["process"]:
         if args:
             raise UsageError("give either --process FILE or a command, not both")
@@ -81,6 +82,10 @@ def _run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
                                     no_new_privs=bool(opts["no-new-privs"]))
     if opts["tty"]:
         process["terminal"] = True
+    if opts["console-socket"] and not process.get("terminal"):
+        # Never accepted and ignored (runc refuses it too).
+        raise UsageError(f"exec --console-socket {opts['console-socket']}: there is no terminal to send "
+                         "(give --tty, or a --process with terminal: true)")
     # Labels are refused, as at create, when the host cannot apply them
     # (lifecycle.exec_ checks them), never dropped.
     if opts["apparmor"]:

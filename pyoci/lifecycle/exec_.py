@@ -15,6 +15,7 @@ from pyoci.linux import consts, proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 # Namespace files in the order they are joined (user first, mount last).
@@ -39,7 +40,7 @@ class ExecOptions:
         self.ignore_paused = ignore_paused
 
 
-def _namespaces_of(pid: int, cid: str) -> list[tuple[int, str]]:
+def _namespaces_of(pid: int, cid: str, c: store.Container, held: list[int]) -> list[tuple[int, str]]:
     join = []
     for name, flag in NS_FILES:
         theirs = f"/proc/{pid}/ns/{name}"
@@ -51,11 +52,30 @@ def _namespaces_of(pid: int, cid: str) -> list[tuple[int, str]]:
         except PermissionError:
             # The init has not started the program yet: it is not dumpable,
             # and its mm belongs to the user namespace pyoci ran in, where
-            # only CAP_SYS_PTRACE reaches it (README, Security).
-            raise PyociError(f"cannot exec in container {cid!r}: its init (pid {pid}) is not dumpable "
-                             "until it is started, and this user may not open its namespaces",
-                             hint="start the container first, or exec as root") from None
+            # only CAP_SYS_PTRACE reaches it (README, Security).  It hands
+            # its namespaces out itself on its start socket (as runc's
+            # waiting init lets its user in).
+            return _namespaces_from_init(pid, cid, c, held)
         join.append((flag, theirs))
+    return join
+
+
+def _namespaces_from_init(pid: int, cid: str, c: store.Container, held: list[int]) -> list[tuple[int, str]]:
+    from pyoci.native import spawn
+
+    fds = spawn.init_namespaces(c.dirfd, store.START_SOCKET) if c.has_start_socket() else {}
+    held += fds.values()
+    if "user" not in fds or "mnt" not in fds:
+        raise PyociError(f"cannot exec in container {cid!r}: its init (pid {pid}) is not dumpable "
+                         "until it is started, this user may not open its namespaces, and the init "
+                         "did not hand them out", hint="start the container first, or exec as root")
+    join = []
+    for name, flag in NS_FILES:
+        fd = fds.get(name)
+        if fd is None or os.readlink(f"/proc/self/fd/{fd}") == os.readlink(f"/proc/self/ns/{name}"):
+            continue
+        # Opened by stage1 through this (dumpable) process's fd table.
+        join.append((flag, f"/proc/{os.getpid()}/fd/{fd}"))
     return join
 
 
@@ -89,7 +109,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         state = c.state or {}
         pid = c.pid
         phase("state")
-        join = _namespaces_of(pid, cid)
+        held: list[int] = []     # namespace fds from the init, open until stage1 has joined them
+        join = _namespaces_of(pid, cid, c, held)
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                     preserve_fds=opts.preserve_fds)
@@ -182,8 +203,16 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         finally:
             if console_fd >= 0:
                 os.close(console_fd)
+            for fd in held:
+                os.close(fd)
         if opts.pid_file:
-            store.write_file_atomic(opts.pid_file, str(child).encode())
+            try:
+                store.write_file_atomic(opts.pid_file, str(child).encode())
+            except OSError as e:
+                # Nothing left behind: the process never reached its program
+                # unseen by the caller (runc kills it too).
+                _kill_quietly(child)
+                raise PyociError(f"exec --pid-file {opts.pid_file}: write: {e.strerror}") from None
         debug(f"exec in {cid}: process pid {child}")
     master = -1
     if mine >= 0:
@@ -198,6 +227,14 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     status_code = wait_for(child)
     phase("wait")
     return status_code
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
 
 
 def _warn(msg: str) -> None:
@@ -235,8 +272,10 @@ def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], 
         p["user"] = u
     if caps:
         c = {k: list(v) for k, v in (p.get("capabilities") or {}).items()}
+        # As runc: added to the bounding, effective and permitted sets; the
+        # template's inheritable and ambient sets are kept as they are.
         for cap in caps:
-            name = cap if cap.startswith("CAP_") else "CAP_" + cap.upper()
+            name = cap_flag_name(cap)
             for kind in ("bounding", "effective", "permitted"):
                 if name not in c.setdefault(kind, []):
                     c[kind].append(name)
@@ -278,9 +317,41 @@ def check_env_flags(env: list[str]) -> None:
             raise PyociError(f"exec --env: {problem}")
 
 
-def check_exec_flags(user: str | None, groups: list[str], env: list[str]) -> None:
-    """The flags that build the process, checked before the container is opened."""
+def cap_flag_name(cap: str) -> str:
+    """`exec --cap X` (-c): a capability name, with or without CAP_, any case."""
+    from pyoci.linux.names import CAPABILITIES
+
+    name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
+    if name not in CAPABILITIES:
+        raise PyociError(f"exec --cap {cap!r}: unknown capability {name}",
+                         hint="see capabilities(7) for the names, e.g. --cap CAP_NET_ADMIN")
+    return name
+
+
+def check_exec_flags(user: str | None, groups: list[str], env: list[str], *, caps: Sequence[str] = (),
+                     cwd: str | None = None, preserve_fds: int = 0, pid_file: str | None = None) -> None:
+    """The flags that build the process, checked before the container is
+    opened, so that a bad one is an error naming the flag and nothing runs."""
     if user:
         parse_user_flag(user)
     parse_groups_flag(groups)
     check_env_flags(env)
+    for cap in caps:
+        cap_flag_name(cap)
+    if cwd is not None and not cwd.startswith("/"):
+        raise PyociError(f"exec --cwd {cwd!r}: the working directory must be an absolute path")
+    if preserve_fds:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if preserve_fds < 0 or 3 + preserve_fds > limit:
+            raise PyociError(f"exec --preserve-fds {preserve_fds}: expected a count from 0 to {limit - 3} "
+                             f"(fds 3 and up, below the open-file limit {limit})")
+    if pid_file:
+        d = os.path.dirname(os.path.abspath(pid_file))
+        try:
+            mode = os.stat(d).st_mode
+        except OSError as e:
+            raise PyociError(f"exec --pid-file {pid_file}: directory {d}: {e.strerror}") from None
+        if mode & 0o170000 != 0o040000:
+            raise PyociError(f"exec --pid-file {pid_file}: {d} is not a directory")

@@ -53,6 +53,7 @@ OP_FLAGS: dict[str, int] = {
     "sysfs_fallback": lib.PYOCI_F_SYSFS_FALLBACK,
     "idmap": lib.PYOCI_F_IDMAP,
     "idmap_rec": lib.PYOCI_F_IDMAP_REC,
+    "preopen": lib.PYOCI_F_PREOPEN,
     "keep_mode": lib.PYOCI_F_KEEP_MODE,
     "ordinary_dir": lib.PYOCI_F_ORDINARY_DIR,
 }
@@ -319,7 +320,9 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     for i, h in enumerate(start_hooks):
         hooks[i].path = enc.s(h["path"])
         hooks[i].argv = enc.strv(list(h.get("args") or [h["path"]]))
-        hooks[i].envp = enc.strv(list(h.get("env") or []))
+        # A hook without "env" sees the container process's environment, as
+        # runc runs them (an explicit empty list is an empty environment).
+        hooks[i].envp = enc.strv(list(h["env"] if h.get("env") is not None else p.env))
         hooks[i].timeout = int(h.get("timeout") or 0)
     cfg.n_start_hooks = len(start_hooks)
     cfg.start_hooks = hooks
@@ -702,6 +705,30 @@ def start(dirfd: int, name: str, before_start: Callable[[], None],
             raise child_error(msg, None)
     finally:
         os.close(fd)
+
+
+def init_namespaces(dirfd: int, name: str) -> dict[str, int]:
+    """Ask a created container's waiting init, on its start socket, for its
+    namespaces (PYOCI_MSG_NAMESPACES): {"user": fd, ...}; {} when it is not
+    waiting any more.  The caller closes the fds."""
+    fd = lib.pyoci_connect(dirfd, name.encode())
+    if fd < 0:
+        return {}
+    got: dict[str, int] = {}
+    try:
+        send(fd, lib.PYOCI_MSG_NAMESPACES)
+        buf = ffi.new("char[]", 32)
+        while True:
+            nfd = lib.pyoci_recv_fd(fd, buf, 32)
+            if nfd < 0:
+                break        # EOF: the init sent what it had
+            key = ffi.string(buf).decode(errors="replace")
+            if key in got:
+                os.close(got[key])
+            got[key] = int(nfd)
+    finally:
+        os.close(fd)
+    return got
 
 
 def connect_listener(path: str) -> int:

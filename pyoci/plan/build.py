@@ -584,6 +584,11 @@ def _device_ops(cfg: dict[str, Any], privileged: bool) -> list[Op]:
                                   f"create default device {path}"))
     for i, d in enumerate(linux.get("devices") or []):
         path = posixpath.normpath(d["path"])
+        if path == "/dev/ptmx":
+            # As runc: /dev/ptmx is always the link to the container's own
+            # devpts (pts/ptmx); a node (or, rootless, the host's ptmx bound
+            # there) would open another devpts instance, or none.
+            continue
         mode = d.get("fileMode", 0o666)
         ops.append(_device_op(path, d["type"], int(d.get("major", 0)), int(d.get("minor", 0)), mode,
                               d.get("uid", 0), d.get("gid", 0), privileged,
@@ -779,6 +784,26 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
     )
 
 
+def _preopen_bind_sources(ops: list[Op], rootfs: str, propagation: int) -> None:
+    """With a new user namespace made by the host's root, bind sources are
+    cloned before the namespace exists (flag "preopen"), as runc opens them:
+    a source the container's root cannot reach (below a mode 000 directory)
+    still mounts.  Not a source inside the rootfs: that one is resolved when
+    its turn comes, so it sees what earlier mounts put there (config order).
+    The clone keeps the host mount's peer group: it gets the propagation the
+    rootfs tree got (slave or private) unless the mount asks for its own."""
+    root = posixpath.normpath(rootfs)
+    for op in ops:
+        if op.kind != "mount" or "mklike" not in op.flags or "idmap" in op.flags or not op.source:
+            continue
+        src = posixpath.normpath(op.source)
+        if src == root or src.startswith(root.rstrip("/") + "/"):
+            continue
+        op.flags.append("preopen")
+        if not op.propagation:
+            op.propagation = propagation
+
+
 def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Plan:
     """Turn a validated config into the plan the C helper runs."""
     linux = cfg.get("linux") or {}
@@ -809,6 +834,11 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
     ops.append(Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
                   mflags=MS_BIND | MS_REC))
     mounts = _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
+    if create & CLONE_NEWUSER and own_mntns and host.euid == 0 and host.init_userns:
+        _preopen_bind_sources(mounts, rootfs, before)
+    for op in mounts:
+        if "idmap" in op.flags and not op.propagation and own_mntns:
+            op.propagation = before   # an idmapped clone, too, leaves the host's peer group
     mounts += _device_ops(cfg, privileged)
     # Before pivot_root: the remount goes through /proc/self/fd of the host's
     # procfs (the container's /proc need not be procfs).
@@ -820,6 +850,15 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
         ops.append(Op("pivot", "/", "move the rootfs to / and chroot", flags=["no_pivot"]))
     else:
         ops.append(Op("pivot", "/", "pivot_root into the rootfs"))
+    cwd = posixpath.normpath((cfg.get("process") or {}).get("cwd") or "/")
+    if cwd != "/":
+        # A missing working directory is made, as runc and crun do: inside
+        # the new root (resolved there, never through it), owned by the
+        # container's root, 0755, before the rootfs may become read-only.
+        # Best effort: what cannot be made (a /proc magic link, a file on
+        # the way) is then refused by the chdir, with its own checks.
+        ops.append(Op("mkdir", cwd, f"create the working directory {cwd} ($.process.cwd)", mode=0o755,
+                      flags=["optional"]))
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         try:
             path = "/proc/sys/" + "/".join(sysctl_parts(key))
