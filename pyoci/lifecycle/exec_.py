@@ -69,11 +69,18 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     from pyoci.lifecycle.run import wait_for
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_exec_plan
+    from pyoci.spec import limits
 
     try:
+        # The command line's strings too: an argument that is not UTF-8
+        # arrives as a lone surrogate (surrogateescape).
+        limits.check_strings(opts.process)
+        limits.check_process_numbers(opts.process, "$")
         check_lsm({"process": opts.process})
     except ConfigError as e:
         raise e.relabel("exec") from None
+    if opts.pid_file:
+        _check_pid_file_dir(opts.pid_file)
     if opts.preserve_fds:
         proc.hold_fd_range(3, opts.preserve_fds)
     with store.open_container(root, cid, shared=True) as c:
@@ -136,7 +143,12 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
             if console_fd >= 0:
                 os.close(console_fd)
         if opts.pid_file:
-            store.write_file_atomic(opts.pid_file, str(child).encode())
+            try:
+                store.write_file_atomic(opts.pid_file, str(child).encode())
+            except OSError as e:
+                # As runc does: a process nobody can find by its pid file is stopped.
+                _terminate(child)
+                raise PyociError.from_os("exec --pid-file: write", e, path=opts.pid_file) from None
     master = -1
     if mine >= 0:
         master = spawn.recv_console(mine)
@@ -148,6 +160,26 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
 
         proxy(master, child)
     return wait_for(child)
+
+
+def _check_pid_file_dir(path: str) -> None:
+    """Refuse a --pid-file whose directory cannot take it before anything starts."""
+    parent = os.path.dirname(os.path.abspath(path)) or "/"
+    try:
+        st = os.stat(parent)
+    except OSError as e:
+        raise PyociError(f"exec --pid-file {path}: its directory {parent}", path=path, errno=e.errno,
+                         hint="the directory must exist") from None
+    if st.st_mode & 0o170000 != 0o040000:
+        raise PyociError(f"exec --pid-file {path}: {parent} is not a directory", path=path)
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.kill(pid, 9)     # SIGKILL
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _warn(msg: str) -> None:
