@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci.errors import ConfigError, ContainerNotFound, InvalidTransition, PyociError
+from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
 from pyoci.linux import proc
@@ -267,7 +267,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         os.unlink("creator", dir_fd=c.dirfd)
         if own_console >= 0:
             os.close(own_console)
-    except BaseException:
+    except BaseException as exc:
         if own_console >= 0:
             os.close(own_console)
         if start_fd >= 0:
@@ -282,9 +282,17 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             from pyoci.linux.mounts import unmount_under
 
             unmount_under(rootfs)
+        oom_error = None
+        if isinstance(exc, ChildError) and cg_limits:
+            # killed by its memory cgroup?
+            from pyoci.linux.oom import setup_oom_error
+
+            oom_error = setup_oom_error(cg_paths, resources)
         cgroups.remove(cg_created)
         c.remove()
         c.close()
+        if oom_error is not None:
+            raise oom_error from None
         raise
     c.close()
     return pid
@@ -320,7 +328,7 @@ def start(root: str, cid: str) -> None:
                 _destroy(c, CREATED)
                 raise
         try:
-            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c))
+            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True))
         finally:
             _drop_socket(c)
         st = c.state or {}
@@ -329,11 +337,19 @@ def start(root: str, cid: str) -> None:
             _run_warn_only(c, "poststart", poststart, RUNNING)
 
 
-def _drop_socket(c: store.Container) -> None:
+def _drop_socket(c: store.Container, strict: bool = False) -> None:
+    """Remove the start socket (which marks the container started).  With
+    *strict*, a failure (a read-only --root) is an error naming the file,
+    raised before the init is told to go; otherwise it is ignored."""
     try:
         os.unlink(store.START_SOCKET, dir_fd=c.dirfd)
     except FileNotFoundError:
         pass
+    except OSError as e:
+        if strict:
+            hint = "the state directory (--root) must be on a writable filesystem" if e.errno == 30 else None
+            raise PyociError.from_os("start: remove", e, path=os.path.join(c.path, store.START_SOCKET),
+                                     hint=hint) from None
 
 
 def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], status: Status) -> None:

@@ -143,19 +143,25 @@ class Container:
             names = os.listdir(self.dirfd)
         except OSError:
             names = []
-        for name in names:
-            try:
-                os.unlink(name, dir_fd=self.dirfd)
-            except IsADirectoryError:
-                import shutil
+        try:
+            for name in names:
+                try:
+                    os.unlink(name, dir_fd=self.dirfd)
+                except IsADirectoryError:
+                    import shutil
 
-                shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+                    shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+                except FileNotFoundError:
+                    pass
+            try:
+                os.rmdir(self.path)
             except FileNotFoundError:
                 pass
-        try:
-            os.rmdir(self.path)
-        except FileNotFoundError:
-            pass
+        except OSError as e:
+            # (a read-only or otherwise damaged --root): name the file, never "internal error"
+            where = os.path.join(self.path, e.filename) if isinstance(e.filename, str) else self.path
+            raise PyociError.from_os("remove the container's state: remove", e, path=where,
+                                     hint=_root_hint(e)) from None
 
     def close(self) -> None:
         if self.dirfd >= 0:
@@ -167,6 +173,12 @@ class Container:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _root_hint(e: OSError) -> str | None:
+    if e.errno == 30:   # EROFS
+        return "the state directory (--root) must be on a writable filesystem"
+    return None
 
 
 def _lock(dirfd: int, shared: bool) -> None:

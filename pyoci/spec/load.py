@@ -177,8 +177,8 @@ def _require_regular(st: os.stat_result, op: str, path: str) -> None:
 
 def _too_big(op: str, where: str, size: int | None) -> NoReturn:
     mib = limits.MAX_DOCUMENT_BYTES // (1024 * 1024)
-    text = f"{size} bytes" if size is not None else "more than that"
-    raise PyociError(f"{op} {where}: larger than pyoci's limit of {mib} MiB ({text})", op=op, path=where)
+    text = f" ({size} bytes)" if size is not None else ""
+    raise PyociError(f"{op} {where}: larger than pyoci's limit of {mib} MiB{text}", op=op, path=where)
 
 
 def _reject_constant(name: str) -> NoReturn:
