@@ -45,8 +45,16 @@ def _to_log(level: str, msg: str) -> None:
         pass
 
 
+# The longest error line: a value from the config quoted in full (a 1 MB
+# argument) would bury the message.
+MAX_ERROR_CHARS = 4096
+
+
 def error(msg: str) -> None:
     msg = " ".join(msg.split("\n"))
+    if len(msg) > MAX_ERROR_CHARS:
+        keep = MAX_ERROR_CHARS // 2
+        msg = f"{msg[:keep]} [... {len(msg) - 2 * keep} characters left out ...] {msg[-keep:]}"
     try:
         sys.stderr.write(f"pyoci: {msg}\n")
         sys.stderr.flush()

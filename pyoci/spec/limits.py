@@ -43,6 +43,8 @@ MAX_ID = 2147483647
 MAX_ERRNO = 4095
 # An `unsigned short` (struct winsize).
 MAX_CONSOLE = 65535
+# sethostname(2)/setdomainname(2): __NEW_UTS_LEN.
+MAX_UTS_NAME = 64
 # The `int` of hooks' timeouts in csrc/helper.h (seconds).
 MAX_INT = 2147483647
 
@@ -201,7 +203,13 @@ def _check_seccomp(seccomp: dict[str, Any], base: str) -> None:
 
 
 def check_numbers(cfg: dict[str, Any]) -> None:
-    """Every number of config.json that reaches C or a syscall, in the range it can take there."""
+    """Every number of config.json that reaches C or a syscall, in the range it can take there
+    (and the lengths the kernel has a limit for)."""
+    for key in ("hostname", "domainname"):
+        name = cfg.get(key)
+        if type(name) is str and len(name.encode()) > MAX_UTS_NAME:
+            raise ConfigError(f"$.{key}", f"must be at most {MAX_UTS_NAME} bytes (the kernel's limit), "
+                              f"not {len(name.encode())}")
     process = cfg.get("process")
     if type(process) is dict:
         check_process_numbers(process)

@@ -130,10 +130,14 @@ def _inject(rng: random.Random, s: str) -> str:
 def mutate(rng: random.Random, doc: dict[str, Any]) -> tuple[Any, str]:
     """One mutation of *doc* (in place where possible); returns the new document and what was done."""
     slots = _slots(doc)
-    kind = rng.choice(["drop", "type", "number", "number", "string", "inject", "inject", "key-inject",
-                       "huge", "graft", "graft", "section", "raw-utf8", "dup", "deep"])
+    kind = rng.choice(["drop"] * 2 + ["type"] + ["number"] * 4 + ["string"] * 2 + ["inject"] * 2
+                      + ["key-inject", "huge"] + ["graft"] * 4 + ["section"] * 3
+                      + ["raw-utf8", "dup", "deep"])
     if not slots:
         kind = "section"
+    numeric = [s for s in slots if type(s[0][s[1]]) in (int, float)]
+    if kind == "number" and numeric and rng.random() < 0.7:
+        slots = numeric     # mostly a number that is there already: the ranges behind the schema
     container, key, path = rng.choice(slots) if slots else (doc, None, ())
     where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
     value = container[key] if key is not None else None
@@ -236,7 +240,7 @@ def make_safe(doc: Any, *, rootfs: str, cgroups_path: str, rootless: bool) -> No
     # timeout are still fuzzed); a NUL or surrogate after it is kept.
     hooks = doc.get("hooks")
     if isinstance(hooks, dict):
-        for kind, entries in list(hooks.items()):
+        for entries in hooks.values():
             if not isinstance(entries, list):
                 continue
             for h in entries:
@@ -313,6 +317,6 @@ def make_case(seed: str, case: int, base: dict[str, Any], *, rootfs: str, cgroup
         what.append("trailing garbage")
     elif r < 0.06:
         text = rng.choice([b"", b"[]", b"null", b"1", b'"x"', b"\xef\xbb\xbf{}", text.decode(
-            "utf-8", "surrogatepass").encode("utf-16", "surrogatepass")])
+            "utf-8", "surrogateescape").encode("utf-16", "surrogatepass")])
         what.append("whole document replaced")
     return text, what

@@ -163,6 +163,8 @@ def _judge(r: ocitest.Result) -> list[str]:
             problems.append(f"failed with {len(lines)} stderr lines, not one")
         elif not lines[0].startswith("pyoci: ") or len(lines[0]) < 12:
             problems.append("the error line is not a clear `pyoci: ...` line")
+        elif len(lines[0]) > 5000:
+            problems.append(f"the error line has {len(lines[0])} characters")
         if r.rc != 1 and r.rc != 2:
             problems.append(f"exit status {r.rc}")
     return problems
