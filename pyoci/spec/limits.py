@@ -37,6 +37,8 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 # Linux dev_t as mknod(2) takes it: a 12-bit major and a 20-bit minor.
 MAX_MAJOR = (1 << 12) - 1
 MAX_MINOR = (1 << 20) - 1
+# The file type bits mknod(2) gets for each linux.devices type.
+DEVICE_FILE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 # Ids as runc takes them (a uid of 4294967295 is (uid_t)-1: "leave unchanged").
 MAX_ID = 2147483647
 # The Linux kernel's largest errno (MAX_ERRNO); SECCOMP_RET_ERRNO caps its data there.
@@ -219,8 +221,15 @@ def check_numbers(cfg: dict[str, Any]) -> None:
         field = f"$.linux.devices[{i}]"
         _in_range(dev.get("major"), 0, MAX_MAJOR, f"{field}.major")
         _in_range(dev.get("minor"), 0, MAX_MINOR, f"{field}.minor")
-        _in_range(dev.get("fileMode"), 0, 0o7777, f"{field}.fileMode",
-                  "0 to 4095 (07777: permission bits only; the type gives the rest)")
+        mode = dev.get("fileMode")
+        if type(mode) is int:
+            # Permission bits, and optionally the file type bits of the node's
+            # type (Podman writes 020666 for a character device).
+            kind = DEVICE_FILE_TYPES.get(dev.get("type"), 0)
+            if not 0 <= mode <= 0o177777 or mode & 0o170000 not in (0, kind):
+                raise ConfigError(f"{field}.fileMode",
+                                  "must be permission bits (at most 07777), with at most the file type "
+                                  f"bits of the device's type ({kind:#o}), not {mode:#o}")
         _in_range(dev.get("uid"), 0, MAX_ID, f"{field}.uid")
         _in_range(dev.get("gid"), 0, MAX_ID, f"{field}.gid")
     for key in ("uidMappings", "gidMappings"):
