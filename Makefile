@@ -38,6 +38,7 @@ help:
 	@echo "make install    $(VENV) from $(SYSTEM_PYTHON) + pip install . (non-editable): $(VENV)/bin/pyoci"
 	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
 	@echo "make lint       ruff check + mypy on pyoci/"
+	@echo "make fuzz       fuzz config.json as root and rootless (FUZZ_N=2000 cases each, FUZZ_SEED=, FUZZ_CASE=)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
 	@echo "make podman-conf register .venv/bin/pyoci with Podman (/etc/containers/containers.conf.d/pyoci.conf)"
@@ -87,6 +88,16 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check pyoci
 	$(VENV)/bin/mypy pyoci
+
+# The config fuzz test of `make test` (tests/integration/test_config_fuzz.py),
+# longer.  It prints its seed; FUZZ_SEED=S FUZZ_CASE=N replays one case.
+FUZZ_N ?= 2000
+FUZZ_SEED ?=
+FUZZ_CASE ?=
+.PHONY: fuzz
+fuzz: $(DEV_STAMP)
+	FUZZ_N=$(FUZZ_N) FUZZ_SEED=$(FUZZ_SEED) FUZZ_CASE=$(FUZZ_CASE) \
+	  $(PY) -m pytest tests/integration/test_config_fuzz.py -q -s -p no:cacheprovider
 
 bench: install
 	$(PY) -m pyoci.devtools.bench
