@@ -72,9 +72,10 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     from pyoci.spec import limits
 
     try:
-        # The command line's strings too: an argument that is not UTF-8
-        # arrives as a lone surrogate (surrogateescape).
-        limits.check_strings(opts.process)
+        # (The strings need no check_strings: a --process file had it, the
+        # container's own process had it at create, and the command line's
+        # cannot hold a NUL; an argument that is not UTF-8 arrives as
+        # surrogateescape text and reaches the process as its bytes, as with runc.)
         limits.check_process_numbers(opts.process, "$")
         check_lsm({"process": opts.process})
     except ConfigError as e:

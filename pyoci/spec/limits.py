@@ -225,7 +225,7 @@ def check_numbers(cfg: dict[str, Any]) -> None:
         if type(mode) is int:
             # Permission bits, and optionally the file type bits of the node's
             # type (Podman writes 020666 for a character device).
-            kind = DEVICE_FILE_TYPES.get(dev.get("type"), 0)
+            kind = DEVICE_FILE_TYPES.get(str(dev.get("type")), 0)
             if not 0 <= mode <= 0o177777 or mode & 0o170000 not in (0, kind):
                 raise ConfigError(f"{field}.fileMode",
                                   "must be permission bits (at most 07777), with at most the file type "
@@ -244,7 +244,7 @@ def check_numbers(cfg: dict[str, Any]) -> None:
     if type(seccomp) is dict:
         _check_seccomp(seccomp, "$.linux.seccomp")
     hooks = _dict(cfg.get("hooks"))
-    for kind, entries in hooks.items():
+    for stage, entries in hooks.items():
         for i, hook in enumerate(_list(entries)):
-            _in_range(_dict(hook).get("timeout"), 1, MAX_INT, json_path(["hooks", kind, i, "timeout"]),
+            _in_range(_dict(hook).get("timeout"), 1, MAX_INT, json_path(["hooks", stage, i, "timeout"]),
                       f"1 to {MAX_INT} seconds")
