@@ -204,6 +204,32 @@ def _check_seccomp(seccomp: dict[str, Any], base: str) -> None:
                       "0 to 5 (a system call has six arguments)")
 
 
+def _check_device(dev: dict[str, Any], i: int) -> None:
+    """One linux.devices entry: cheap when every number is in range (a
+    privileged Podman config lists a hundred devices)."""
+    major, minor, mode, uid, gid = (dev.get("major", 0), dev.get("minor", 0), dev.get("fileMode", 0),
+                                    dev.get("uid", 0), dev.get("gid", 0))
+    if (type(major) is int and 0 <= major <= MAX_MAJOR and type(minor) is int and 0 <= minor <= MAX_MINOR
+            and type(mode) is int and 0 <= mode <= 0o177777
+            and mode & 0o170000 in (0, DEVICE_FILE_TYPES.get(str(dev.get("type")), 0))
+            and type(uid) is int and 0 <= uid <= MAX_ID
+            and type(gid) is int and 0 <= gid <= MAX_ID):
+        return
+    field = f"$.linux.devices[{i}]"
+    _in_range(major, 0, MAX_MAJOR, f"{field}.major")
+    _in_range(minor, 0, MAX_MINOR, f"{field}.minor")
+    if type(mode) is int:
+        # Permission bits, and optionally the file type bits of the node's
+        # type (Podman writes 020666 for a character device).
+        kind = DEVICE_FILE_TYPES.get(str(dev.get("type")), 0)
+        if not 0 <= mode <= 0o177777 or mode & 0o170000 not in (0, kind):
+            raise ConfigError(f"{field}.fileMode",
+                              "must be permission bits (at most 07777), with at most the file type "
+                              f"bits of the device's type ({kind:#o}), not {mode:#o}")
+    _in_range(uid, 0, MAX_ID, f"{field}.uid")
+    _in_range(gid, 0, MAX_ID, f"{field}.gid")
+
+
 def check_numbers(cfg: dict[str, Any]) -> None:
     """Every number of config.json that reaches C or a syscall, in the range it can take there
     (and the lengths the kernel has a limit for)."""
@@ -217,21 +243,8 @@ def check_numbers(cfg: dict[str, Any]) -> None:
         check_process_numbers(process)
     linux = _dict(cfg.get("linux"))
     for i, dev in enumerate(_list(linux.get("devices"))):
-        dev = _dict(dev)
-        field = f"$.linux.devices[{i}]"
-        _in_range(dev.get("major"), 0, MAX_MAJOR, f"{field}.major")
-        _in_range(dev.get("minor"), 0, MAX_MINOR, f"{field}.minor")
-        mode = dev.get("fileMode")
-        if type(mode) is int:
-            # Permission bits, and optionally the file type bits of the node's
-            # type (Podman writes 020666 for a character device).
-            kind = DEVICE_FILE_TYPES.get(str(dev.get("type")), 0)
-            if not 0 <= mode <= 0o177777 or mode & 0o170000 not in (0, kind):
-                raise ConfigError(f"{field}.fileMode",
-                                  "must be permission bits (at most 07777), with at most the file type "
-                                  f"bits of the device's type ({kind:#o}), not {mode:#o}")
-        _in_range(dev.get("uid"), 0, MAX_ID, f"{field}.uid")
-        _in_range(dev.get("gid"), 0, MAX_ID, f"{field}.gid")
+        if type(dev) is dict:
+            _check_device(dev, i)
     for key in ("uidMappings", "gidMappings"):
         _check_idmap(linux.get(key), f"$.linux.{key}")
     for i, mount in enumerate(_list(cfg.get("mounts"))):
