@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from test_rootless import Rootless, test_user  # noqa: F401  (the rootless user 
 
 SEED = os.environ.get("FUZZ_SEED") or secrets.token_hex(4)
 ONLY_CASE = os.environ.get("FUZZ_CASE")
+# FUZZ_RUNTIME=runc runs the same cases against runc, for comparison (its
+# error line is logrus's `time=... level=error msg=...`, not `pyoci: ...`).
+RUNTIME = os.environ.get("FUZZ_RUNTIME") or "pyoci"
 TIMEOUT = 10.0
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -98,12 +102,26 @@ class Runner:
         self.cgroups_path = f"/fz-{self.marker}-cg"
         self.base: dict[str, Any] = bundle.config
         self.failures: list[str] = []
+        self.outputs: list[str] = []
+        self.stats = {"cases": 0, "created": 0, "refused": 0, "failed": 0, "internal": 0, "hangs": 0,
+                      "leftovers": 0}
 
     def pyoci(self, *args: str) -> ocitest.Result:
-        if self.rl is not None:
-            result: ocitest.Result = self.rl.pyoci(*args, timeout=TIMEOUT)
-            return result
-        return self.env.pyoci(*args, timeout=TIMEOUT)
+        """Run the runtime under test (pyoci, or runc with FUZZ_RUNTIME=runc)."""
+        root = self.rl.root if self.rl is not None else self.env.root
+        extra = {"XDG_RUNTIME_DIR": str(self.rl.xdg)} if self.rl is not None else None
+        cmd, full_env = self.env.command(args, root=root, user=self.rl.user if self.rl else None, env=extra)
+        if RUNTIME != "pyoci":
+            cmd = [shutil.which(RUNTIME) or RUNTIME if c == ocitest.PYOCI else c for c in cmd]
+        n = len(self.outputs)
+        out, err = self.env.tmp / f".fz-out.{n}", self.env.tmp / f".fz-err.{n}"
+        self.outputs.append("")
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, timeout=TIMEOUT,
+                               env=full_env if self.rl is None else {"PATH": ocitest.BASE_PATH},
+                               close_fds=True)
+        return ocitest.Result(cmd, p.returncode, out.read_text(errors="replace"),
+                              err.read_text(errors="replace"))
 
     def write(self, text: bytes) -> None:
         path = self.bundle.path / "config.json"
@@ -118,10 +136,12 @@ class Runner:
         cid = self.env.cid("fz")
         problems: list[str] = []
         outputs: list[str] = []
+        self.stats["cases"] += 1
         try:
             r = self.pyoci("create", "--bundle", str(self.bundle.path), cid)
             outputs.append(str(r))
             problems += _judge(r)
+            self.stats["created" if r.rc == 0 else "refused"] += 1
             if r.rc == 0:
                 d = self.pyoci("delete", "--force", cid)
                 outputs.append(str(d))
@@ -130,18 +150,23 @@ class Runner:
                 problems += _internal(d)
         except subprocess.TimeoutExpired as e:
             problems.append(f"hang: {' '.join(map(str, e.cmd))[-200:]} ran over {TIMEOUT:.0f} s")
+            self.stats["hangs"] += 1
         leaks = ocitest.check_leaks(self.env, wait=2.0)
         cgroups = _cgroup_dirs(self.marker)
         if cgroups:
             leaks += [f"cgroup left: {d}" for d in cgroups]
         if leaks:
             problems.append("left behind: " + "; ".join(leaks))
+            self.stats["leftovers"] += 1
             for line in ocitest.find_state_leaks(self.env):
                 # a forced delete of what is left, as an operator would
                 self.pyoci("delete", "--force", os.path.basename(line))
             ocitest.clean_up_after_leak(self.env)
             _remove_cgroups(_cgroup_dirs(self.marker))
         if problems:
+            self.stats["failed"] += 1
+            if "internal error" in problems:
+                self.stats["internal"] += 1
             shown = "\n    ".join(o.replace("\n", "\n    ") for o in outputs)
             self.failures.append(
                 f"case {n} ({'; '.join(what)}): {'; '.join(problems)}\n"
@@ -150,7 +175,7 @@ class Runner:
 
 def _internal(r: ocitest.Result) -> list[str]:
     text = r.stderr.lower()
-    if "internal error" in text or "please report" in text or "traceback" in text:
+    if "internal error" in text or "please report" in text or "traceback" in text or "panic:" in text:
         return ["internal error"]
     return []
 
@@ -161,7 +186,7 @@ def _judge(r: ocitest.Result) -> list[str]:
         lines = r.err_lines
         if len(lines) != 1:
             problems.append(f"failed with {len(lines)} stderr lines, not one")
-        elif not lines[0].startswith("pyoci: ") or len(lines[0]) < 12:
+        elif RUNTIME == "pyoci" and (not lines[0].startswith("pyoci: ") or len(lines[0]) < 12):
             problems.append("the error line is not a clear `pyoci: ...` line")
         elif len(lines[0]) > 5000:
             problems.append(f"the error line has {len(lines[0])} characters")
@@ -171,6 +196,8 @@ def _judge(r: ocitest.Result) -> list[str]:
 
 
 def _report(runner: Runner, mode: str, n: int) -> None:
+    figures = ", ".join(f"{k} {v}" for k, v in runner.stats.items())
+    print(f"config fuzz {mode} ({RUNTIME}, FUZZ_SEED={SEED}): {figures}")
     if runner.failures:
         head = f"{len(runner.failures)} of {n} fuzzed configs failed ({mode}, FUZZ_SEED={SEED}):\n"
         pytest.fail(head + "\n".join(runner.failures[:8]), pytrace=False)
@@ -180,7 +207,6 @@ def test_config_fuzz_root(oci: Env) -> None:
     b = oci.bundle(["true"], name="fuzz")
     runner = Runner(oci, b, rootless=None)
     cases = _cases(150)
-    print(f"config fuzz as root: FUZZ_SEED={SEED}, {len(cases)} cases")
     for n in cases:
         runner.case(n)
     _report(runner, "root", len(cases))
@@ -192,7 +218,6 @@ def test_config_fuzz_rootless(oci: Env, test_user: HostUser) -> None:  # noqa: F
     rl.save(b)
     runner = Runner(oci, b, rootless=rl)
     cases = _cases(75)
-    print(f"config fuzz rootless: FUZZ_SEED={SEED}, {len(cases)} cases")
     for n in cases:
         runner.case(n)
     _report(runner, "rootless", len(cases))
