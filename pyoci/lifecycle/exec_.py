@@ -146,10 +146,10 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         if opts.pid_file:
             try:
                 store.write_file_atomic(opts.pid_file, str(child).encode())
-            except OSError as e:
+            except PyociError:
                 # As runc does: a process nobody can find by its pid file is stopped.
                 _terminate(child)
-                raise PyociError.from_os("exec --pid-file: write", e, path=opts.pid_file) from None
+                raise
     master = -1
     if mine >= 0:
         master = spawn.recv_console(mine)

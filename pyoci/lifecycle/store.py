@@ -66,13 +66,17 @@ def write_atomic(dirfd: int, name: str, data: bytes, mode: int = 0o600) -> None:
 
 
 def write_file_atomic(path: str, data: bytes) -> None:
-    """Write a file that may live anywhere (the pid file)."""
+    """Write a file that may live anywhere (the pid file); a failure is a
+    PyociError naming the flag, the file and the errno."""
     d, base = os.path.split(os.path.abspath(path))
-    dirfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        write_atomic(dirfd, base, data, 0o644)
-    finally:
-        os.close(dirfd)
+        dirfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            write_atomic(dirfd, base, data, 0o644)
+        finally:
+            os.close(dirfd)
+    except OSError as e:
+        raise PyociError.from_os("write --pid-file", e, path=path) from None
 
 
 class Container:

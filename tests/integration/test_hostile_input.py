@@ -193,3 +193,9 @@ def test_read_only_root_during_start_and_delete(oci: Env) -> None:
     finally:
         subprocess.run(["umount", root], check=True)
     oci.pyoci("delete", "--force", cid).ok()
+
+
+def test_create_pid_file_in_missing_dir(oci: Env) -> None:
+    b = oci.bundle(["sleep", "100"])
+    r = oci.pyoci("create", "--pid-file", "/nonexistent/dir/f", "--bundle", str(b.path), oci.cid())
+    one_line(r, "write --pid-file /nonexistent/dir/f", "No such file or directory")
