@@ -37,7 +37,7 @@ help:
 	@echo "make deps       apt-get install the system packages (root; skipped when all are installed)"
 	@echo "make install    $(VENV) from $(SYSTEM_PYTHON) + pip install . (non-editable): $(VENV)/bin/pyoci"
 	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
-	@echo "make lint       ruff check + mypy on pyoci/"
+	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings on csrc/"
 	@echo "make fuzz       fuzz config.json as root and rootless (FUZZ_N=2000 cases each, FUZZ_SEED=, FUZZ_CASE=)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
@@ -85,9 +85,16 @@ dev: venv
 test: $(DEV_STAMP)
 	$(PY) -m pytest tests -q
 
+# The C side: the build's -Wall -Wextra -Werror, and stricter warnings the
+# build leaves out (they would also judge the code cffi generates): a
+# possibly truncated snprintf, shadowed names, variable-length arrays.
+C_LINT_FLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -Wformat=2 -Wformat-truncation=2 \
+	-Wformat-overflow=2 -Wstringop-truncation -Wshadow -Wvla -Icsrc
+
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check pyoci
 	$(VENV)/bin/mypy pyoci
+	@for f in csrc/*.c; do echo "cc -c $$f"; $${CC:-cc} $(C_LINT_FLAGS) -c -o /dev/null "$$f"; done
 
 # The config fuzz test of `make test` (tests/integration/test_config_fuzz.py),
 # longer.  It prints its seed; FUZZ_SEED=S FUZZ_CASE=N replays one case.

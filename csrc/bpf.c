@@ -41,7 +41,17 @@ int pyoci_bpf_prog_load_devices(const unsigned char *insns, int n_insns, char *l
     int again = sys_bpf(BPF_PROG_LOAD, &attr);
     if (again >= 0)
         return again;
-    return again == -ENOSPC ? fd : again;    /* ENOSPC: the log was too short, not the program */
+    if (again == -ENOSPC) {
+        /* The log did not fit: its end, which says why, is missing.  Say
+         * so rather than show its beginning as the reason. */
+        static const char note[] = "(the verifier's log did not fit in its buffer)";
+        if ((size_t)loglen >= sizeof note)
+            memcpy(log, note, sizeof note);
+        else
+            log[0] = '\0';
+        return fd;
+    }
+    return again;
 }
 
 int pyoci_bpf_prog_query_devices(int cgroup_fd, unsigned int *ids, int max_ids)

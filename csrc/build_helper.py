@@ -28,7 +28,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 BUILD = HERE.parent / "build"
 EXT_SOURCES = ["launch.c", "blob.c", "msg.c", "sys.c", "seccomp_bpf.c", "bpf.c"]
 INIT_SOURCES = ["init.c", "blob.c", "msg.c", "spawn.c", "ops.c", "process.c", "tty.c", "seccomp.c"]
-CFLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
+# Warnings are errors, for csrc/ and for the code cffi generates around it.
+CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11"]
 
 
 def _cdef() -> str:

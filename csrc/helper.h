@@ -28,9 +28,9 @@
 
 /* CDEF-BEGIN */
 
-#define PYOCI_ABI_VERSION 10
+#define PYOCI_ABI_VERSION 11
 
-/* ---- sync protocol: fixed-size messages on a SOCK_SEQPACKET socketpair ----
+/* ---- sync protocol: records (struct pyoci_msg + detail text) on a SOCK_SEQPACKET socketpair ----
  * Sync points are numbered; the same numbers are written beside the code on
  * both sides (csrc/spawn.c and pyoci/native/spawn.py).
  *   SYNC 1  stage1 -> parent  USERMAP_REQUEST   (pid = stage1's pid)
@@ -104,14 +104,22 @@
 #define PYOCI_STEP_MEMPOLICY 35
 #define PYOCI_STEP_CWD_ESCAPE 36    /* the working directory is not below the container's root */
 #define PYOCI_STEP_CGROUP 37        /* stage2 joins its cgroup v1 hierarchies (cgroup_tasks) */
+/* (45, 46: numbered apart from the others being added at the same time) */
+#define PYOCI_STEP_LOOPBACK 45      /* bring up lo in a new network namespace */
+#define PYOCI_STEP_HOME 46          /* HOME from the container's /etc/passwd */
 
+/* One record: this header, then (ERROR, WARNING, EXEC_FAILED) the detail --
+ * path, hook name, ... -- as text filling the rest of the record (no NUL; the
+ * record's length bounds it), PYOCI_MSG_MAX bytes at most in all.  A detail
+ * longer than that (only a path of tens of KiB could make one) is shortened
+ * in the middle with a note saying how much was left out, never silently. */
+#define PYOCI_MSG_MAX 65536
 struct pyoci_msg {
     int type;       /* PYOCI_MSG_* */
     int stage;      /* PYOCI_STAGE_* for ERROR/WARNING */
     int index;      /* op index or PYOCI_STEP_* */
     int err;        /* errno */
     int pid;        /* CHILD_PID, USERMAP_REQUEST */
-    char text[512]; /* detail: path, hook name, ... */
 };
 
 /* ---- the filesystem program stage2 runs, in order ----
@@ -332,7 +340,9 @@ int pyoci_seqpacket_pair(int fds[2]);          /* O_CLOEXEC socketpair for the s
 int pyoci_listen(int dirfd, const char *name); /* bind+listen a unix socket at dirfd/name */
 int pyoci_connect(int dirfd, const char *name);
 int pyoci_connect_path(const char *path);     /* connect a unix socket by path */
-int pyoci_recv_fd(int sock, char *name, int namelen); /* receive one SCM_RIGHTS fd (and its name) */
+int pyoci_recv_fd(int sock, char *name, int namelen); /* receive one SCM_RIGHTS fd (and its name);
+                                                         -EMSGSIZE (fd closed) when the name or the fds
+                                                         did not fit */
 int pyoci_setns_path(const char *path, int nstype);
 int pyoci_umount(const char *path, int flags);
 int pyoci_set_child_subreaper(void);
@@ -358,7 +368,8 @@ int pyoci_mount_setattr_probe(void);
  * pyoci/linux/bpfdev.py.
  * pyoci_bpf_prog_load_devices: BPF_PROG_LOAD of a BPF_PROG_TYPE_CGROUP_DEVICE
  *   program; returns its fd (O_CLOEXEC).  On failure the verifier's log is
- *   written to log (NUL-terminated) when loglen > 0.
+ *   written to log (NUL-terminated) when loglen > 0; a log that does not fit
+ *   is replaced by a note saying so (its end, the reason, would be missing).
  * pyoci_bpf_prog_query_devices: BPF_PROG_QUERY: the ids of the device programs
  *   attached to the cgroup directory cgroup_fd itself; returns how many
  *   (-ENOSPC when more than max_ids).

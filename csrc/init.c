@@ -12,11 +12,24 @@
 #include <string.h>
 #include <unistd.h>
 
+static void put(const char *s)
+{
+    for (size_t n = strlen(s); n > 0;) {
+        ssize_t w = write(2, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
 static int refuse(const char *why)
 {
-    static const char pre[] = "pyoci-init: ";
-    if (write(2, pre, sizeof pre - 1) < 0 || write(2, why, strlen(why)) < 0 || write(2, "\n", 1) < 0)
-        return 127;
+    put("pyoci-init: ");
+    put(why);
+    put("\n");
     return 127;
 }
 

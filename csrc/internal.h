@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
+#include <sys/types.h>
 #include "helper.h"
 
 /* argv[0] of pyoci-init; anything else (e.g. the kernel running it as the
@@ -66,11 +67,15 @@ void pyoci_load_seccomp(const struct pyoci_spawn_config *cfg);
 
 /* tty.c (pyoci-init) */
 void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg);
-/* sendmsg: data as the only iovec, fd as the only SCM_RIGHTS; 0 or -errno. */
-int pyoci_send_fd(int sock, int fd, const char *data, size_t len);
+/* sendmsg: data as the only iovec, fd as the only SCM_RIGHTS; the number of
+ * bytes sent (a stream socket may take fewer than len) or -errno. */
+ssize_t pyoci_send_fd(int sock, int fd, const char *data, size_t len);
 
 /* process.c (pyoci-init) */
 noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg);
+/* A malloc'd copy of the JSON tmpl with every "pid":0 replaced by the init's
+ * pid as the runtime sees it (pyoci_host_pid); NULL when out of memory. */
+char *pyoci_fill_pid(const char *tmpl);
 
 /* The new mount API (Linux >= 5.2; mount_setattr and idmapped mounts >= 5.12).
  * Numbers from 424 on are the same on every architecture. */

@@ -212,7 +212,7 @@ static void drop_read_override(void)
  * neither may tell them anything of the caller's. */
 static noreturn void start_init(const struct pyoci_spawn_config *cfg, int exe, int blob)
 {
-    char fdarg[16];
+    char fdarg[16];   /* any int fits */
     char *argv[] = {PYOCI_INIT_ARGV0, fdarg, NULL};
     char *envp[] = {NULL};
     snprintf(fdarg, sizeof fdarg, "%d", blob);

@@ -60,91 +60,151 @@ static int open_in_root(const char *path, int flags)
 
 static int mkdir_in_root(const char *path, mode_t mode);
 
+/* The target of the symlink `name` in `parent`, malloc'd to its length;
+ * NULL with errno. */
+static char *read_link(int parent, const char *name)
+{
+    struct stat st;
+    size_t size = 256;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0)
+        size = (size_t)st.st_size + 1;
+    for (;;) {
+        char *buf = malloc(size);
+        if (!buf)
+            return NULL;
+        ssize_t n = readlinkat(parent, name, buf, size);
+        if (n >= 0 && (size_t)n < size) {
+            buf[n] = '\0';
+            return buf;
+        }
+        int e = errno;
+        free(buf);
+        if (n < 0) {
+            errno = e;
+            return NULL;
+        }
+        size *= 2;   /* it grew since the fstatat */
+    }
+}
+
 /* `name` in `parent` (at `path`) exists but does not resolve: a symlink
  * whose target is missing.  Return its target as a path inside the root
  * (never outside it: an absolute target is taken relative to the root, and
- * RESOLVE_IN_ROOT clamps ".."), or NULL. */
-static const char *dangling_target(int parent, const char *path, const char *name, char *out, size_t len)
+ * RESOLVE_IN_ROOT clamps ".."), malloc'd; or NULL. */
+static char *dangling_target(int parent, const char *path, const char *name)
 {
-    char link[PATH_MAX];
-    ssize_t n = readlinkat(parent, name, link, sizeof link - 1);
-    if (n < 0)
-        return NULL;
-    link[n] = '\0';
-    if (link[0] == '/') {
-        snprintf(out, len, "%s", link);
-    } else {
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        snprintf(out, len, "%s/%s", dir, link);
+    char *link = read_link(parent, name);
+    if (!link || link[0] == '/')
+        return link;
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) : 0;
+    size_t linklen = strlen(link);
+    char *out = malloc(dirlen + 1 + linklen + 1);
+    if (out) {
+        memcpy(out, path, dirlen);
+        out[dirlen] = '/';
+        memcpy(out + dirlen + 1, link, linklen + 1);
     }
+    free(link);
     return out;
 }
 
 static int symlink_depth = 0;
 
-/* mkdir -p inside the root; returns an O_PATH fd of the directory. */
+/* Create the last component of `prefix` (starting at prefix + at) in its
+ * parent, a directory; returns an O_PATH fd of it. */
+static int mkdir_component(const char *prefix, size_t at, mode_t mode)
+{
+    char *up = strndup(prefix, at);
+    if (!up)
+        return -1;
+    int parent = open_in_root(up[0] ? up : "/", O_PATH | O_DIRECTORY);
+    free(up);
+    if (parent < 0)
+        return -1;
+    const char *name = prefix + at;
+    if (mkdirat(parent, name, mode) == 0) {
+        close(parent);
+        return open_in_root(prefix, O_PATH | O_DIRECTORY);
+    }
+    if (errno != EEXIST) {
+        int e = errno;
+        close(parent);
+        errno = e;
+        return -1;
+    }
+    /* It exists and does not resolve: a symlink to a missing directory?
+     * Create what it points to, inside the root. */
+    char *target = symlink_depth < 40 ? dangling_target(parent, prefix, name) : NULL;
+    close(parent);
+    if (target) {
+        symlink_depth++;
+        int t = mkdir_in_root(target, mode);
+        symlink_depth--;
+        free(target);
+        if (t < 0)
+            return -1;
+        close(t);
+    }
+    return open_in_root(prefix, O_PATH | O_DIRECTORY);
+}
+
+/* mkdir -p inside the root; returns an O_PATH fd of the directory.  It walks
+ * down from the root one component at a time, creating what is missing, so
+ * the depth of the path costs no stack (only a dangling symlink on the way
+ * recurses, to create its target, 40 deep at most). */
 static int mkdir_in_root(const char *path, mode_t mode)
 {
     int fd = open_in_root(path, O_PATH | O_DIRECTORY);
     if (fd >= 0 || errno != ENOENT)
         return fd;
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *slash = strrchr(buf, '/');
-    const char *name = buf;
-    int parent;
-    if (slash) {
-        *slash = '\0';
-        name = slash + 1;
-        parent = mkdir_in_root(buf[0] ? buf : "/", 0755);
-    } else {
-        parent = open_in_root("/", O_PATH | O_DIRECTORY);
-    }
-    if (parent < 0)
+    char *buf = strdup(path);
+    if (!buf)
         return -1;
-    if (mkdirat(parent, name, mode) < 0) {
-        int e = errno;
-        char target[PATH_MAX];
-        if (e == EEXIST && symlink_depth < 40 &&
-            dangling_target(parent, path, name, target, sizeof target)) {
-            /* Create what the symlink points to, inside the root. */
-            close(parent);
-            symlink_depth++;
-            int t = mkdir_in_root(target, mode);
-            symlink_depth--;
-            if (t < 0)
-                return -1;
-            close(t);
-            return open_in_root(path, O_PATH | O_DIRECTORY);
-        }
-        close(parent);
-        if (e != EEXIST) {
+    size_t i = 0;
+    for (;;) {
+        while (buf[i] == '/')
+            i++;
+        size_t end = i;
+        while (buf[end] && buf[end] != '/')
+            end++;
+        size_t next = end;
+        while (buf[next] == '/')
+            next++;
+        int last = buf[next] == '\0';
+        char saved = buf[end];
+        buf[end] = '\0';          /* buf is now the path down to this component */
+        int d = open_in_root(buf, O_PATH | O_DIRECTORY);
+        if (d < 0 && errno == ENOENT && end > i)
+            d = mkdir_component(buf, i, last ? mode : 0755);
+        buf[end] = saved;
+        if (d < 0 || last) {
+            int e = errno;
+            free(buf);
             errno = e;
-            return -1;
+            return d;
         }
-        return open_in_root(path, O_PATH | O_DIRECTORY);
+        close(d);
+        i = end;
     }
-    close(parent);
-    return open_in_root(path, O_PATH | O_DIRECTORY);
 }
 
 /* Split path into parent (created as directories) and last component;
- * returns an O_PATH fd of the parent and points *name into buf. */
-static int parent_in_root(const char *path, char *buf, size_t len, const char **name)
+ * returns an O_PATH fd of the parent, *buf a malloc'd copy of path (the
+ * caller frees it) and *name its last component. */
+static int parent_in_root(const char *path, char **buf, const char **name)
 {
-    snprintf(buf, len, "%s", path);
-    char *slash = strrchr(buf, '/');
+    *buf = strdup(path);
+    if (!*buf)
+        return -1;
+    char *slash = strrchr(*buf, '/');
     if (!slash || slash[1] == '\0') {
         errno = EINVAL;
         return -1;
     }
     *slash = '\0';
     *name = slash + 1;
-    return mkdir_in_root(buf[0] ? buf : "/", 0755);
+    return mkdir_in_root((*buf)[0] ? *buf : "/", 0755);
 }
 
 /* Create an empty file at path (parents as directories) unless something exists. */
@@ -153,21 +213,27 @@ static int mkfile_in_root(const char *path)
     int fd = open_in_root(path, O_PATH);
     if (fd >= 0 || errno != ENOENT)
         return fd;
-    char buf[PATH_MAX];
+    char *buf;
     const char *name;
-    int parent = parent_in_root(path, buf, sizeof buf, &name);
-    if (parent < 0)
+    int parent = parent_in_root(path, &buf, &name);
+    if (parent < 0) {
+        int e = errno;
+        free(buf);
+        errno = e;
         return -1;
+    }
     int f = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
     int e = errno;
     if (f < 0 && e == ELOOP && symlink_depth < 40) {
         /* A symlink whose target is missing: create the target inside the root. */
-        char target[PATH_MAX];
-        if (dangling_target(parent, path, name, target, sizeof target)) {
+        char *target = dangling_target(parent, path, name);
+        if (target) {
             close(parent);
+            free(buf);
             symlink_depth++;
             int t = mkfile_in_root(target);
             symlink_depth--;
+            free(target);
             if (t < 0)
                 return -1;
             close(t);
@@ -175,6 +241,7 @@ static int mkfile_in_root(const char *path)
         }
     }
     close(parent);
+    free(buf);
     if (f < 0 && e != EEXIST) {
         errno = e;
         return -1;
@@ -184,6 +251,7 @@ static int mkfile_in_root(const char *path)
     return open_in_root(path, O_PATH);
 }
 
+/* buf: 64 bytes hold "/proc/self/fd/" and any int. */
 static void fdpath(char *buf, size_t len, int fd)
 {
     snprintf(buf, len, "/proc/self/fd/%d", fd);
@@ -272,8 +340,7 @@ static void sysfs_flags(int i, const struct pyoci_op *op, const char *target)
         struct pyoci_mount_attr attr;
         memset(&attr, 0, sizeof attr);
         attr.attr_set = MOUNT_ATTR_RDONLY;
-        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0 &&
-            errno != ENOSYS)
+        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0)
             FAIL(i, "make the host's /sys bound on %s read-only recursively", op->target);
     }
 }
@@ -360,10 +427,11 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
 
 /* The directory that will hold op->target (created inside the root), opened
  * for *at() calls: O_PATH fds can't be used with mknodat/symlinkat, so go
- * through /proc/self/fd.  *name points at the last component in buf. */
-static int open_parent_dir(int i, const struct pyoci_op *op, char *buf, size_t len, const char **name)
+ * through /proc/self/fd.  *name points at the last component in *buf, a
+ * malloc'd copy of the target the caller frees. */
+static int open_parent_dir(int i, const struct pyoci_op *op, char **buf, const char **name)
 {
-    int parent = parent_in_root(op->target, buf, len, name);
+    int parent = parent_in_root(op->target, buf, name);
     if (parent < 0)
         FAIL(i, "resolve %s in the rootfs", op->target);
     char pp[64];
@@ -377,9 +445,9 @@ static int open_parent_dir(int i, const struct pyoci_op *op, char *buf, size_t l
 
 static void op_mknod(int i, const struct pyoci_op *op)
 {
-    char buf[PATH_MAX];
+    char *buf;
     const char *name;
-    int dir = open_parent_dir(i, op, buf, sizeof buf, &name);
+    int dir = open_parent_dir(i, op, &buf, &name);
     unlinkat(dir, name, 0);
     if (mknodat(dir, name, op->mode, (dev_t)op->dev) < 0)
         FAIL(i, "mknod %s", op->target);
@@ -388,13 +456,14 @@ static void op_mknod(int i, const struct pyoci_op *op)
     if (op->uid >= 0 && fchownat(dir, name, (uid_t)op->uid, (gid_t)op->gid, AT_SYMLINK_NOFOLLOW) < 0)
         FAIL(i, "chown %s", op->target);
     close(dir);
+    free(buf);
 }
 
 static void op_symlink(int i, const struct pyoci_op *op)
 {
-    char buf[PATH_MAX];
+    char *buf;
     const char *name;
-    int dir = open_parent_dir(i, op, buf, sizeof buf, &name);
+    int dir = open_parent_dir(i, op, &buf, &name);
     if (op->flags & PYOCI_F_OPTIONAL) {
         /* replace whatever is there (e.g. /dev/ptmx) */
         unlinkat(dir, name, 0);
@@ -402,6 +471,7 @@ static void op_symlink(int i, const struct pyoci_op *op)
     if (symlinkat(op->source, dir, name) < 0 && errno != EEXIST)
         FAIL(i, "symlink %s -> %s", op->target, op->source);
     close(dir);
+    free(buf);
 }
 
 static void op_pivot(int i, const struct pyoci_op *op, const char *rootfs)
@@ -624,9 +694,18 @@ static void op_write_file(int i, const struct pyoci_op *op)
         errno = EXDEV;
         FAIL(i, "%s is not on procfs (is /proc mounted in the container?)", op->target);
     }
+    /* One write: a sysctl takes its value from a single write at offset 0. */
     size_t len = strlen(op->data);
-    if (write(fd, op->data, len) != (ssize_t)len)
+    ssize_t w;
+    do
+        w = write(fd, op->data, len);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
         FAIL(i, "write %s", op->target);
+    if ((size_t)w != len) {
+        errno = EIO;
+        FAIL(i, "write %s: the kernel took %zd of %zu bytes", op->target, w, len);
+    }
     close(fd);
 }
 

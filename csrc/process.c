@@ -48,7 +48,9 @@ struct pyoci_sched_attr {
     uint64_t sched_period;
 };
 
-static char exec_path[PATH_MAX];
+/* The program found by lookup_exec(): cfg->exec_path or argv[0] itself, or
+ * a PATH entry joined with it (malloc'd to size). */
+static const char *exec_path;
 
 static const char *env_get(const char *const *envp, const char *name)
 {
@@ -85,7 +87,7 @@ static void lookup_exec(const struct pyoci_spawn_config *cfg)
             errno = -r;
             PFAIL(PYOCI_STEP_LOOKUP_EXEC, "%s", prog);
         }
-        snprintf(exec_path, sizeof exec_path, "%s", prog);
+        exec_path = prog;
         return;
     }
     const char *path = env_get(cfg->envp, "PATH");
@@ -95,10 +97,15 @@ static void lookup_exec(const struct pyoci_spawn_config *cfg)
     while (*path) {
         const char *end = strchr(path, ':');
         size_t len = end ? (size_t)(end - path) : strlen(path);
-        snprintf(exec_path, sizeof exec_path, "%.*s%s%s", (int)len, path, len ? "/" : "", prog);
-        int r = is_executable(exec_path);
-        if (r == 0)
+        char *candidate;
+        if (asprintf(&candidate, "%.*s%s%s", (int)len, path, len ? "/" : "", prog) < 0)
+            PFAIL(PYOCI_STEP_LOOKUP_EXEC, "look for `%s` in $PATH: out of memory", prog);
+        int r = is_executable(candidate);
+        if (r == 0) {
+            exec_path = candidate;
             return;
+        }
+        free(candidate);
         if (r != -ENOENT && r != -ENOTDIR)
             last = -r;
         path += len + (end ? 1 : 0);
@@ -123,8 +130,16 @@ static void set_caps(const struct pyoci_spawn_config *cfg)
     for (int cap = 0; cap < 64; cap++) {
         if (!(cfg->cap_ambient & (1ULL << cap)))
             continue;
-        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) {
+            /* A capability this kernel does not have (newer than it):
+             * warn and go on, as runc does ("unavailable"). */
+            if (errno == EINVAL) {
+                pyoci_warn(PYOCI_STAGE_PROCESS, PYOCI_STEP_AMBIENT, errno,
+                           "capability %d is not known to this kernel: not raised", cap);
+                continue;
+            }
             PFAIL(PYOCI_STEP_AMBIENT, "raise ambient capability %d", cap);
+        }
     }
 }
 
@@ -201,17 +216,62 @@ static int open_cwd(const struct pyoci_spawn_config *cfg)
     return fd;
 }
 
+/* For a working directory getcwd(2) cannot show (its path is longer than a
+ * page): walk up with "..", which stops at the process's root.  1 when the
+ * walk meets the container's root, 0 when it ends at a root of its own (a
+ * directory that is its own parent: the cwd lies outside), -1 with errno. */
+static int cwd_reaches_root(void)
+{
+    struct stat root, cur, up;
+    if (stat("/", &root) < 0)
+        return -1;
+    int fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        if (fstat(fd, &cur) < 0)
+            break;
+        if (cur.st_dev == root.st_dev && cur.st_ino == root.st_ino) {
+            close(fd);
+            return 1;
+        }
+        int parent = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (parent < 0)
+            break;
+        close(fd);
+        fd = parent;
+        if (fstat(fd, &up) < 0)
+            break;
+        if (up.st_dev == cur.st_dev && up.st_ino == cur.st_ino) {
+            close(fd);
+            return 0;
+        }
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
 static void check_cwd(const struct pyoci_spawn_config *cfg)
 {
     char buf[PATH_MAX + 32];
     if (syscall(SYS_getcwd, buf, sizeof buf) < 0) {
-        if (errno == ENAMETOOLONG)
-            return;   /* deep but reachable: an unreachable path is short */
-        PFAIL(PYOCI_STEP_CWD_ESCAPE, "getcwd after chdir %s", cfg->cwd);
+        if (errno != ENAMETOOLONG && errno != ERANGE)
+            PFAIL(PYOCI_STEP_CWD_ESCAPE, "getcwd after chdir %s", cfg->cwd);
+        /* too long for getcwd (or for buf): check it by walking up instead */
+        int r = cwd_reaches_root();
+        if (r < 0)
+            PFAIL(PYOCI_STEP_CWD_ESCAPE, "walk up from %s to the container's root", cfg->cwd);
+        if (r == 0) {
+            errno = EPERM;
+            PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s resolves to a directory outside the container's root", cfg->cwd);
+        }
+        return;
     }
     if (buf[0] != '/') {
         errno = EPERM;
-        PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s resolves to %.200s, outside the container's root", cfg->cwd, buf);
+        PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s resolves to %s, outside the container's root", cfg->cwd, buf);
     }
 }
 
@@ -249,13 +309,54 @@ static void set_process_attributes(const struct pyoci_spawn_config *cfg)
     }
 }
 
-/* Run one startContainer hook inside the container; 0 or fails the child. */
-static void run_hook(const struct pyoci_spawn_config *cfg, int n)
+char *pyoci_fill_pid(const char *tmpl)
+{
+    static const char hole[] = "\"pid\":0";
+    const size_t hl = sizeof hole - 1;
+    char pid[32];
+    int pl = snprintf(pid, sizeof pid, "\"pid\":%d", pyoci_host_pid);
+    size_t holes = 0;
+    for (const char *p = strstr(tmpl, hole); p; p = strstr(p + hl, hole))
+        holes++;
+    char *out = malloc(strlen(tmpl) + holes * (size_t)pl + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    for (;;) {
+        const char *p = strstr(tmpl, hole);
+        size_t n = p ? (size_t)(p - tmpl) : strlen(tmpl);
+        memcpy(o, tmpl, n);
+        o += n;
+        if (!p)
+            break;
+        memcpy(o, pid, (size_t)pl);
+        o += pl;
+        tmpl = p + hl;
+    }
+    *o = '\0';
+    return out;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Run one startContainer hook inside the container; returns when it exited
+ * with status 0, else fails the child.  The state goes to its stdin whole,
+ * however long (the pipe is written as the hook reads it, so the timeout
+ * also covers a hook that never reads); a hook that exits or closes its
+ * stdin before reading it all is not an error. */
+static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *state, size_t len)
 {
     const struct pyoci_hook *h = &cfg->start_hooks[n];
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): pipe", n, h->path);
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     pid_t pid = fork();
     if (pid < 0)
         PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): fork", n, h->path);
@@ -265,38 +366,62 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n)
         _exit(127);
     }
     close(pipefd[0]);
-    const char *tmpl = cfg->hook_state ? cfg->hook_state : "{}";
-    char state[16384];
-    const char *hole = strstr(tmpl, "\"pid\":0");
-    if (hole && strlen(tmpl) + 16 < sizeof state)
-        snprintf(state, sizeof state, "%.*s\"pid\":%d%s", (int)(hole - tmpl), tmpl, pyoci_host_pid,
-                 hole + strlen("\"pid\":0"));
-    else
-        snprintf(state, sizeof state, "%s", tmpl);
-    size_t len = strlen(state);
+    int out = pipefd[1];
+    if (fcntl(out, F_SETFL, O_NONBLOCK) < 0)
+        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): make its stdin pipe non-blocking", n, h->path);
     signal(SIGPIPE, SIG_IGN);
-    if (write(pipefd[1], state, len) < 0) {
-        /* the hook need not read its stdin */
-    }
-    close(pipefd[1]);
-    signal(SIGPIPE, SIG_DFL);
+    size_t off = 0;
     int status = 0;
-    long waited = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, h->timeout > 0 ? WNOHANG : 0);
-        if (r == pid)
+    int reaped = 0;
+    long limit = h->timeout > 0 ? (long)h->timeout * 1000 : -1;
+    while (!reaped && (out >= 0 || limit >= 0)) {
+        while (out >= 0 && off < len) {
+            ssize_t w = write(out, state + off, len - off);
+            if (w > 0)
+                off += (size_t)w;
+            else if (w < 0 && errno == EINTR)
+                continue;
+            else
+                break;
+        }
+        if (out >= 0 && (off == len || errno != EAGAIN)) {
+            if (off < len && errno != EPIPE)
+                PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): write the state to its stdin (%zu of %zu bytes)",
+                      n, h->path, off, len);
+            close(out);   /* all written, or the hook closed its stdin */
+            out = -1;
+        }
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            reaped = 1;
             break;
+        }
         if (r < 0 && errno != EINTR)
             PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): wait", n, h->path);
-        if (h->timeout > 0 && waited >= (long)h->timeout * 1000) {
+        if (limit >= 0 && elapsed_ms(&started) >= limit) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             errno = ETIMEDOUT;
             PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) timed out after %ds", n, h->path, h->timeout);
         }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        waited += 10;
+        /* until the pipe has room (or its reader is gone), 10 ms at most */
+        struct pollfd pfd = {out, POLLOUT, 0};
+        if (out >= 0)
+            poll(&pfd, 1, 10);
+        else {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (out >= 0)
+        close(out);
+    signal(SIGPIPE, SIG_DFL);
+    while (!reaped) {
+        pid_t r = waitpid(pid, &status, 0);
+        if (r == pid)
+            reaped = 1;
+        else if (r < 0 && errno != EINTR)
+            PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): wait", n, h->path);
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return;
@@ -304,6 +429,121 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n)
     if (WIFEXITED(status))
         PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) exited with status %d", n, h->path, WEXITSTATUS(status));
     PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) killed by signal %d", n, h->path, WTERMSIG(status));
+}
+
+/* ---- HOME ----
+ * Without HOME (or with an empty one) in process.env, the process gets the
+ * home directory of its uid's entry in the container's /etc/passwd, or "/"
+ * when there is none, as runc sets it.  The file is the container's: opened
+ * after pivot_root (or the exec's setns/chroot) from the container's root
+ * with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, only when it is a regular
+ * file (never a fifo or a device someone put there), and at most
+ * PASSWD_MAX bytes of it are read.  Any problem reading it means "/". */
+#define PASSWD_MAX (4 << 20)
+
+static char **final_envp;   /* NULL: cfg->envp as it is */
+
+static char *passwd_home(unsigned uid)
+{
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return NULL;
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    do
+        fd = syscall(SYS_openat2, root, "/etc/passwd", &how, sizeof how);
+    while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    close(root);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0;
+    if (fstat((int)fd, &st) == 0 && S_ISREG(st.st_mode) && (buf = malloc(PASSWD_MAX)) != NULL) {
+        while (len < PASSWD_MAX) {
+            ssize_t n = read((int)fd, buf + len, PASSWD_MAX - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+        }
+    }
+    close((int)fd);
+    if (!buf)
+        return NULL;
+    char *home = NULL;
+    /* name:password:uid:gid:gecos:home:shell, one per line; the first line
+     * with this uid wins.  Lines with a NUL byte are skipped. */
+    for (size_t pos = 0; pos < len && !home;) {
+        char *line = buf + pos;
+        char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + 1;
+        if (n == 0 || line[0] == '#' || memchr(line, '\0', n))
+            continue;
+        char *field[7];
+        size_t flen[7];
+        int nf = 0;
+        size_t start = 0;
+        for (size_t i = 0; i <= n && nf < 7; i++) {
+            if (i == n || line[i] == ':') {
+                field[nf] = line + start;
+                flen[nf++] = i - start;
+                start = i + 1;
+            }
+        }
+        if (nf < 6 || flen[2] == 0 || flen[2] > 10)
+            continue;
+        unsigned long long v = 0;
+        size_t i = 0;
+        for (; i < flen[2] && field[2][i] >= '0' && field[2][i] <= '9'; i++)
+            v = v * 10 + (unsigned)(field[2][i] - '0');
+        if (i != flen[2] || v != uid)
+            continue;
+        if (flen[5] > 0 && (home = malloc(flen[5] + 1)) != NULL) {
+            memcpy(home, field[5], flen[5]);
+            home[flen[5]] = '\0';
+        }
+        break;
+    }
+    free(buf);
+    return home;
+}
+
+static void set_home(const struct pyoci_spawn_config *cfg)
+{
+    size_t n = 0;
+    long empty = -1;
+    for (; cfg->envp && cfg->envp[n]; n++) {
+        if (strncmp(cfg->envp[n], "HOME=", 5) == 0) {
+            if (cfg->envp[n][5] != '\0')
+                return;                   /* HOME given: keep it */
+            empty = (long)n;
+        }
+    }
+    char *home = passwd_home(cfg->uid);
+    const char *dir = home ? home : "/";
+    size_t dlen = strlen(dir);
+    char *entry = malloc(dlen + 6);
+    char **envp = calloc(n + 2, sizeof *envp);
+    if (!entry || !envp) {
+        errno = ENOMEM;
+        PFAIL(PYOCI_STEP_HOME, "set HOME");
+    }
+    memcpy(entry, "HOME=", 5);
+    memcpy(entry + 5, dir, dlen + 1);
+    free(home);
+    for (size_t i = 0; i < n; i++)
+        envp[i] = (char *)cfg->envp[i];
+    if (empty >= 0)
+        envp[empty] = entry;      /* in place of the empty one, as Go's Setenv */
+    else
+        envp[n] = entry;
+    final_envp = envp;
 }
 
 noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
@@ -329,8 +569,10 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
 
     /* process is optional until start (runtime-spec): without one, `start` fails. */
     int has_process = cfg->argv && cfg->argv[0];
-    if (has_process)
+    if (has_process) {
         lookup_exec(cfg);
+        set_home(cfg);
+    }
 
     /* Before READY, so that a value the kernel refuses fails `create`. */
     set_process_attributes(cfg);
@@ -363,8 +605,18 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
         pyoci_report_fd = cfg->sync_fd;
     }
 
-    for (int i = 0; i < cfg->n_start_hooks; i++)
-        run_hook(cfg, i);
+    if (cfg->n_start_hooks > 0) {
+        /* the state with the init's real pid, as long as it is */
+        char *state = pyoci_fill_pid(cfg->hook_state ? cfg->hook_state : "{}");
+        if (!state) {
+            errno = ENOMEM;
+            PFAIL(PYOCI_STEP_HOOK, "startContainer hooks: the state for their stdin");
+        }
+        size_t len = strlen(state);
+        for (int i = 0; i < cfg->n_start_hooks; i++)
+            run_hook(cfg, i, state, len);
+        free(state);
+    }
 
     /* Before the filter: a profile need not allow what the runtime does. */
     /* Everything the runtime itself does comes before the seccomp filter:
@@ -403,6 +655,6 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
         errno = EINVAL;
         PFAIL(PYOCI_STEP_EXEC, "config.json has no process to start");
     }
-    execve(exec_path, (char *const *)cfg->argv, (char *const *)cfg->envp);
+    execve(exec_path, (char *const *)cfg->argv, final_envp ? final_envp : (char *const *)cfg->envp);
     PFAIL(PYOCI_STEP_EXEC, "exec %s", exec_path);
 }

@@ -14,34 +14,35 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Copy tmpl to out with every "pid":0 replaced by the real pid. */
-static void fill_pid(const char *tmpl, char *out, size_t len)
-{
-    const char *hole = "\"pid\":0";
-    size_t n = 0;
-    while (*tmpl && n + 32 < len) {
-        if (strncmp(tmpl, hole, strlen(hole)) == 0) {
-            n += (size_t)snprintf(out + n, len - n, "\"pid\":%d", pyoci_host_pid);
-            tmpl += strlen(hole);
-        } else {
-            out[n++] = *tmpl++;
-        }
-    }
-    out[n] = '\0';
-}
-
 /* SCMP_ACT_NOTIFY: hand the listener fd to the agent at listenerPath with
- * the container's process state (runtime-spec "seccomp" / listenerPath). */
+ * the container's process state (runtime-spec "seccomp" / listenerPath),
+ * whole: the fd rides on the first bytes, the rest follows on the stream. */
 static void send_listener(const struct pyoci_spawn_config *cfg, int listener)
 {
-    static char msgbuf[32768];
-    fill_pid(cfg->seccomp_listener_msg ? cfg->seccomp_listener_msg : "{}", msgbuf, sizeof msgbuf);
-    int r = pyoci_send_fd(cfg->seccomp_listener_fd, listener, msgbuf, strlen(msgbuf));
+    char *msg = pyoci_fill_pid(cfg->seccomp_listener_msg ? cfg->seccomp_listener_msg : "{}");
+    if (!msg) {
+        errno = ENOMEM;
+        pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_SECCOMP, errno,
+                   "the container's state for linux.seccomp.listenerPath");
+    }
+    size_t len = strlen(msg);
+    ssize_t r = pyoci_send_fd(cfg->seccomp_listener_fd, listener, msg, len);
     if (r < 0) {
-        errno = -r;
+        errno = (int)-r;
         pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_SECCOMP, errno,
                    "send the seccomp listener fd to linux.seccomp.listenerPath");
     }
+    for (size_t off = (size_t)r; off < len;) {
+        ssize_t w = send(cfg->seccomp_listener_fd, msg + off, len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_SECCOMP, w < 0 ? errno : EIO,
+                       "send the container's state to linux.seccomp.listenerPath (%zu of %zu bytes sent)",
+                       off, len);
+        off += (size_t)w;
+    }
+    free(msg);
     close(listener);
     close(cfg->seccomp_listener_fd);
 }

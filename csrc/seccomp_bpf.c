@@ -37,8 +37,15 @@ int pyoci_seccomp_compile(const struct pyoci_seccomp *s, unsigned char *out, int
         int nr = seccomp_syscall_resolve_name(rule->name);
         if (nr == __NR_SCMP_ERROR)
             continue; /* unknown on this kernel/libseccomp: skipped, as other runtimes do */
+        /* a syscall has six arguments: more conditions than that are refused,
+         * never dropped */
         struct scmp_arg_cmp cmp[6];
-        int n = rule->n_args > 6 ? 6 : rule->n_args;
+        int n = rule->n_args;
+        if (n < 0 || n > 6) {
+            *bad_index = i;
+            r = -E2BIG;
+            goto out;
+        }
         for (int a = 0; a < n; a++) {
             cmp[a].arg = rule->args[a].index;
             cmp[a].op = (enum scmp_compare)rule->args[a].op;

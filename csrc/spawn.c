@@ -5,12 +5,14 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -138,9 +140,16 @@ static void write_file(const char *path, const char *data, int step)
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         pyoci_fail(PYOCI_STAGE_NS, step, errno, "open %s", path);
+    /* One write: procfs files like timens_offsets parse a single write. */
     size_t len = strlen(data);
-    if (write(fd, data, len) != (ssize_t)len)
+    ssize_t w;
+    do
+        w = write(fd, data, len);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
         pyoci_fail(PYOCI_STAGE_NS, step, errno, "write %s", path);
+    if ((size_t)w != len)
+        pyoci_fail(PYOCI_STAGE_NS, step, EIO, "write %s: the kernel took %zd of %zu bytes", path, w, len);
     close(fd);
 }
 
@@ -198,6 +207,29 @@ static noreturn void stage2(const struct pyoci_spawn_config *cfg)
 
     /* Credentials, rlimits, cwd, capabilities; then SYNC 4, wait for start, exec. */
     pyoci_finish(cfg);
+}
+
+/* A new network namespace starts with `lo` down; runc and crun bring it up
+ * (127.0.0.1 and ::1 then answer), and programs that talk to localhost
+ * rely on it.  Only for namespaces pyoci creates: a joined one is left as
+ * its owner set it up.  Needs CAP_NET_ADMIN over the new namespace, which
+ * stage1 holds (root in the namespace's owning user namespace). */
+static void loopback_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_LOOPBACK, errno, "socket(AF_INET) in the new network namespace");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_LOOPBACK, errno, "read the flags of lo (SIOCGIFFLAGS)");
+    if (!(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_LOOPBACK, errno, "set lo up (SIOCSIFFLAGS)");
+    }
+    close(s);
 }
 
 /* ---- stage1: namespaces ---- */
@@ -264,6 +296,8 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
     unsigned long flags = cfg->unshare_flags & ~(unsigned long)(CLONE_NEWUSER | CLONE_NEWCGROUP);
     if (flags && unshare((int)flags) < 0)
         pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE, errno, "unshare(0x%lx)", flags);
+    if (flags & CLONE_NEWNET)
+        loopback_up();
     if (cfg->timens_offsets)
         write_file("/proc/self/timens_offsets", cfg->timens_offsets, PYOCI_STEP_TIMENS);
 

@@ -102,10 +102,16 @@ int pyoci_recv_fd(int sock, char *name, int namelen)
     if (namelen > 0)
         name[n > 0 ? n : 0] = '\0';
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    if (!cm || cm->cmsg_type != SCM_RIGHTS)
+    if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+        cm->cmsg_len != CMSG_LEN(sizeof(int)))
         return -EBADMSG;
     int fd;
     memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        /* more than one fd, or a name longer than the buffer: refused, not cut */
+        close(fd);
+        return -EMSGSIZE;
+    }
     return fd;
 }
 

@@ -11,13 +11,14 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #define TFAIL(...) pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_TERMINAL, errno, __VA_ARGS__)
 
-int pyoci_send_fd(int sock, int fd, const char *data, size_t len)
+ssize_t pyoci_send_fd(int sock, int fd, const char *data, size_t len)
 {
     char control[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {(void *)data, len};
@@ -33,7 +34,12 @@ int pyoci_send_fd(int sock, int fd, const char *data, size_t len)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-    return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
+    for (;;) {
+        ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 ? -errno : n;
+    }
 }
 
 void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
@@ -46,12 +52,23 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
         TFAIL("open /dev/ptmx in the container (is devpts mounted on /dev/pts?)");
     if (unlockpt(master) < 0)
         TFAIL("unlockpt");
-    char name[128];
-    if (ptsname_r(master, name, sizeof name) != 0)
+    char name[128];   /* "/dev/pts/N"; ptsname_r fails (ERANGE) rather than cut a longer one */
+    int pr = ptsname_r(master, name, sizeof name);
+    if (pr != 0) {
+        errno = pr;
         TFAIL("ptsname");
+    }
     int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0)
         TFAIL("open %s", name);
+    /* The process's user owns its terminal (as runc: the uid only; the gid
+     * stays what devpts gave it, the tty group with the usual gid=5
+     * option).  Where the kernel refuses (the uid is not mapped: EINVAL;
+     * EPERM; a read-only /dev: EROFS) the pty stays as it is, as in runc. */
+    struct stat st;
+    if (fstat(slave, &st) == 0 && st.st_uid != cfg->uid && fchown(slave, cfg->uid, (gid_t)-1) < 0 &&
+        errno != EINVAL && errno != EPERM && errno != EROFS)
+        TFAIL("give %s to uid %u ($.process.user.uid)", name, cfg->uid);
     if (cfg->console_rows || cfg->console_cols) {
         struct winsize ws = {cfg->console_rows, cfg->console_cols, 0, 0};
         if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
@@ -66,8 +83,14 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
             TFAIL("bind %s on /dev/console", name);
         close(cfd);
     }
-    if (pyoci_send_fd(cfg->console_fd, master, name, strlen(name)) < 0)
+    ssize_t sent = pyoci_send_fd(cfg->console_fd, master, name, strlen(name));
+    if (sent < 0)
+        errno = (int)-sent;
+    if (sent != (ssize_t)strlen(name)) {
+        if (sent >= 0)
+            errno = EIO;
         TFAIL("send the pty master to the console socket");
+    }
     close(master);
     close(cfg->console_fd);
     if (ioctl(slave, TIOCSCTTY, 0) < 0)

@@ -81,3 +81,12 @@ def debug(msg: str) -> None:
         except (OSError, ValueError):
             pass
         _to_log("debug", msg)
+
+
+def notes(items: list[tuple[str, str]]) -> None:
+    """Report a plan's notes: ("warning" | "debug", message) pairs."""
+    for level, msg in items:
+        if level == "warning":
+            warning(msg)
+        else:
+            debug(msg)

@@ -33,11 +33,12 @@ FLAGS = [
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     from pyoci.lifecycle import store
-    from pyoci.lifecycle.exec_ import ExecOptions, exec_process, process_from_args
+    from pyoci.lifecycle.exec_ import ExecOptions, check_exec_flags, exec_process, process_from_args
 
     if not pos:
         raise UsageError(f"usage: pyoci exec {USAGE}")
     cid, args = pos[0], pos[1:]
+    check_exec_flags(opts["user"], list(opts["additional-gids"]), list(opts["env"]))
     if opts["process"]:
         if args:
             raise UsageError("give either --process FILE or a command, not both")

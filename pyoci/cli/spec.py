@@ -50,9 +50,15 @@ def default_spec(rootless: bool, uid: int, gid: int, args: list[str] | None = No
         namespaces[:] = [n for n in namespaces if n["type"] != "network"] + [{"type": "user"}]
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
-        # A fresh sysfs needs a network namespace of our own: bind the host's.
+        # A fresh sysfs needs a network namespace of our own: bind the host's,
+        # read-only all the way down (`rro`): the mounts below it, the host's
+        # cgroup hierarchies among them, would stay writable with `ro` alone
+        # (CVE-2023-25809).  No `cgroup` mount: the host's /sys/fs/cgroup,
+        # read-only, is what shows (a bind of the caller's own cgroups
+        # cannot be made where pyoci itself runs in a container that shows
+        # only its own).
         mounts[5] = {"destination": "/sys", "type": "none", "source": "/sys",
-                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]}
         mounts.pop(6)
         mounts[2]["options"].remove("gid=5")
     return {

@@ -94,8 +94,23 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                     preserve_fds=opts.preserve_fds)
-        plan = build_exec_plan(opts.process, join, chroot, host, _setgroups_denied(pid),
-                               state.get("seccomp"), state.get("personality"), state.get("memoryPolicy"))
+        setgroups_denied = _setgroups_denied(pid)
+        groups = (opts.process.get("user") or {}).get("additionalGids")
+        if groups and setgroups_denied:
+            # Never dropped silently (runc: "cannot set any additional groups
+            # in a rootless container").
+            raise PyociError(f"exec: cannot set any additional groups ({groups}) in container {cid!r}: "
+                             "setgroups is denied in its user namespace (a rootless container with a "
+                             "single-id map)", hint="drop --additional-gids (-g) or the process's "
+                             "user.additionalGids")
+        try:
+            plan = build_exec_plan(opts.process, join, chroot, host, setgroups_denied, state.get("seccomp"),
+                                   state.get("personality"), state.get("memoryPolicy"))
+        except ConfigError as e:
+            raise e.relabel("exec process") from None
+        from pyoci.report import notes
+
+        notes(plan.process.notes)
 
         console_fd = -1
         mine = -1
@@ -196,6 +211,7 @@ def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], 
     line replaces args and overrides the rest."""
     p: dict[str, Any] = {k: v for k, v in base.items() if k not in ("args", "commandLine")}
     p["args"] = args
+    check_env_flags(env)
     if env:
         merged = {e.split("=", 1)[0]: e for e in p.get("env") or []}
         for e in env:
@@ -204,14 +220,16 @@ def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], 
     if cwd:
         p["cwd"] = cwd
     if user:
-        uid, _, gid = user.partition(":")
-        try:
-            p["user"] = {"uid": int(uid), "gid": int(gid or 0)}
-        except ValueError:
-            raise PyociError(f"--user {user!r}: expected UID[:GID] as numbers") from None
+        uid, gid = parse_user_flag(user)
+        u = dict(p.get("user") or {})
+        # As runc: without ":GID" the process keeps the template's gid.
+        u["uid"] = uid
+        u["gid"] = gid if gid is not None else u.get("gid", 0)
+        p["user"] = u
     if groups:
         u = dict(p.get("user") or {})
-        u["additionalGids"] = [int(g) for g in groups]
+        # As runc: added to the template's groups.
+        u["additionalGids"] = list(u.get("additionalGids") or []) + parse_groups_flag(groups)
         p["user"] = u
     if caps:
         c = {k: list(v) for k, v in (p.get("capabilities") or {}).items()}
@@ -225,3 +243,42 @@ def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], 
     if no_new_privs:
         p["noNewPrivileges"] = True
     return p
+
+
+def _flag_id(flag: str, given: str, text: str, form: str) -> int:
+    from pyoci.spec.checks import ID_RANGE, id_problem
+
+    if text.isascii() and text.isdigit() and len(text) <= 10 and not id_problem(int(text)):
+        return int(text)
+    raise PyociError(f"exec {flag} {given!r}: expected {form}, each id a number in {ID_RANGE}")
+
+
+def parse_user_flag(user: str) -> tuple[int, int | None]:
+    """`exec --user UID[:GID]` -> (uid, gid or None); ids in 0..2147483647
+    (4294967295 would mean "unchanged" to setresuid(2): root)."""
+    uid, sep, gid = user.partition(":")
+    return (_flag_id("--user", user, uid, "UID[:GID]"),
+            _flag_id("--user", user, gid, "UID[:GID]") if sep else None)
+
+
+def parse_groups_flag(groups: list[str]) -> list[int]:
+    """`exec --additional-gids` (-g): each a gid in 0..2147483647."""
+    return [_flag_id("--additional-gids", g, g, "a gid") for g in groups]
+
+
+def check_env_flags(env: list[str]) -> None:
+    """`exec --env` entries are NAME=VALUE with a non-empty NAME, as in process.env."""
+    from pyoci.spec.checks import env_problem
+
+    for e in env:
+        problem = env_problem(e)
+        if problem:
+            raise PyociError(f"exec --env: {problem}")
+
+
+def check_exec_flags(user: str | None, groups: list[str], env: list[str]) -> None:
+    """The flags that build the process, checked before the container is opened."""
+    if user:
+        parse_user_flag(user)
+    parse_groups_flag(groups)
+    check_env_flags(env)

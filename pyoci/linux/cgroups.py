@@ -154,6 +154,62 @@ def missing_dirs(paths: dict[str, str]) -> list[str]:
     return out
 
 
+def _nearest_dir(path: str) -> str | None:
+    """path, or its nearest ancestor that exists (never /sys/fs or above)."""
+    d = path
+    while d.count("/") > 2:
+        if os.path.isdir(d):
+            return d
+        d = os.path.dirname(d)
+    return None
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def check_not_frozen(paths: dict[str, str], lay: Layout) -> None:
+    """Refuse a container cgroup that is frozen already, before anything is
+    placed in it: the init would stop at once, and create would wait for a
+    report that never comes (runc refuses too: "container's cgroup
+    unexpectedly frozen").  The v1 freezer (freezer.state FROZEN or
+    FREEZING) and cgroup v2 (cgroup.freeze 1, or cgroup.events "frozen 1"
+    when an ancestor is frozen) are read; a directory that does not exist
+    yet is judged by its nearest existing ancestor, whose state a new child
+    inherits."""
+    freezer_mount = lay.v1.get("freezer")
+    for ctrl, path in paths.items():
+        if ctrl == "":
+            d = _nearest_dir(path)
+            if d is None:
+                continue
+            own = (_read_or_none(os.path.join(d, "cgroup.freeze")) or "").strip() == "1"
+            events = _read_or_none(os.path.join(d, "cgroup.events")) or ""
+            if own or "frozen 1" in events.splitlines():
+                f = os.path.join(d, "cgroup.freeze" if own else "cgroup.events")
+                _refuse_frozen(path, d, f, "reads 1" if own else "says frozen 1", "cgroup.freeze", "0")
+        elif freezer_mount and (path + "/").startswith(freezer_mount + "/"):
+            d = _nearest_dir(path)
+            if d is None:
+                continue
+            state = (_read_or_none(os.path.join(d, "freezer.state")) or "THAWED").strip()
+            if state != "THAWED":
+                _refuse_frozen(path, d, os.path.join(d, "freezer.state"), f"reads {state}",
+                               "freezer.state", "THAWED")
+
+
+def _refuse_frozen(path: str, d: str, f: str, says: str, knob: str, thawed: str) -> None:
+    what = f"{f} {says}" if d == path else f"{path} is below {d}, whose {os.path.basename(f)} {says}"
+    raise PyociError(f"container's cgroup unexpectedly frozen: {what}",
+                     op="check cgroup", path=d, field="$.linux.cgroupsPath",
+                     hint=f"thaw it (write {thawed} to {knob} of the frozen cgroup) or choose another "
+                          "linux.cgroupsPath")
+
+
 def prepare(paths: dict[str, str], required: bool, created: list[str],
             configure: Callable[[], None] | None = None) -> None:
     """Create the cgroups, appending each directory made to ``created`` (the
@@ -447,6 +503,20 @@ def destroy(paths: dict[str, str], created: list[str], kill: bool, timeout: floa
     remove([d for d in created if d not in all_leaves])
 
 
+def thaw(paths: dict[str, str]) -> None:
+    """Thaw the container's cgroups and their sub-cgroups (those pyoci
+    made: pass owned()): before its processes are killed on a failed
+    create, since a task of a frozen v1 cgroup does not die until thawed."""
+    for path in paths.values():
+        if os.path.exists(os.path.join(path, "freezer.state")):
+            _thaw_tree(path)
+        elif os.path.exists(os.path.join(path, "cgroup.freeze")):
+            try:
+                write_text(os.path.join(path, "cgroup.freeze"), "0")
+            except OSError:
+                pass
+
+
 def _thaw_tree(top: str) -> None:
     """Thaw a v1 freezer cgroup and every sub-cgroup frozen on its own (a
     child's freezer.state reads FROZEN too while its parent is frozen, so
@@ -535,35 +605,48 @@ def _rmdir_tree(top: str) -> str | None:
     return None
 
 
-def pids(paths: dict[str, str]) -> list[int]:
+def owned(paths: dict[str, str], created: Collection[str]) -> dict[str, str]:
+    """The hierarchies of ``paths`` whose container directory pyoci made
+    (it is in ``created``).  The others existed before the container (a
+    ``linux.cgroupsPath`` naming a cgroup someone else made, perhaps holding
+    their processes and sub-cgroups): what is in them is not the
+    container's, so nothing there is ever killed, frozen or removed."""
+    mine = set(created)
+    return {k: p for k, p in paths.items() if p in mine}
+
+
+def pids(paths: dict[str, str], *, created: Collection[str]) -> list[int]:
     """Every process of the container: those in its cgroup and in any
-    cgroup below it (sub-cgroups it made).  Each process of the container
-    is below its cgroup in every hierarchy, so one hierarchy is read: the
-    first whose directory exists, always the same one (a process someone
-    else moved into another hierarchy's directory alone is not the
-    container's; runc too reads one hierarchy)."""
-    for path in paths.values():
+    cgroup below it (sub-cgroups it made), read from a hierarchy whose
+    directory pyoci created (see owned; none: []).  Each process of the
+    container is below its cgroup in every hierarchy, so one hierarchy is
+    read: the first of those, always the same one (a process someone else
+    moved into another hierarchy's directory alone is not the container's;
+    runc too reads one hierarchy)."""
+    for path in owned(paths, created).values():
         if os.path.isdir(path):
             return tree_pids(path)
     return []
 
 
-def signal_all(paths: dict[str, str], sig: int) -> list[int]:
+def signal_all(paths: dict[str, str], sig: int, *, created: Collection[str]) -> list[int]:
     """`kill --all`: send sig to every process of the container (see pids);
-    return the pids signalled (none: the container's processes are gone).
+    return the pids signalled (none: the container's processes are gone, or
+    no directory of the container's cgroup is pyoci's).
 
     SIGKILL: ``cgroup.kill`` of the cgroup2 directory where the kernel has
-    it (5.14+; v2, and the hybrid layout's cgroup2 mount) kills the whole
-    subtree at once, as runc does; the pids listed get SIGKILL too (a
-    process that is not in the cgroup2 directory), and the list is read
-    again until it has no new pid, so a process forked meanwhile is not
-    missed.  Other signals: each listed pid once."""
+    it (5.14+; v2, and the hybrid layout's cgroup2 mount) and pyoci created
+    it, kills the whole subtree at once, as runc does; the pids listed get
+    SIGKILL too (a process that is not in the cgroup2 directory), and the
+    list is read again until it has no new pid, so a process forked
+    meanwhile is not missed.  Other signals: each listed pid once."""
+    paths = owned(paths, created)
     if sig == 9 and paths.get(""):
         _cgroup_kill(paths[""])
     done: set[int] = set()
     out: list[int] = []
     for _ in range(10 if sig == 9 else 1):
-        new = [p for p in pids(paths) if p not in done]
+        new = [p for p in pids(paths, created=created) if p not in done]
         if not new:
             break
         for pid in new:

@@ -97,16 +97,48 @@ def pid_namespace(pid: int) -> str | None:
         return None
 
 
-def pids_in_namespace_of(pid: int) -> list[int]:
-    """Every process sharing pid's pid namespace (the container's processes
-    when it has its own pid namespace)."""
-    target = pid_namespace(pid)
-    if target is None:
+def descendants(pid: int) -> list[int]:
+    """pid, if it runs, and every process descending from it (its children,
+    theirs, ...), from /proc/*/stat: the processes of a container without a
+    pid namespace of its own, where its cgroup cannot tell (one pyoci did
+    not create).  A process whose parent died was reparented elsewhere and
+    is no longer found."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields is not None and fields[0] not in ("Z", "X", "x"):
+            children.setdefault(int(fields[1]), []).append(int(name))
+    if _stat_fields(pid) is None:
+        return []
+    out = [pid]
+    seen = {pid}
+    i = 0
+    while i < len(out):
+        for k in children.get(out[i], []):
+            if k not in seen:
+                seen.add(k)
+                out.append(k)
+        i += 1
+    return out
+
+
+def pids_in_namespace_of(pid: int, ns: str = "pid") -> list[int]:
+    """Every process sharing pid's namespace of type ``ns`` ("pid": the
+    container's processes when it has its own pid namespace; "mnt": those
+    of a container with a mount namespace of its own, exec'd ones included)."""
+    try:
+        target = os.readlink(f"/proc/{pid}/ns/{ns}")
+    except OSError:
         return []
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        if pid_namespace(int(name)) == target:
-            found.append(int(name))
+        try:
+            if os.readlink(f"/proc/{name}/ns/{ns}") == target:
+                found.append(int(name))
+        except OSError:
+            continue
     return found

@@ -91,6 +91,8 @@ STEP_NAMES: dict[int, str] = {
     lib.PYOCI_STEP_MEMPOLICY: "set the memory policy ($.linux.memoryPolicy)",
     lib.PYOCI_STEP_CWD_ESCAPE: "check the working directory ($.process.cwd)",
     lib.PYOCI_STEP_CGROUP: "join the container's cgroups",
+    lib.PYOCI_STEP_LOOPBACK: "bring up the loopback interface of the new network namespace",
+    lib.PYOCI_STEP_HOME: "set HOME from the container's /etc/passwd",
 }
 
 # What usually causes a failed step, by (step, errno).
@@ -112,6 +114,29 @@ STEP_HINTS: dict[tuple[int, int], str] = {
 }
 
 HINTS: dict[tuple[str, int], str] = {}
+
+# How long the parent waits for the container's init at each sync point
+# before giving up (killing it and saying which step it waited for).  The
+# time the parent itself spends between two messages (the id maps, the
+# cgroups, the createRuntime/createContainer hooks with their own timeouts)
+# is not counted: each wait has the whole allowance.  A startContainer hook
+# runs in the init between START and execve: `start` adds its timeout, or
+# HOOK_ALLOWANCE for a hook without one.  PYOCI_SYNC_TIMEOUT (seconds)
+# overrides SYNC_TIMEOUT, for tests and very slow hosts.
+SYNC_TIMEOUT = 30.0
+HOOK_ALLOWANCE = 300.0
+
+
+def sync_timeout() -> float:
+    value = os.environ.get("PYOCI_SYNC_TIMEOUT")
+    if value:
+        try:
+            t = float(value)
+        except ValueError:
+            t = 0.0
+        if 0 < t <= 86400:
+            return t
+    return SYNC_TIMEOUT
 
 
 class _Encoded:
@@ -283,7 +308,10 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
             state = jsonfast.loads(hook_state) if hook_state else {}
             cfg.seccomp_listener_msg = enc.s(seccomp.listener_message(p.seccomp, state))
     cfg.console_rows, cfg.console_cols = p.console_size
-    cfg.setsid = 1 if (start_fd >= 0 or p.terminal) else 0
+    # Always a session (and process group) of its own, as runc and crun do:
+    # an `exec`'d process left in the caller's process group could signal the
+    # engine's processes with kill(0, sig).
+    cfg.setsid = 1
     # keyring: None keeps the caller's session keyring, "" joins a new
     # anonymous one, a name joins a new one of that name.
     cfg.new_keyring = 0 if keyring is None else 1
@@ -324,11 +352,17 @@ class Message:
 MSG_SIZE = ffi.sizeof("struct pyoci_msg")
 
 
-def recv(fd: int) -> Message | None:
-    """One message from the child, or None at EOF (every child end closed)."""
+def recv(fd: int, timeout: float | None = None, waiting_for: str = "") -> Message | None:
+    """One message from the child, or None at EOF (every child end closed).
+    A record is the header, then (for a report) its detail text.
+
+    With ``timeout`` (seconds): a ChildError naming ``waiting_for`` when
+    nothing came in that time."""
+    if timeout is not None:
+        _wait_readable(fd, timeout, waiting_for)
     while True:
         try:
-            data = os.read(fd, MSG_SIZE)
+            data = os.read(fd, lib.PYOCI_MSG_MAX)
         except InterruptedError:
             continue
         except ConnectionResetError:
@@ -342,7 +376,48 @@ def recv(fd: int) -> Message | None:
     msg = ffi.new("struct pyoci_msg *")
     ffi.memmove(msg, data, min(len(data), MSG_SIZE))
     return Message(msg.type, msg.stage, msg.index, msg.err, msg.pid,
-                   ffi.string(msg.text).decode(errors="replace"))
+                   data[MSG_SIZE:].decode(errors="replace"))
+
+
+def _wait_readable(fd: int, timeout: float, waiting_for: str) -> None:
+    import select
+    import time
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ChildError(f"timed out after {timeout:g}s waiting for the container's init at "
+                             f"{waiting_for}",
+                             hint="is its cgroup frozen, or the process stopped? see `ps -o pid,stat` "
+                                  "and the cgroup's freezer")
+        try:
+            if poller.poll(max(1, int(left * 1000) + 1)):
+                return
+        except InterruptedError:
+            continue
+
+
+def _reap(pid: int, timeout: float = 5.0) -> bool:
+    """waitpid(pid) for at most ``timeout`` seconds (a task of a frozen v1
+    cgroup does not die of SIGKILL until thawed); True once reaped."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if done:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def send(fd: int, mtype: int, pid: int = 0) -> None:
@@ -450,16 +525,19 @@ class Callbacks:
     """What the parent does at each sync point.  ``child_created`` also
     learns whether stage2 was born in its cgroup v2 directory."""
 
-    __slots__ = ("write_idmap", "while_booting", "child_created", "run_create_hooks", "warning")
+    __slots__ = ("write_idmap", "while_booting", "child_created", "run_create_hooks", "warning", "killed")
 
     def __init__(self, *, write_idmap: Callable[[int], None], child_created: Callable[[int, bool], None],
                  run_create_hooks: Callable[[int], None], warning: Callable[[str], None],
-                 while_booting: Callable[[], None] | None = None) -> None:
+                 while_booting: Callable[[], None] | None = None,
+                 killed: Callable[[], None] | None = None) -> None:
         self.while_booting = while_booting          # stage1 was cloned: work that needs no pid
         self.write_idmap = write_idmap              # SYNC 1: write stage1's id maps
         self.child_created = child_created          # SYNC 2: place stage2 (cgroups, oom)
         self.run_create_hooks = run_create_hooks    # SYNC 3: createRuntime/createContainer hooks
         self.warning = warning                      # a non-fatal warning from the child
+        self.killed = killed                        # on failure, the children were sent SIGKILL:
+        #                                             thaw their cgroups so that they can die
 
 
 def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dict[str, Any]],
@@ -495,11 +573,16 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
                          "into memfds, clone)", op="clone", errno=-stage1)
     stage2 = 0
     stage1_reaped = False
+    timeout = sync_timeout()
+    # What the next message is (for the timeout's error)
+    waiting = "sync 1 (USERMAP_REQUEST)" if plan.idmap is not None else "sync 2 (CHILD_PID)"
+    after_go = ("sync 3 (HOOKS_REQUEST)" if any(op.kind == "hooks_sync" for op in plan.ops)
+                else "sync 4 (READY)" if start_fd >= 0 else "the exec of the process")
     try:
         if callbacks.while_booting is not None:
             callbacks.while_booting()
         while True:
-            msg = recv(parent_fd)
+            msg = recv(parent_fd, timeout, waiting)
             if msg is None:
                 if start_fd < 0 and stage2 > 0:
                     return stage2          # exec mode: the fd closed at execve
@@ -507,18 +590,21 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
             if msg.type == lib.PYOCI_MSG_USERMAP_REQUEST:
                 callbacks.write_idmap(msg.pid)                      # SYNC 1
                 send(parent_fd, lib.PYOCI_MSG_USERMAP_DONE)
+                waiting = "sync 2 (CHILD_PID)"
             elif msg.type == lib.PYOCI_MSG_CHILD_PID:
                 stage2 = msg.pid                                    # SYNC 2
-                os.waitpid(stage1, 0)
+                os.waitpid(stage1, 0)       # it exits right after sending
                 stage1_reaped = True
                 callbacks.child_created(stage2, msg.index == 1)
                 try:
                     send(parent_fd, lib.PYOCI_MSG_CHILD_GO, stage2)
                 except BrokenPipeError:
                     pass        # stage2 already failed: its ERROR is waiting to be read
+                waiting = after_go
             elif msg.type == lib.PYOCI_MSG_HOOKS_REQUEST:
                 callbacks.run_create_hooks(stage2)                  # SYNC 3
                 send(parent_fd, lib.PYOCI_MSG_HOOKS_DONE)
+                waiting = "sync 4 (READY)"
             elif msg.type == lib.PYOCI_MSG_READY:
                 return stage2                                       # SYNC 4
             elif msg.type == lib.PYOCI_MSG_WARNING:
@@ -534,9 +620,8 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
             try:
                 os.kill(stage1, 9)
                 if not stage1_reaped:
-                    os.waitpid(stage1, 0)
-                    stage1_reaped = True
-            except (ProcessLookupError, ChildProcessError):
+                    stage1_reaped = _reap(stage1)
+            except ProcessLookupError:
                 pass
             stage2 = _pending_child_pid(parent_fd)
         for pid in (stage2, stage1):
@@ -545,12 +630,14 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
                     os.kill(pid, 9)
                 except ProcessLookupError:
                     pass
+        if callbacks.killed is not None:
+            try:
+                callbacks.killed()
+            except Exception:       # noqa: BLE001 -- the error being raised is the one to report
+                pass
         for pid, done in ((stage2, False), (stage1, stage1_reaped)):
             if pid > 0 and not done:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
+                _reap(pid)      # bounded: the caller kills (and thaws) what is left
         raise
     finally:
         os.close(parent_fd)
@@ -578,18 +665,30 @@ def listen(dirfd: int, name: str) -> int:
     return int(fd)
 
 
-def start(dirfd: int, name: str, before_start: Callable[[], None]) -> None:
+def start(dirfd: int, name: str, before_start: Callable[[], None],
+          start_hooks: list[dict[str, Any]] | None = None) -> None:
     """SYNC 5: tell the waiting init to go; raise if it cannot exec.
 
     ``before_start`` runs once connected (the socket path can go then, which
-    is what marks the container as no longer "created")."""
+    is what marks the container as no longer "created").  The wait for the
+    execve allows for the startContainer hooks the init runs first."""
     fd = lib.pyoci_connect(dirfd, name.encode())
     if fd < 0:
         raise PyociError("connect to the container's init", op="connect", errno=-fd)
+    timeout = sync_timeout()
+    for h in start_hooks or []:
+        t = h.get("timeout") if isinstance(h, dict) else None
+        timeout += t if isinstance(t, int) and t > 0 else HOOK_ALLOWANCE
     try:
         before_start()
         send(fd, lib.PYOCI_MSG_START)
-        msg = recv(fd)
+        waiting = "sync 5 (START: its startContainer hooks and execve)"
+        msg = recv(fd, timeout, waiting)
+        while msg is not None and msg.type == lib.PYOCI_MSG_WARNING:
+            from pyoci.report import warning
+
+            warning(child_error(msg, None).msg)
+            msg = recv(fd, timeout, waiting)
         if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
             raise child_error(msg, None)
     finally:

@@ -38,6 +38,7 @@ from pyoci.plan.mountopts import (
     MS_UNBINDABLE,
     parse_options,
 )
+from pyoci.spec.checks import id_problem, sysctl_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -258,7 +259,8 @@ class MemoryPolicy(_Record):
 class ProcessPlan(_Record):
     __slots__ = ("args", "env", "cwd", "uid", "gid", "groups", "set_groups", "umask", "set_caps",
                  "caps", "no_new_privs", "rlimits", "oom_score_adj", "preserve_fds", "terminal",
-                 "console_size", "seccomp", "io_priority", "scheduler", "personality", "memory_policy")
+                 "console_size", "seccomp", "io_priority", "scheduler", "personality", "memory_policy",
+                 "notes")
 
     def __init__(self, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
                  groups: list[int], set_groups: bool, umask: int, set_caps: bool,
@@ -266,7 +268,8 @@ class ProcessPlan(_Record):
                  oom_score_adj: int | None, preserve_fds: int, terminal: bool,
                  console_size: tuple[int, int] = (0, 0), seccomp: dict[str, Any] | None = None,
                  io_priority: int | None = None, scheduler: Scheduler | None = None,
-                 personality: int | None = None, memory_policy: MemoryPolicy | None = None) -> None:
+                 personality: int | None = None, memory_policy: MemoryPolicy | None = None,
+                 notes: list[tuple[str, str]] | None = None) -> None:
         self.args = args
         self.env = env
         self.cwd = cwd
@@ -292,6 +295,16 @@ class ProcessPlan(_Record):
         self.scheduler = scheduler
         self.personality = personality
         self.memory_policy = memory_policy
+        # ("warning" | "debug", message): what the config asks for that is
+        # left out (unknown capabilities, ambient ones the kernel refuses);
+        # whoever builds the plan reports them.
+        self.notes = notes or []
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if not self.notes:
+            del out["notes"]
+        return out
 
 
 class Plan(_Record):
@@ -562,19 +575,44 @@ def _rootfs_propagation(value: str | None) -> tuple[int, int]:
     return MS_SLAVE | MS_REC, after[value]
 
 
-def _caps(process: dict[str, Any]) -> tuple[bool, dict[str, int]]:
+def _caps(process: dict[str, Any], notes: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
+    """The capability sets as bitmasks.  As runtime-spec 1.1+ asks (and runc
+    and crun do), a name this runtime does not know (CAP_UNKNOWN from a newer
+    kernel's engine) is a warning and is left out, not an error; and an
+    ambient capability the kernel would refuse to raise because it is not in
+    both the permitted and the inheritable set (`runc spec`'s default, and
+    Buildah's: ambient set, inheritable empty) is left out with a debug line.
+    ``notes`` gets ("warning" or "debug", message) for each."""
     caps = process.get("capabilities")
     sets = ("bounding", "effective", "permitted", "inheritable", "ambient")
     if caps is None:
         return False, {s: 0 for s in sets}
     masks: dict[str, int] = {}
+    unknown: dict[str, str] = {}      # name -> where it first appears
     for s in sets:
         mask = 0
         for i, name in enumerate(caps.get(s) or []):
             if name not in CAPABILITIES:
-                raise ConfigError(f"$.process.capabilities.{s}[{i}]", f"unknown capability {name!r}")
+                unknown.setdefault(name, f"$.process.capabilities.{s}[{i}]")
+                continue
             mask |= 1 << CAPABILITIES[name]
         masks[s] = mask
+    if unknown:
+        # One line, as runc's "ignoring unknown or unavailable capabilities".
+        items = []
+        for name, where in unknown.items():
+            hint = ""
+            if "CAP_" + name.upper() in CAPABILITIES:
+                hint = f", did you mean CAP_{name.upper()}?"
+            items.append(f"{name!r} ({where}{hint})")
+        notes.append(("warning", "ignoring unknown capabilities: " + ", ".join(items)))
+    refused = masks["ambient"] & ~(masks["permitted"] & masks["inheritable"])
+    if refused:
+        names = [n for n, bit in sorted(CAPABILITIES.items(), key=lambda kv: kv[1]) if refused >> bit & 1]
+        notes.append(("debug", f"not raising ambient capabilities {', '.join(names)} "
+                               "($.process.capabilities.ambient): an ambient capability must also be "
+                               "in the permitted and inheritable sets"))
+        masks["ambient"] &= ~refused
     return True, masks
 
 
@@ -619,6 +657,44 @@ def _memory_policy(linux: dict[str, Any]) -> MemoryPolicy | None:
     return MemoryPolicy(mode, parse_node_list(mp["nodes"]) if mp.get("nodes") else [])
 
 
+def _credentials(user: dict[str, Any], setgroups_denied: bool) -> tuple[int, int, list[int]]:
+    """process.user's uid, gid and additionalGids, checked again here (every
+    path to the helper, create and exec alike, passes this way): an id
+    outside 0..2147483647 never reaches setresuid(2), where (uid_t)-1 would
+    mean "unchanged" (root), and groups are never dropped silently where
+    setgroups(2) is denied."""
+    ids: dict[str, int] = {}
+    for key in ("uid", "gid"):
+        value = user.get(key, 0)
+        problem = id_problem(value)
+        if problem:
+            raise ConfigError(f"$.process.user.{key}", problem)
+        ids[key] = int(value)
+    groups: list[int] = []
+    for i, g in enumerate(user.get("additionalGids") or []):
+        problem = id_problem(g)
+        if problem:
+            raise ConfigError(f"$.process.user.additionalGids[{i}]", problem)
+        groups.append(int(g))
+    if groups and setgroups_denied:
+        raise ConfigError("$.process.user.additionalGids",
+                          "cannot set any additional groups in a rootless container: setgroups is "
+                          "denied in its user namespace (a single-id map written without privilege)",
+                          hint="map a range of gids (linux.gidMappings through newgidmap, with "
+                          "/etc/subgid) to set groups, or drop additionalGids")
+    return ids["uid"], ids["gid"], groups
+
+
+def _check_groups_mapped(cfg: dict[str, Any], idmap: IdMap) -> None:
+    """setgroups(2) fails (EINVAL) for a gid the new user namespace does not map."""
+    user = (cfg.get("process") or {}).get("user") or {}
+    for i, g in enumerate(user.get("additionalGids") or []):
+        if isinstance(g, int) and not any(c <= g < c + n for c, _h, n in idmap.gid_lines):
+            raise ConfigError(f"$.process.user.additionalGids[{i}]",
+                              f"gid {g} is not mapped in the container's user namespace "
+                              "(linux.gidMappings)")
+
+
 def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> ProcessPlan:
     p = cfg.get("process") or {}
     linux = cfg.get("linux") or {}
@@ -628,15 +704,17 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         if r["type"] not in RLIMITS:
             raise ConfigError(f"$.process.rlimits[{i}].type", f"unknown rlimit {r['type']!r}")
         rlimits.append((RLIMITS[r["type"]], int(r["soft"]), int(r["hard"])))
-    set_caps, caps = _caps(p)
+    notes: list[tuple[str, str]] = []
+    set_caps, caps = _caps(p, notes)
     umask = user.get("umask")
+    uid, gid, groups = _credentials(user, setgroups_denied)
     return ProcessPlan(
         args=list(p.get("args") or []),
         env=list(p.get("env") or []),
         cwd=p.get("cwd") or "/",
-        uid=int(user.get("uid", 0)),
-        gid=int(user.get("gid", 0)),
-        groups=[int(g) for g in user.get("additionalGids") or []],
+        uid=uid,
+        gid=gid,
+        groups=groups,
         set_groups=not setgroups_denied,
         umask=-1 if umask is None else int(umask),
         set_caps=set_caps,
@@ -653,6 +731,7 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
         scheduler=_scheduler(p),
         personality=_personality(linux),
         memory_policy=_memory_policy(linux),
+        notes=notes,
     )
 
 
@@ -664,6 +743,7 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
     writer = "direct"
     if create & CLONE_NEWUSER:
         idmap, writer = _idmap(cfg, host)
+        _check_groups_mapped(cfg, idmap)
     userns = bool(create & CLONE_NEWUSER) or user_joined
     # mknod needs CAP_MKNOD in the initial user namespace.
     privileged = host.euid == 0 and host.init_userns and not userns
@@ -694,7 +774,11 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
     else:
         ops.append(Op("pivot", "/", "pivot_root into the rootfs"))
     for key, value in sorted((linux.get("sysctl") or {}).items()):
-        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            path = "/proc/sys/" + "/".join(sysctl_parts(key))
+        except ValueError as e:
+            raise ConfigError("$.linux.sysctl", f"sysctl {key!r} names no file under /proc/sys: {e}"
+                              ) from None
         ops.append(Op("write_file", path, f"set sysctl {key} ($.linux.sysctl)", data=str(value)))
     for i, path in enumerate(linux.get("readonlyPaths") or []):
         ops.append(Op("readonly", posixpath.normpath(path),

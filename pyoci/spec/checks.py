@@ -12,9 +12,10 @@ runc refuses a config the spec leaves open (hostname without a UTS namespace).
 
 from __future__ import annotations
 
+import os
+
 from pyoci.errors import ConfigError
 from pyoci.linux.names import (
-    CAPABILITIES,
     MPOL_FLAGS,
     PERSONALITY_FLAGS,
     RLIMITS,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 NAMESPACE_TYPES = frozenset({"mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time"})
 DEVICE_TYPES = frozenset({"c", "b", "u", "p"})
 TIME_OFFSET_CLOCKS = frozenset({"boottime", "monotonic"})
-CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 # Seccomp actions that take an errno (runtime-spec: "When the action doesn't
 # support an errno, the runtime MUST print an error and fail").
@@ -85,6 +85,15 @@ def check_root_present(cfg: Config) -> None:
         raise ConfigError("$.root", "is required on Linux")
 
 
+def check_root_path(cfg: Config) -> None:
+    """An empty root.path would make the bundle directory itself the rootfs
+    (runc runs it so); it cannot be what the user meant."""
+    root = cfg.get("root")
+    if isinstance(root, dict) and root.get("path") == "":
+        raise ConfigError("$.root.path", "must not be empty",
+                          hint='name the root filesystem directory, usually "rootfs"')
+
+
 def check_process_cwd(cfg: Config) -> None:
     process = cfg.get("process")
     if process is not None:
@@ -95,12 +104,6 @@ def check_process_rlimits(cfg: Config) -> None:
     process = cfg.get("process")
     if process is not None:
         _check_rlimits(process, "$.process")
-
-
-def check_process_capabilities(cfg: Config) -> None:
-    process = cfg.get("process")
-    if process is not None:
-        _check_capabilities(process, "$.process")
 
 
 def _check_cwd(process: dict[str, Any], base: str) -> None:
@@ -125,21 +128,6 @@ def _check_rlimits(process: dict[str, Any], base: str) -> None:
             raise ConfigError(
                 f"{base}.rlimits[{i}].soft", f"soft limit {soft} is above the hard limit {hard} for {kind}"
             )
-
-
-def _check_capabilities(process: dict[str, Any], base: str) -> None:
-    caps = process.get("capabilities")
-    if not isinstance(caps, dict):
-        return
-    for which in CAPABILITY_SETS:
-        for i, name in enumerate(caps.get(which) or ()):
-            if name not in CAPABILITIES:
-                hint = None
-                if isinstance(name, str) and "CAP_" + name.upper() in CAPABILITIES:
-                    hint = f"write {'CAP_' + name.upper()}"
-                raise ConfigError(
-                    f"{base}.capabilities.{which}[{i}]", f"unknown capability {_show(str(name))}", hint=hint
-                )
 
 
 def check_process_io_priority(cfg: Config) -> None:
@@ -207,11 +195,75 @@ def _check_scheduler(process: dict[str, Any], base: str) -> None:
                 raise ConfigError(f"{where}.{key}", f"only SCHED_DEADLINE has a {key}, not {policy}")
 
 
+def check_process_user(cfg: Config) -> None:
+    process = cfg.get("process")
+    if process is not None:
+        _check_user(process, "$.process")
+
+
+def check_process_env(cfg: Config) -> None:
+    process = cfg.get("process")
+    if process is not None:
+        _check_env(process, "$.process")
+
+
+# The ids a process may take: setresuid(2) and friends read (uid_t)-1 as
+# "leave unchanged" (uid 4294967295 would run the program as the caller,
+# root), and runc refuses everything above the signed 32-bit range too.
+MAX_ID = 2147483647
+ID_RANGE = f"0..{MAX_ID}"
+
+
+def id_problem(value: object) -> str | None:
+    """Why ``value`` is not a uid or gid a process may take, or None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be an integer, not {value!r}"
+    if not 0 <= value <= MAX_ID:
+        return f"uids and gids must be in the range {ID_RANGE}, not {value}"
+    return None
+
+
+def _check_id(value: object, field: str) -> None:
+    problem = id_problem(value)
+    if problem:
+        raise ConfigError(field, problem)
+
+
+def _check_user(process: dict[str, Any], base: str) -> None:
+    user = process.get("user")
+    if not isinstance(user, dict):
+        return
+    for key in ("uid", "gid"):
+        if key in user:
+            _check_id(user[key], f"{base}.user.{key}")
+    for i, gid in enumerate(user.get("additionalGids") or ()):
+        _check_id(gid, f"{base}.user.additionalGids[{i}]")
+
+
+def env_problem(entry: str) -> str | None:
+    """Why a process.env entry is not NAME=VALUE with a non-empty NAME, or None."""
+    name, sep, _ = entry.partition("=")
+    if not sep:
+        return f"{_show(entry)} is not NAME=VALUE (no \"=\")"
+    if not name:
+        return f"{_show(entry)} has an empty variable name"
+    return None
+
+
+def _check_env(process: dict[str, Any], base: str) -> None:
+    for i, entry in enumerate(process.get("env") or ()):
+        if isinstance(entry, str):
+            problem = env_problem(entry)
+            if problem:
+                raise ConfigError(f"{base}.env[{i}]", problem)
+
+
 def check_process(process: dict[str, Any], base: str = "$.process") -> None:
     """The process checks on their own, for an `exec --process` document (base "$")."""
     _check_cwd(process, base)
+    _check_user(process, base)
+    _check_env(process, base)
     _check_rlimits(process, base)
-    _check_capabilities(process, base)
     _check_io_priority(process, base)
     _check_scheduler(process, base)
 
@@ -357,12 +409,168 @@ def check_devices(cfg: Config) -> None:
                 f"$.linux.devices[{i}].type", f"must be one of c, b, u, p, not {_show(str(kind))}"
             )
         _require_absolute(dev.get("path", ""), f"$.linux.devices[{i}].path", "a device path")
+        for key in ("uid", "gid"):
+            if key in dev:
+                _check_id(dev[key], f"$.linux.devices[{i}].{key}")
+
+
+# The highest id a user namespace can map: (u32)-1 is never a valid id.
+MAX_MAPPED_ID = 4294967294
+
+
+def _check_mappings(entries: object, field: str) -> None:
+    if not isinstance(entries, list):
+        return
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        size = entry.get("size")
+        if isinstance(size, int) and size < 1:
+            raise ConfigError(f"{field}[{i}].size", f"must be at least 1, not {size}")
+        for key in ("containerID", "hostID"):
+            first = entry.get(key)
+            if isinstance(first, int) and isinstance(size, int) and first + size - 1 > MAX_MAPPED_ID:
+                raise ConfigError(f"{field}[{i}].{key}",
+                                  f"{first} + size {size} runs past {MAX_MAPPED_ID}, the highest id "
+                                  "a user namespace can map")
+
+
+def check_id_mappings(cfg: Config) -> None:
+    """The container's id maps and idmapped mounts' maps: what the kernel
+    would refuse in uid_map/gid_map, named by field."""
+    linux = _linux(cfg)
+    for key in ("uidMappings", "gidMappings"):
+        _check_mappings(linux.get(key), f"$.linux.{key}")
+    for i, mount in enumerate(cfg.get("mounts") or ()):
+        if isinstance(mount, dict):
+            for key in ("uidMappings", "gidMappings"):
+                _check_mappings(mount.get(key), f"$.mounts[{i}].{key}")
+
+
+def check_cgroups_path(cfg: Config) -> None:
+    """linux.cgroupsPath must name a cgroup of the container's own: never the
+    root cgroup ("/", "//", "/."), the runtime's own cgroup (".") or a path
+    climbing up with ".." (relative paths start at the runtime's cgroup):
+    pyoci places the init there and at delete kills what it holds and
+    removes it."""
+    path = _linux(cfg).get("cgroupsPath")
+    if not isinstance(path, str) or not path:
+        return
+    field = "$.linux.cgroupsPath"
+    if ":" in path and not path.startswith("/"):
+        parts = [p for part in path.split(":") for p in part.split("/")]
+    else:
+        parts = path.split("/")
+    if ".." in parts:
+        raise ConfigError(field, f"{_show(path)} must not contain \"..\" (a cgroup path may not "
+                          "climb out of the cgroup it starts from)")
+    if not [p for p in parts if p not in ("", ".")]:
+        what = "the root cgroup" if path.startswith("/") else "the runtime's own cgroup"
+        raise ConfigError(field, f"{_show(path)} is {what}: the container would be placed in it, "
+                          "and delete would kill every process in it",
+                          hint='name a cgroup of the container\'s own, e.g. "/pyoci/<id>"')
+
+
+# The sysctls of an IPC namespace (runc's list, as Podman documents it),
+# besides every fs.mqueue.* one.
+IPC_SYSCTLS = frozenset({"msgmax", "msgmnb", "msgmni", "sem", "shmall", "shmmax", "shmmni",
+                         "shm_rmid_forced"})
+# Namespace type -> its file under /proc/<pid>/ns.
+NS_FILES = {"network": "net", "ipc": "ipc", "uts": "uts"}
+
+
+def sysctl_parts(key: str) -> list[str]:
+    """The path under /proc/sys a linux.sysctl key names, as components.
+
+    Dots separate them, or slashes as sysctl(8) reads a key that holds one
+    (its dots are then part of a name: net/ipv4/conf/eth0.100/forwarding).
+    ValueError says why the key names no file under /proc/sys (an empty
+    component, ".", "..", a NUL)."""
+    if not key:
+        raise ValueError("the key is empty")
+    if "\0" in key:
+        raise ValueError("the key holds a NUL byte")
+    parts = key.split("/" if "/" in key else ".")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise ValueError(f"{_show(part)} is not a name")
+    return parts
+
+
+def sysctl_namespace(parts: list[str]) -> str | None:
+    """The namespace type ("network", "ipc", "uts") a sysctl belongs to, or
+    None for one that is not namespaced (it would change the host's value)."""
+    if parts[0] == "net" and len(parts) > 1:
+        return "network"
+    if parts[:2] == ["fs", "mqueue"] and len(parts) > 2:
+        return "ipc"
+    if len(parts) == 2 and parts[0] == "kernel":
+        if parts[1] in IPC_SYSCTLS:
+            return "ipc"
+        if parts[1] in ("hostname", "domainname"):
+            return "uts"
+    return None
+
+
+def is_host_namespace(path: str, ns_type: str) -> bool:
+    """True when the namespace file at ``path`` is the runtime's own
+    namespace of that type, or pid 1's (joining it shares the host's);
+    False when it is another, or cannot be read (joining it will fail with
+    that error)."""
+    try:
+        theirs = os.stat(path)
+    except OSError:
+        return False
+    for pid in ("self", "1"):
+        try:
+            host = os.stat(f"/proc/{pid}/ns/{NS_FILES[ns_type]}")
+        except OSError:
+            continue  # pid 1's, for a rootless caller
+        if (theirs.st_dev, theirs.st_ino) == (host.st_dev, host.st_ino):
+            return True
+    return False
+
+
+def _owns_namespace(cfg: Config, ns_type: str, cache: dict[str, bool]) -> bool:
+    """True when the container has a namespace of that type that is not the
+    host's: a new one, or one joined by a path that is not the runtime's own."""
+    if ns_type not in cache:
+        ns = _namespace(cfg, ns_type)
+        path = ns.get("path") if ns is not None else None
+        cache[ns_type] = ns is not None and not (path and is_host_namespace(path, ns_type))
+    return cache[ns_type]
 
 
 def check_sysctl(cfg: Config) -> None:
+    """Only sysctls of a namespace the container owns may be set: any other
+    would change the host's value (and stay changed after delete)."""
+    owned: dict[str, bool] = {}
     for key in _linux(cfg).get("sysctl") or ():
+        field = "$.linux.sysctl" + _key(key)
         if not key:
             raise ConfigError("$.linux.sysctl['']", "key must not be empty")
+        try:
+            parts = sysctl_parts(key)
+        except ValueError as e:
+            raise ConfigError(field, f"sysctl {_show(key)} names no file under /proc/sys: {e}") from None
+        ns_type = sysctl_namespace(parts)
+        add = f'add {{"type": "{ns_type}"}} without a path to linux.namespaces'
+        if ns_type is None:
+            raise ConfigError(field, f"sysctl {_show(key)} is not in a separate kernel namespace",
+                              hint="only net.*, fs.mqueue.* and kernel.msg*/sem/shm* ones can be "
+                              "set for a container; this one would change the host's value")
+        if ns_type == "uts":
+            name = parts[1]
+            if not _owns_namespace(cfg, "uts", owned):
+                raise ConfigError(field, f"sysctl {_show(key)} is not allowed in the host's UTS namespace",
+                                  hint=f'set the "{name}" field instead, with a UTS namespace')
+            raise ConfigError(field, f"sysctl {_show(key)} is not allowed as it conflicts with the OCI "
+                              f'"{name}" field', hint=f'set the "{name}" field instead')
+        if _owns_namespace(cfg, ns_type, owned):
+            continue
+        if ns_type == "network":
+            raise ConfigError(field, f"sysctl {_show(key)} not allowed in host network namespace", hint=add)
+        raise ConfigError(field, f"sysctl {_show(key)} is not allowed in the host's IPC namespace", hint=add)
 
 
 def check_seccomp_errno(cfg: Config) -> None:
@@ -453,9 +661,11 @@ def check_memory_policy(cfg: Config) -> None:
 
 CHECKS: list[Callable[[Config], None]] = [
     check_root_present,
+    check_root_path,
     check_process_cwd,
+    check_process_user,
+    check_process_env,
     check_process_rlimits,
-    check_process_capabilities,
     check_process_io_priority,
     check_process_scheduler,
     check_mount_destinations,
@@ -470,6 +680,8 @@ CHECKS: list[Callable[[Config], None]] = [
     check_domainname_uts,
     check_time_offsets,
     check_devices,
+    check_id_mappings,
+    check_cgroups_path,
     check_sysctl,
     check_seccomp_errno,
     check_personality,

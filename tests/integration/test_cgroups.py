@@ -388,7 +388,9 @@ def test_delete_removes_sub_cgroups(oci: Env, how: str) -> None:
 
 def test_kill_all_kill_goes_through_cgroup_kill(oci: Env) -> None:
     """kill --all KILL writes cgroup.kill of the container's cgroup2
-    directory (hybrid layout, Linux 5.14+): a process that is in that
+    directory (hybrid layout, Linux 5.14+) when pyoci created it and the
+    container has no pid namespace of its own (with one, the namespace is
+    the container: its init is killed): a process that is in that
     directory alone -- not in the container's v1 cgroups, whose pids are
     signalled one by one -- dies too."""
     import subprocess
@@ -397,6 +399,7 @@ def test_kill_all_kill_goes_through_cgroup_kill(oci: Env) -> None:
     unified = CG / "unified" / cgname.lstrip("/")
     b = oci.bundle(["sleep", "1000"])
     b.linux["cgroupsPath"] = cgname
+    b.drop_namespace("pid")
     b.save()
     cid = oci.cid()
     oci.pyoci("run", "--detach", "--bundle", str(b.path), cid).ok()

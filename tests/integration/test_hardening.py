@@ -296,11 +296,12 @@ def test_environment_is_exactly_process_env(oci: Env) -> None:
     b = oci.bundle(["env"])
     b.process["env"] = ["PATH=/bin", "ONE=1", "EMPTY="]
     r = oci.run(b, env={"PYOCI_SECRET_OF_THE_HOST": "leak"}).ok()
-    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "ONE=1", "PATH=/bin"], r.stdout
+    # plus HOME, which runc (and pyoci) add from the image's /etc/passwd when env has none
+    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "HOME=/root", "ONE=1", "PATH=/bin"], r.stdout
     cid = oci.cid()
     oci.pyoci("run", "--detach", "--bundle", str(b.set_args("sleep", "1000").save().path), cid).ok()
     r = oci.pyoci("exec", "--env", "TWO=2", cid, "env", env={"PYOCI_SECRET_OF_THE_HOST": "leak"}).ok()
-    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "ONE=1", "PATH=/bin", "TWO=2"], r.stdout
+    assert sorted(r.stdout.splitlines()) == ["EMPTY=", "HOME=/root", "ONE=1", "PATH=/bin", "TWO=2"], r.stdout
     oci.pyoci("delete", "--force", cid).ok()
 
 
@@ -343,20 +344,20 @@ def test_readonly_paths_are_read_only_all_the_way_down(oci: Env) -> None:
 
 def test_sysctl_is_written_only_to_procfs(oci: Env) -> None:
     """No procfs at /proc in the container (a tmpfs instead, with a
-    sys/kernel/domainname file in the image): the sysctl is refused, not
+    sys/kernel/shmmni file in the image): the sysctl is refused, not
     written into the file."""
     b = oci.bundle(["true"])
     b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/proc"]
     fake = b.rootfs / "proc" / "sys" / "kernel"
     fake.mkdir(parents=True)
-    (fake / "domainname").write_text("untouched")
-    b.linux["sysctl"] = {"kernel.domainname": "box.example"}
+    (fake / "shmmni").write_text("untouched")
+    b.linux["sysctl"] = {"kernel.shmmni": "1234"}
     b.linux["maskedPaths"] = []
     b.linux["readonlyPaths"] = []
     r = oci.run(b)
     assert r.rc != 0, str(r)
     assert "$.linux.sysctl" in r.stderr and "is not on procfs" in r.stderr, str(r)
-    assert (fake / "domainname").read_text() == "untouched"
+    assert (fake / "shmmni").read_text() == "untouched"
 
 
 # -- personality, I/O priority, scheduler, memory policy --------------------------------

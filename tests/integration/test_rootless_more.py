@@ -330,7 +330,7 @@ def test_nested_rootless_pyoci(rl: Rootless) -> None:
     assert r.rc == 0, str(r)
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["outer:", "0", str(rl.user.uid), "1"]
-    assert lines[1] == "pid=1"
+    assert lines[1] == "pid=1", str(r)
     assert lines[2].split() == ["0", "0", "1"] and lines[3].split() == ["0", "0", "1"]
     assert lines[4] == "0"
     assert "lo" in lines[5:-1]        # sysfs fell back to the (outer's) host /sys

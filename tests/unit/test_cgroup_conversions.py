@@ -9,7 +9,7 @@ import pytest
 
 from pyoci.cli.events import parse_duration
 from pyoci.cli.update import parse_size, resources_from_flags
-from pyoci.errors import UsageError
+from pyoci.errors import PyociError, UsageError
 from pyoci.linux import cgroups, cgstats
 from pyoci.linux.cgroups_v1 import (
     blkio_device_line,
@@ -184,7 +184,49 @@ def test_tree_pids_in_order_once_each(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()        # no cgroup.procs: passed over
     assert cgroups.tree_pids(str(tmp_path)) == [5, 3, 9]
     assert cgroups.tree_pids(str(tmp_path / "missing")) == []
-    assert cgroups.pids({"cpu": str(tmp_path / "missing"), "": str(tmp_path / "sub")}) == [3, 9]
+    paths = {"cpu": str(tmp_path / "missing"), "": str(tmp_path / "sub")}
+    assert cgroups.pids(paths, created=list(paths.values())) == [3, 9]
+    # a directory pyoci did not create is never read for the container's processes
+    assert cgroups.pids(paths, created=[str(tmp_path / "missing")]) == []
+    assert cgroups.pids({"cpu": str(tmp_path), "": str(tmp_path / "sub")},
+                        created=[str(tmp_path / "sub")]) == [3, 9]
+
+
+def test_owned_keeps_the_directories_pyoci_made() -> None:
+    paths = {"cpu": "/sys/fs/cgroup/cpu/a", "freezer": "/sys/fs/cgroup/freezer/a",
+             "": "/sys/fs/cgroup/unified/a"}
+    created = ["/sys/fs/cgroup/unified/a", "/sys/fs/cgroup/cpu/a/../b"]
+    assert cgroups.owned(paths, created) == {"": "/sys/fs/cgroup/unified/a"}
+    assert cgroups.owned(paths, []) == {}
+
+
+def test_check_not_frozen_reads_the_nearest_existing_directory(tmp_path: Path) -> None:
+    """The freezer files as the kernel shows them (plain files here)."""
+    freezer, unified = tmp_path / "fs" / "freezer", tmp_path / "fs" / "unified"
+    (freezer / "a").mkdir(parents=True)
+    (unified / "a").mkdir(parents=True)
+    lay = cgroups.Layout({"freezer": str(freezer)}, str(unified))
+    paths = {"freezer": str(freezer / "a" / "new"), "": str(unified / "a" / "new")}
+    cgroups.check_not_frozen(paths, lay)                 # no state files: thawed
+    (freezer / "a" / "freezer.state").write_text("THAWED\n")
+    (unified / "a" / "cgroup.freeze").write_text("0\n")
+    (unified / "a" / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    cgroups.check_not_frozen(paths, lay)
+    (freezer / "a" / "freezer.state").write_text("FROZEN\n")
+    with pytest.raises(PyociError, match="container's cgroup unexpectedly frozen: .*/a/new is below .*"
+                                         "freezer.state reads FROZEN"):
+        cgroups.check_not_frozen(paths, lay)
+    (freezer / "a" / "freezer.state").write_text("FREEZING\n")
+    with pytest.raises(PyociError, match="reads FREEZING"):
+        cgroups.check_not_frozen(paths, lay)
+    (freezer / "a" / "freezer.state").write_text("THAWED\n")
+    (unified / "a" / "cgroup.events").write_text("populated 1\nfrozen 1\n")   # an ancestor froze it
+    with pytest.raises(PyociError, match="cgroup.events says frozen 1"):
+        cgroups.check_not_frozen(paths, lay)
+    (unified / "a" / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    (unified / "a" / "cgroup.freeze").write_text("1\n")
+    with pytest.raises(PyociError, match=r"cgroup.freeze reads 1 \(hint: thaw it"):
+        cgroups.check_not_frozen({"": str(unified / "a")}, lay)
 
 
 def _fake_v1(tmp_path: Path, files: dict[str, str]) -> tuple[dict[str, str], cgroups.Layout]:

@@ -137,7 +137,7 @@ def _kinds(plan: Any) -> list[str]:
 
 def test_ops_order_pivot_after_mounts_and_hooks() -> None:
     cfg = _minimal(mounts=[{"destination": "/proc", "type": "proc", "source": "proc"}],
-                   linux={"namespaces": [{"type": "mount"}], "maskedPaths": ["/proc/kcore"],
+                   linux={"namespaces": [{"type": "mount"}, {"type": "ipc"}], "maskedPaths": ["/proc/kcore"],
                           "readonlyPaths": ["/proc/sys"], "sysctl": {"kernel.shmmax": "1"}},
                    root={"path": "rootfs", "readonly": True})
     plan = build_plan(cfg, BUNDLE, ROOTFS, ROOT_HOST)
@@ -290,15 +290,39 @@ def test_process_plan() -> None:
     cfg = _minimal(process={
         "args": ["a", "b"], "env": ["X=1"], "cwd": "/w",
         "user": {"uid": 5, "gid": 6, "additionalGids": [7, 8], "umask": 0o27},
-        "capabilities": {"bounding": ["CAP_KILL", "CAP_CHOWN"], "ambient": ["CAP_KILL"]},
+        "capabilities": {"bounding": ["CAP_KILL", "CAP_CHOWN"], "ambient": ["CAP_KILL"],
+                         "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"]},
         "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
         "noNewPrivileges": True, "oomScoreAdj": 100})
     p = build_plan(cfg, BUNDLE, ROOTFS, Host(euid=0, egid=0, init_userns=True, preserve_fds=3)).process
     assert (p.args, p.env, p.cwd, p.uid, p.gid, p.groups) == (["a", "b"], ["X=1"], "/w", 5, 6, [7, 8])
     assert p.umask == 0o27 and p.no_new_privs and p.oom_score_adj == 100 and p.preserve_fds == 3
     assert p.set_caps and p.caps["bounding"] == (1 << 5) | (1 << 0) and p.caps["ambient"] == 1 << 5
-    assert p.caps["effective"] == 0
+    assert p.caps["effective"] == 0 and p.notes == []
     assert p.rlimits == [(7, 10, 20)]
+
+
+def test_ambient_caps_outside_permitted_and_inheritable_are_left_out() -> None:
+    """`runc spec`'s default and Buildah's: ambient set, inheritable empty.  The
+    kernel refuses to raise those (EPERM); runc and crun go on without them."""
+    cfg = _minimal(process={"args": ["sh"], "cwd": "/", "capabilities": {
+        "bounding": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
+        "inheritable": ["CAP_CHOWN"], "ambient": ["CAP_KILL", "CAP_CHOWN"]}})
+    p = build_plan(cfg, BUNDLE, ROOTFS, ROOT_HOST).process
+    assert p.caps["ambient"] == 1 << 0
+    assert [level for level, _ in p.notes] == ["debug"]
+    assert "CAP_KILL" in p.notes[0][1] and "$.process.capabilities.ambient" in p.notes[0][1]
+
+
+def test_unknown_capabilities_warn_and_are_left_out() -> None:
+    """runtime-spec 1.1+: unknown capabilities are a warning, never an error."""
+    cfg = _minimal(process={"args": ["sh"], "cwd": "/", "capabilities": {
+        "bounding": ["CAP_KILL", "CAP_UNKNOWN"], "permitted": ["NET_ADMIN", "CAP_UNKNOWN"]}})
+    p = build_plan(cfg, BUNDLE, ROOTFS, ROOT_HOST).process
+    assert p.caps["bounding"] == 1 << 5 and p.caps["permitted"] == 0
+    assert p.notes == [
+        ("warning", "ignoring unknown capabilities: 'CAP_UNKNOWN' ($.process.capabilities.bounding[1]), "
+                    "'NET_ADMIN' ($.process.capabilities.permitted[0], did you mean CAP_NET_ADMIN?)")]
 
 
 @pytest.mark.parametrize("prop,before,after", [
