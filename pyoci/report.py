@@ -54,7 +54,8 @@ def error(msg: str) -> None:
     msg = " ".join(msg.split("\n"))
     if len(msg) > MAX_ERROR_CHARS:
         keep = MAX_ERROR_CHARS // 2
-        msg = f"{msg[:keep]} [... {len(msg) - 2 * keep} characters left out ...] {msg[-keep:]}"
+        gone = len(msg[keep:-keep].encode(errors="surrogatepass"))
+        msg = f"{msg[:keep]} [... {gone} bytes of this message left out ...] {msg[-keep:]}"
     try:
         sys.stderr.write(f"pyoci: {msg}\n")
         sys.stderr.flush()
