@@ -18,6 +18,7 @@ alone.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -133,6 +134,7 @@ class Runner:
         text, what = fuzzconfig.make_case(SEED, n, self.base, rootfs=str(self.base["root"]["path"]),
                                           cgroups_path=self.cgroups_path, rootless=self.rl is not None)
         self.write(text)
+        sysctls = _host_sysctls(text)
         cid = self.env.cid("fz")
         problems: list[str] = []
         outputs: list[str] = []
@@ -151,6 +153,9 @@ class Runner:
         except subprocess.TimeoutExpired as e:
             problems.append(f"hang: {' '.join(map(str, e.cmd))[-200:]} ran over {TIMEOUT:.0f} s")
             self.stats["hangs"] += 1
+        changed = [f"{k}: {v!r} -> {now!r}" for k, v in sysctls.items() if (now := _read_sysctl(k)) != v]
+        if changed:
+            problems.append("host sysctl changed: " + "; ".join(changed))
         leaks = ocitest.check_leaks(self.env, wait=2.0)
         cgroups = _cgroup_dirs(self.marker)
         if cgroups:
@@ -171,6 +176,30 @@ class Runner:
             self.failures.append(
                 f"case {n} ({'; '.join(what)}): {'; '.join(problems)}\n"
                 f"    replay: FUZZ_SEED={SEED} FUZZ_CASE={n} make fuzz\n    {shown}")
+
+
+def _read_sysctl(key: str) -> str | None:
+    try:
+        return Path("/proc/sys", key).read_text()
+    except (OSError, ValueError):     # (a key that is no file name: a lone surrogate)
+        return None
+
+
+def _host_sysctls(text: bytes) -> dict[str, str | None]:
+    """The host's values of the sysctls the case's config names (they must
+    be the same after it: issue 12 items 1 and 6)."""
+    try:
+        doc = json.loads(text)
+        keys = doc["linux"]["sysctl"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    out: dict[str, str | None] = {}
+    for k in keys if isinstance(keys, dict) else ():
+        path = k.replace(".", "/") if isinstance(k, str) and "/" not in k else k
+        if isinstance(path, str) and path and "\x00" not in path and ".." not in path \
+                and not path.startswith("/"):
+            out[path] = _read_sysctl(path)
+    return out
 
 
 def _internal(r: ocitest.Result) -> list[str]:
