@@ -191,7 +191,7 @@ def _host_sysctls(text: bytes) -> dict[str, str | None]:
     try:
         doc = json.loads(text)
         keys = doc["linux"]["sysctl"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return {}
     out: dict[str, str | None] = {}
     for k in keys if isinstance(keys, dict) else ():
