@@ -213,7 +213,8 @@ def _judge(r: ocitest.Result) -> list[str]:
     problems = _internal(r)
     if r.rc != 0:
         # Warnings may come first (unknown capabilities, as runc); the error is one line.
-        lines = [ln for ln in r.err_lines if not ln.startswith("pyoci: warning: ")]
+        lines = [ln for ln in r.err_lines if not ln.startswith("pyoci: warning: ")
+                 and not (RUNTIME != "pyoci" and "level=warning" in ln)]
         if len(lines) != 1:
             problems.append(f"failed with {len(lines)} stderr lines, not one")
         elif RUNTIME == "pyoci" and (not lines[0].startswith("pyoci: ") or len(lines[0]) < 12):
