@@ -27,20 +27,25 @@ DEMO_PREFIX := /opt/pyoci
 
 APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc uidmap hyperfine \
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
-	containerd docker.io rootlesskit
+	containerd docker.io rootlesskit clang-format
 
-.PHONY: help deps venv install dev test lint bench demo demo-prefix clean distclean podman-conf
+.PHONY: help deps venv install dev test lint format-c bench load demo demo-prefix clean distclean podman-conf man fuzz
 
 help:
 	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
 	@echo "make test       run the test suite ($(PY) -m pytest tests -q)"
+	@echo "make crash      SIGKILL pyoci (then runc) at random points, CRASH_N=300 trials (CRASH_SEED replays)"
 	@echo "make deps       apt-get install the system packages (root; skipped when all are installed)"
 	@echo "make install    $(VENV) from $(SYSTEM_PYTHON) + pip install . (non-editable): $(VENV)/bin/pyoci"
 	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
-	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings on csrc/"
+	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings and clang-format check on csrc/"
+	@echo "make format-c   reformat csrc/ with clang-format (.clang-format)"
 	@echo "make fuzz       fuzz config.json as root and rootless (FUZZ_N=2000 cases each, FUZZ_SEED=, FUZZ_CASE=)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
+	@echo "make load       pyoci against runc under concurrent load (LOAD_REPS=5 LOAD_N=100 LOAD_J=20 LOAD_T=50;"
+	@echo "                LOAD_USER=name: rootless, as that user; LOAD_ARGS=--setsid ...)"
 	@echo "make clean      remove build outputs and caches (keeps $(VENV)); make distclean removes $(VENV) too"
+	@echo "make man        regenerate docs/man/*.1 from the CLI's flag tables (a unit test checks they match)"
 	@echo "make podman-conf register .venv/bin/pyoci with Podman (/etc/containers/containers.conf.d/pyoci.conf)"
 
 # System packages.  Does nothing when they are all installed, so that `make
@@ -85,6 +90,22 @@ dev: venv
 test: $(DEV_STAMP)
 	$(PY) -m pytest tests -q
 
+# Crash injection (tests/integration/test_crash.py): SIGKILL at random points
+# of create/start/exec/delete, CRASH_N trials (the seed is printed: CRASH_SEED
+# replays), then the same trials against runc for comparison.
+CRASH_N ?= 300
+.PHONY: crash
+crash: $(DEV_STAMP)
+	@test "$$(id -u)" = 0 || { echo "make crash must run as root" >&2; exit 1; }
+	seed=$${CRASH_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; rc=0; \
+	CRASH_N=$(CRASH_N) CRASH_SEED=$$seed $(PY) -m pytest tests/integration/test_crash.py -q -s \
+	  -p no:cacheprovider || rc=$$?; \
+	if command -v runc >/dev/null; then \
+	  CRASH_N=$(CRASH_N) CRASH_SEED=$$seed CRASH_RUNTIME=runc $(PY) -m pytest tests/integration/test_crash.py -q -s \
+	    -p no:cacheprovider 2>&1 | grep -E '^crash injection' || true; \
+	fi; \
+	exit $$rc
+
 # The C side: the build's -Wall -Wextra -Werror, and stricter warnings the
 # build leaves out (they would also judge the code cffi generates): a
 # possibly truncated snprintf, shadowed names, variable-length arrays.
@@ -95,6 +116,12 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check pyoci
 	$(VENV)/bin/mypy pyoci
 	@for f in csrc/*.c; do echo "cc -c $$f"; $${CC:-cc} $(C_LINT_FLAGS) -c -o /dev/null "$$f"; done
+	@# The format of csrc/ (.clang-format; Debian 12's clang-format 14). `make format-c` fixes it.
+	clang-format --dry-run --Werror csrc/*.c csrc/*.h
+
+# csrc/ in the style of .clang-format.
+format-c:
+	clang-format -i csrc/*.c csrc/*.h
 
 # The config fuzz test of `make test` (tests/integration/test_config_fuzz.py),
 # longer.  It prints its seed; FUZZ_SEED=S FUZZ_CASE=N replays one case.
@@ -108,6 +135,21 @@ fuzz: $(DEV_STAMP)
 
 bench: install
 	$(PY) -m pyoci.devtools.bench
+
+# Concurrent load (tools/load.py): N lifecycles J at once, and teardown of T
+# running containers, for pyoci and runc alternately; prints both runtimes'
+# medians side by side.  Uses the installed $(VENV) as it is (dev or not).
+# LOAD_USER runs it as that user: rootless bundles, both runtimes rootless.
+LOAD_USER ?=
+LOAD_ARGS ?=
+load: $(DEV_STAMP)
+	@if [ -n "$(LOAD_USER)" ]; then \
+	  runuser -u $(LOAD_USER) -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin $(if $(LOAD_REPS),LOAD_REPS=$(LOAD_REPS)) \
+	    $(if $(LOAD_N),LOAD_N=$(LOAD_N)) $(if $(LOAD_J),LOAD_J=$(LOAD_J)) $(if $(LOAD_T),LOAD_T=$(LOAD_T)) \
+	    $(abspath $(PY)) $(abspath tools/load.py) --pyoci $(abspath $(VENV))/bin/pyoci $(LOAD_ARGS); \
+	else \
+	  $(PY) tools/load.py $(LOAD_ARGS); \
+	fi
 
 # A world-readable copy of pyoci for the demo's unprivileged user.
 demo-prefix: deps
@@ -143,3 +185,8 @@ podman-conf:
 	  'runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "pyoci"]' \
 	  '[engine.runtimes]' 'pyoci = ["$(abspath $(VENV))/bin/pyoci"]' > $(PODMAN_CONF_D)/pyoci.conf
 	@echo "wrote $(PODMAN_CONF_D)/pyoci.conf: podman --runtime pyoci run ..."
+
+# The man pages are generated from the CLI's own tables (pyoci/cli/manpages.py);
+# tests/unit/test_manpages.py fails when the committed ones differ.
+man: $(DEV_STAMP)
+	$(PY) -m pyoci.cli.manpages docs/man

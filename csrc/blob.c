@@ -19,13 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BLOB_MAGIC 0x50594f49u   /* "PYOI" */
+#define BLOB_MAGIC 0x50594f49u /* "PYOI" */
 
 struct blob_header {
     uint32_t magic;
     uint32_t abi;
     uint32_t cfg_size;
-    uint32_t cfg_off;            /* offset of the config (not +1) */
+    uint32_t cfg_off; /* offset of the config (not +1) */
     uint64_t total;
 };
 
@@ -105,9 +105,13 @@ int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd)
     struct flat f = {NULL, 0, 0, 0};
     struct blob_header hdr;
     struct pyoci_spawn_config c = *cfg;
+    if (cfg->n_join < 0 || cfg->n_ops < 0 || cfg->n_groups < 0 || cfg->n_rlimits < 0 ||
+        cfg->n_start_hooks < 0 || (cfg->seccomp_bpf && cfg->seccomp_len <= 0) ||
+        (cfg->mempolicy && cfg->mempolicy->n_words < 0))
+        return -EINVAL;
     memset(&hdr, 0, sizeof hdr);
-    put(&f, &hdr, sizeof hdr);                      /* filled in below */
-    uintptr_t cfg_at = put(&f, &c, sizeof c);      /* rewritten below */
+    put(&f, &hdr, sizeof hdr);                /* filled in below */
+    uintptr_t cfg_at = put(&f, &c, sizeof c); /* rewritten below */
 
     if (cfg->n_join > 0) {
         struct pyoci_ns *js = calloc((size_t)cfg->n_join, sizeof *js);
@@ -146,8 +150,8 @@ int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd)
     c.envp = AS_PTR(put_strv(&f, cfg->envp));
     c.cwd = AS_PTR(put_str(&f, cfg->cwd));
     c.exec_path = AS_PTR(put_str(&f, cfg->exec_path));
-    c.groups = cfg->n_groups > 0 ? AS_PTR(put(&f, cfg->groups, (size_t)cfg->n_groups * sizeof *cfg->groups))
-                                 : NULL;
+    c.groups =
+        cfg->n_groups > 0 ? AS_PTR(put(&f, cfg->groups, (size_t)cfg->n_groups * sizeof *cfg->groups)) : NULL;
     c.rlimits = cfg->n_rlimits > 0
                     ? AS_PTR(put(&f, cfg->rlimits, (size_t)cfg->n_rlimits * sizeof *cfg->rlimits))
                     : NULL;
@@ -181,6 +185,8 @@ int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd)
         c.mempolicy = NULL;
     }
 
+    if (!f.err && f.len > PYOCI_BLOB_MAX)
+        f.err = E2BIG;
     if (f.err) {
         free(f.buf);
         return -f.err;
@@ -210,119 +216,181 @@ int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd)
     return fd;
 }
 
-/* ---- pyoci-init's side ---- */
+/* ---- pyoci-init's side ----
+ * The blob is untrusted input as far as this code is concerned: every offset
+ * must point inside it, suitably aligned, every count must be >= 0 and its
+ * array must fit, every string must end with a NUL inside it, and a
+ * non-zero count needs a non-NULL array.  Anything else is EINVAL, never a
+ * wild pointer. */
 
 static char *base;
 static size_t total;
 
-static int fix(const void *p, void **out)
+/* The offset+1 in *p becomes a pointer to n bytes (aligned to align, a power
+ * of two) inside the blob; 0 stays NULL. */
+static int fix_span(const void **p, size_t n, size_t align)
 {
-    uintptr_t off = (uintptr_t)p;
-    if (off == 0) {
-        *out = NULL;
+    uintptr_t off = (uintptr_t)*p;
+    if (off == 0)
         return 0;
-    }
-    if (off - 1 >= total)
+    off--;
+    if (off >= total || n > total - off || (off & (align - 1)) != 0)
         return -1;
-    *out = base + off - 1;
+    *p = base + off;
     return 0;
 }
 
-#define FIX(field)                                                        \
-    do {                                                                  \
-        void *fixed_;                                                     \
-        if (fix((const void *)(field), &fixed_) < 0)                      \
-            goto bad;                                                     \
-        memcpy((void *)&(field), &fixed_, sizeof fixed_);                 \
-    } while (0)
-
-static int fix_strv(const char *const *v)
+/* ... a pointer to a NUL-terminated string inside the blob. */
+static int fix_str(const void **p)
 {
-    if (!v)
+    if (fix_span(p, 1, 1) < 0)
+        return -1;
+    if (*p && !memchr(*p, 0, total - (size_t)((const char *)*p - base)))
+        return -1;
+    return 0;
+}
+
+/* ... a pointer to count elements of size bytes; count < 0, or > 0 with a
+ * NULL array, is an error. */
+static int fix_array(const void **p, long long count, size_t size, size_t align)
+{
+    if (count < 0 || (unsigned long long)count > total / size)
+        return -1;
+    if (fix_span(p, (size_t)count * size, align) < 0)
+        return -1;
+    return count > 0 && !*p ? -1 : 0;
+}
+
+/* Pointer fields are read and written through memcpy: they are `const T *`
+ * of many types, handled here as `const void *`. */
+#define FIXWITH(field, call)                      \
+    do {                                          \
+        const void *p_;                           \
+        memcpy(&p_, &(field), sizeof p_);         \
+        if ((call) < 0)                           \
+            goto bad;                             \
+        memcpy((void *)&(field), &p_, sizeof p_); \
+    } while (0)
+#define FIX_STR(field) FIXWITH(field, fix_str(&p_))
+#define FIX_ARRAY(field, count) \
+    FIXWITH(field, fix_array(&p_, (count), sizeof *(field), _Alignof(__typeof__(*(field)))))
+#define FIX_ONE(field) FIX_ARRAY(field, (field) ? 1 : 0)
+
+/* A NULL-terminated array of strings: the array must end inside the blob. */
+static int fix_strv(const void **p)
+{
+    if (fix_span(p, sizeof(char *), _Alignof(char *)) < 0)
+        return -1;
+    if (!*p)
         return 0;
-    const char **w = (const char **)v;
-    for (; (char *)w + sizeof *w <= base + total; w++) {
+    const char **w = (const char **)*p;
+    for (; (const char *)(w + 1) <= base + total; w++) {
         if (*w == NULL)
             return 0;
-        void *s;
-        if (fix(*w, &s) < 0)
+        const void *s = *w;
+        if (fix_str(&s) < 0)
             return -1;
         *w = s;
     }
     return -1;
 }
+#define FIX_STRV(field) FIXWITH(field, fix_strv(&p_))
+
+/* Undo the last successful pyoci_blob_map (for tests; pyoci-init keeps its
+ * config until it execs). */
+void pyoci_blob_unmap(void)
+{
+    if (base)
+        munmap(base, total);
+    base = NULL;
+    total = 0;
+}
 
 struct pyoci_spawn_config *pyoci_blob_map(int fd)
 {
     struct stat st;
-    if (fstat(fd, &st) < 0)
+    int e = EINVAL;
+    if (fstat(fd, &st) < 0) {
+        e = errno;
+        close(fd);
+        errno = e;
         return NULL;
-    if ((size_t)st.st_size < sizeof(struct blob_header)) {
-        errno = EINVAL;
+    }
+    if ((size_t)st.st_size < sizeof(struct blob_header) || (unsigned long long)st.st_size > PYOCI_BLOB_MAX) {
+        close(fd);
+        errno = (size_t)st.st_size < sizeof(struct blob_header) ? EINVAL : E2BIG;
         return NULL;
     }
     total = (size_t)st.st_size;
     void *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED)
-        return NULL;
+    e = errno;
     close(fd);
+    if (m == MAP_FAILED) {
+        total = 0;
+        errno = e;
+        return NULL;
+    }
     base = m;
     struct blob_header hdr;
     memcpy(&hdr, base, sizeof hdr);
     if (hdr.magic != BLOB_MAGIC || hdr.abi != PYOCI_ABI_VERSION ||
-        hdr.cfg_size != sizeof(struct pyoci_spawn_config) || hdr.total != total ||
-        (size_t)hdr.cfg_off + hdr.cfg_size > total) {
-        errno = EINVAL;
-        return NULL;
-    }
-    struct pyoci_spawn_config *c = (struct pyoci_spawn_config *)(base + hdr.cfg_off);
-
-    FIX(c->join);
-    for (int i = 0; c->join && i < c->n_join; i++)
-        FIX(((struct pyoci_ns *)c->join)[i].path);
-    FIX(c->timens_offsets);
-    FIX(c->hostname);
-    FIX(c->domainname);
-    FIX(c->rootfs);
-    FIX(c->ops);
-    for (int i = 0; c->ops && i < c->n_ops; i++) {
-        struct pyoci_op *op = (struct pyoci_op *)&c->ops[i];
-        FIX(op->source);
-        FIX(op->target);
-        FIX(op->fstype);
-        FIX(op->data);
-    }
-    FIX(c->argv);
-    FIX(c->envp);
-    if (fix_strv(c->argv) < 0 || fix_strv(c->envp) < 0)
+        hdr.cfg_size != sizeof(struct pyoci_spawn_config) || hdr.total != total)
         goto bad;
-    FIX(c->cwd);
-    FIX(c->exec_path);
-    FIX(c->groups);
-    FIX(c->rlimits);
-    FIX(c->seccomp_bpf);
-    FIX(c->seccomp_listener_msg);
-    FIX(c->keyring_name);
-    FIX(c->start_hooks);
-    for (int i = 0; c->start_hooks && i < c->n_start_hooks; i++) {
-        struct pyoci_hook *h = (struct pyoci_hook *)&c->start_hooks[i];
-        FIX(h->path);
-        FIX(h->argv);
-        FIX(h->envp);
-        if (fix_strv(h->argv) < 0 || fix_strv(h->envp) < 0)
+    struct pyoci_spawn_config *c = NULL;
+    {
+        const void *p_ = (const void *)((uintptr_t)hdr.cfg_off + 1);
+        if (fix_span(&p_, sizeof *c, _Alignof(struct pyoci_spawn_config)) < 0 || !p_)
             goto bad;
+        c = (struct pyoci_spawn_config *)p_;
     }
-    FIX(c->hook_state);
-    FIX(c->sched);
-    FIX(c->mempolicy);
-    if (c->mempolicy)
-        FIX(((struct pyoci_mempolicy *)c->mempolicy)->nodes);
-    FIX(c->cgroup2_dir);
-    FIX(c->cgroup_tasks);
-    if (fix_strv(c->cgroup_tasks) < 0)
+    if (c->abi_version != PYOCI_ABI_VERSION)
         goto bad;
+
+    FIX_ARRAY(c->join, c->n_join);
+    for (int i = 0; i < c->n_join; i++)
+        FIX_STR(((struct pyoci_ns *)c->join)[i].path);
+    FIX_STR(c->timens_offsets);
+    FIX_STR(c->hostname);
+    FIX_STR(c->domainname);
+    FIX_STR(c->rootfs);
+    FIX_ARRAY(c->ops, c->n_ops);
+    for (int i = 0; i < c->n_ops; i++) {
+        struct pyoci_op *op = (struct pyoci_op *)&c->ops[i];
+        FIX_STR(op->source);
+        FIX_STR(op->target);
+        FIX_STR(op->fstype);
+        FIX_STR(op->data);
+    }
+    FIX_STRV(c->argv);
+    FIX_STRV(c->envp);
+    FIX_STR(c->cwd);
+    FIX_STR(c->exec_path);
+    FIX_ARRAY(c->groups, c->n_groups);
+    FIX_ARRAY(c->rlimits, c->n_rlimits);
+    FIXWITH(c->seccomp_bpf, fix_array(&p_, c->seccomp_bpf ? c->seccomp_len : 0, 8, 8));
+    if (c->seccomp_bpf && c->seccomp_len <= 0)
+        goto bad;
+    FIX_STR(c->seccomp_listener_msg);
+    FIX_STR(c->keyring_name);
+    FIX_ARRAY(c->start_hooks, c->n_start_hooks);
+    for (int i = 0; i < c->n_start_hooks; i++) {
+        struct pyoci_hook *h = (struct pyoci_hook *)&c->start_hooks[i];
+        FIX_STR(h->path);
+        FIX_STRV(h->argv);
+        FIX_STRV(h->envp);
+    }
+    FIX_STR(c->hook_state);
+    FIX_ONE(c->sched);
+    FIX_ONE(c->mempolicy);
+    if (c->mempolicy) {
+        struct pyoci_mempolicy *mp = (struct pyoci_mempolicy *)c->mempolicy;
+        FIX_ARRAY(mp->nodes, mp->n_words);
+    }
+    FIX_STR(c->cgroup2_dir);
+    FIX_STRV(c->cgroup_tasks);
     return c;
 bad:
+    pyoci_blob_unmap();
     errno = EINVAL;
     return NULL;
 }

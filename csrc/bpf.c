@@ -29,8 +29,8 @@ int pyoci_bpf_prog_load_devices(const unsigned char *insns, int n_insns, char *l
     attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
     attr.insns = ptr(insns);
     attr.insn_cnt = (uint32_t)n_insns;
-    attr.license = ptr("Apache-2.0");   /* the program calls no GPL-only helper */
-    int fd = sys_bpf(BPF_PROG_LOAD, &attr);   /* the kernel makes it O_CLOEXEC */
+    attr.license = ptr("Apache-2.0");       /* the program calls no GPL-only helper */
+    int fd = sys_bpf(BPF_PROG_LOAD, &attr); /* the kernel makes it O_CLOEXEC */
     if (fd >= 0 || log == NULL || loglen <= 0 || fd == -EPERM)
         return fd;
     /* Again with the verifier's log, so the error can say why. */

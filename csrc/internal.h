@@ -37,16 +37,9 @@ int pyoci_recv(int fd, struct pyoci_msg *msg);
 /* Report a failed step on pyoci_report_fd and exit the child. */
 noreturn void pyoci_fail(int stage, int index, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void pyoci_warn(int stage, int index, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void pyoci_warn(int stage, int index, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* blob.c: the spawn config as one flat, position-independent blob in a memfd
- * (pointers become offsets), so that it crosses the execveat into pyoci-init.
- * pyoci_blob_write returns the memfd (close-on-exec, numbered >= min_fd) or
- * -errno; pyoci_blob_map maps it privately, turns the offsets back into
- * pointers, closes fd and returns the config, or NULL with errno set. */
-int pyoci_blob_write(const struct pyoci_spawn_config *cfg, int min_fd);
-struct pyoci_spawn_config *pyoci_blob_map(int fd);
+/* blob.c: pyoci_blob_write, pyoci_blob_map (declared in helper.h). */
 
 /* spawn.c (pyoci-init) */
 noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg);
@@ -54,7 +47,6 @@ void pyoci_wait_placed(const struct pyoci_spawn_config *cfg);
 
 /* ops.c (pyoci-init) */
 void pyoci_run_ops(const struct pyoci_spawn_config *cfg);
-int pyoci_open_in_root(const char *path, int flags);
 int pyoci_mkfile_in_root(const char *path);
 /* stage1, before any namespace changes: clone and idmap the source of every
  * PYOCI_F_IDMAP op, then close the ops' userns fds. */
@@ -77,8 +69,12 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg);
  * pid as the runtime sees it (pyoci_host_pid); NULL when out of memory. */
 char *pyoci_fill_pid(const char *tmpl);
 
-/* The new mount API (Linux >= 5.2; mount_setattr and idmapped mounts >= 5.12).
+/* clone3 (Linux >= 5.3) and the new mount API (Linux >= 5.2; mount_setattr and
+ * idmapped mounts >= 5.12).
  * Numbers from 424 on are the same on every architecture. */
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
 #ifndef SYS_open_tree
 #define SYS_open_tree 428
 #endif
@@ -131,7 +127,7 @@ char *pyoci_fill_pid(const char *tmpl);
 #define FSMOUNT_CLOEXEC 0x00000001
 #endif
 
-struct pyoci_mount_attr {       /* struct mount_attr (MOUNT_ATTR_SIZE_VER0) */
+struct pyoci_mount_attr { /* struct mount_attr (MOUNT_ATTR_SIZE_VER0) */
     uint64_t attr_set;
     uint64_t attr_clr;
     uint64_t propagation;

@@ -59,7 +59,7 @@ static int add_seals(int fd, int seals)
 static int init_memfd_here(int min_fd)
 {
     int fd = memfd_create(PYOCI_INIT_ARGV0, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-    if (fd < 0 && errno == EINVAL)   /* before Linux 6.3: no MFD_EXEC */
+    if (fd < 0 && errno == EINVAL) /* before Linux 6.3: no MFD_EXEC */
         fd = memfd_create(PYOCI_INIT_ARGV0, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -errno;
@@ -140,7 +140,7 @@ static void hold_preserved_range(const struct pyoci_spawn_config *cfg)
                 pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_FDS, errno, "open /dev/null for fd %d", fd);
             close(tmp);
         }
-        if (dup2(null, fd) < 0)   /* the copy is not close-on-exec */
+        if (dup2(null, fd) < 0) /* the copy is not close-on-exec */
             pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_FDS, errno, "put /dev/null at fd %d", fd);
     }
     if (null >= 0)
@@ -212,7 +212,7 @@ static void drop_read_override(void)
  * neither may tell them anything of the caller's. */
 static noreturn void start_init(const struct pyoci_spawn_config *cfg, int exe, int blob)
 {
-    char fdarg[16];   /* any int fits */
+    char fdarg[16]; /* any int fits */
     char *argv[] = {PYOCI_INIT_ARGV0, fdarg, NULL};
     char *envp[] = {NULL};
     snprintf(fdarg, sizeof fdarg, "%d", blob);

@@ -34,7 +34,7 @@ static int send_record(int fd, struct iovec *iov, int n_iov)
             return 0;
         if (n < 0 && errno == EINTR)
             continue;
-        return n < 0 ? -errno : -EIO;   /* SOCK_SEQPACKET sends a record whole or not at all */
+        return n < 0 ? -errno : -EIO; /* SOCK_SEQPACKET sends a record whole or not at all */
     }
 }
 
@@ -55,8 +55,8 @@ int pyoci_send(int fd, int type, int stage, int index, int err, int pid, const c
         struct iovec iov[4] = {{&msg, sizeof msg}, {(void *)text, len}, {note, 0}, {NULL, 0}};
         if (len > room) {
             size_t keep = (room - sizeof note) / 2;
-            int n = snprintf(note, sizeof note, " [... %zu bytes of this message left out ...] ",
-                             len - 2 * keep);
+            int n =
+                snprintf(note, sizeof note, " [... %zu bytes of this message left out ...] ", len - 2 * keep);
             iov[1].iov_len = keep;
             iov[2].iov_len = n > 0 ? (size_t)n : 0;
             iov[3].iov_base = (void *)(text + len - keep);

@@ -27,12 +27,13 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-static int rootfd = -1;          /* the container's root: rootfs before pivot, "/" after */
+static int rootfd = -1; /* the container's root: rootfs before pivot, "/" after */
 
-/* Idmapped clones made by stage1 (pyoci_prepare_idmapped_mounts), inherited
- * by stage2 through fork: op index -> detached mount tree fd. */
-static int idmap_ops[PYOCI_MAX_IDMAPPED];
-static int idmap_trees[PYOCI_MAX_IDMAPPED];
+/* Clones made by stage1 (pyoci_prepare_idmapped_mounts) for IDMAP and
+ * PREOPEN mounts, inherited by stage2 through fork: op index -> detached
+ * mount tree fd (arrays of n_ops entries). */
+static int *idmap_ops;
+static int *idmap_trees;
 static int n_idmapped = 0;
 
 static int openat2_in_root(int dirfd, const char *path, int flags)
@@ -83,7 +84,7 @@ static char *read_link(int parent, const char *name)
             errno = e;
             return NULL;
         }
-        size *= 2;   /* it grew since the fstatat */
+        size *= 2; /* it grew since the fstatat */
     }
 }
 
@@ -173,7 +174,7 @@ static int mkdir_in_root(const char *path, mode_t mode)
             next++;
         int last = buf[next] == '\0';
         char saved = buf[end];
-        buf[end] = '\0';          /* buf is now the path down to this component */
+        buf[end] = '\0'; /* buf is now the path down to this component */
         int d = open_in_root(buf, O_PATH | O_DIRECTORY);
         if (d < 0 && errno == ENOENT && end > i)
             d = mkdir_component(buf, i, last ? mode : 0755);
@@ -296,14 +297,17 @@ static int bind_remount(const char *target, unsigned long flags)
 
 #define FAIL(i, ...) pyoci_fail(PYOCI_STAGE_OPS, (i), errno, __VA_ARGS__)
 
-static int target_fd(int i, const struct pyoci_op *op, const char *source)
+static int target_fd(int i, const struct pyoci_op *op, const char *source, int tree)
 {
     int fd;
     int kind = op->flags & PYOCI_F_MKLIKE;
     if (kind == PYOCI_F_MKLIKE) {
         struct stat st;
         kind = PYOCI_F_MKDIR;
-        if (source && stat(source, &st) == 0 && !S_ISDIR(st.st_mode))
+        /* A clone made earlier tells what the source is without its path,
+         * which the container's user may not be able to reach. */
+        int r = tree >= 0 ? fstat(tree, &st) : (source ? stat(source, &st) : -1);
+        if (r == 0 && !S_ISDIR(st.st_mode))
             kind = PYOCI_F_MKFILE;
     }
     if (kind == PYOCI_F_MKDIR)
@@ -318,8 +322,8 @@ static int target_fd(int i, const struct pyoci_op *op, const char *source)
 }
 
 /* Flags a sysfs mount asked for that a bind remount can apply. */
-#define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
-                       MS_RELATIME | MS_STRICTATIME)
+#define REMOUNT_FLAGS \
+    (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
 
 /* A fresh sysfs was refused (EPERM: sysfs belongs to the network namespace,
  * and ours is not owned by our user namespace): rbind the host's /sys, as
@@ -327,7 +331,8 @@ static int target_fd(int i, const struct pyoci_op *op, const char *source)
 static void sysfs_fallback(int i, const struct pyoci_op *op, const char *target)
 {
     if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0)
-        FAIL(i, "mount sysfs on %s was refused (EPERM), and so was binding the host's /sys there", op->target);
+        FAIL(i, "mount sysfs on %s was refused (EPERM), and so was binding the host's /sys there",
+             op->target);
 }
 
 static void sysfs_flags(int i, const struct pyoci_op *op, const char *target)
@@ -358,32 +363,83 @@ static int take_idmapped_tree(int i)
     return -1;
 }
 
+/* ORDINARY_DIR: what the image has at the target (the last component not
+ * followed) must be a directory, or nothing (it is then created). */
+static void check_ordinary_dir(int i, const struct pyoci_op *op)
+{
+    int fd = open_in_root(op->target, O_PATH | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return;
+        FAIL(i, "resolve %s in the rootfs", op->target);
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        FAIL(i, "stat %s in the rootfs", op->target);
+    close(fd);
+    if (!S_ISDIR(st.st_mode)) {
+        errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+        FAIL(i, "filesystem \"%s\" must be mounted on ordinary directory: %s in the rootfs is %s",
+             op->fstype ? op->fstype : "bind", op->target,
+             S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+    }
+}
+
+/* KEEP_MODE: the mount data with mode=<the existing directory's mode> added,
+ * or NULL (nothing there yet: tmpfs's own default, 1777).  malloc'd. */
+static char *data_with_dir_mode(int i, const struct pyoci_op *op)
+{
+    int fd = open_in_root(op->target, O_PATH);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    int ok = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (!ok)
+        return NULL;
+    const char *old = op->data ? op->data : "";
+    size_t len = strlen(old) + 32;
+    char *data = malloc(len);
+    if (!data)
+        FAIL(i, "allocate the mount data of %s", op->target);
+    snprintf(data, len, "%s%smode=%o", old, old[0] ? "," : "", (unsigned)(st.st_mode & 07777));
+    return data;
+}
+
 static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
 {
     char tp[64];
     const char *target = op->target;
     int fd = -1;
     int fell_back = 0;
+    int tree = -1;
+    if (op->flags & (PYOCI_F_IDMAP | PYOCI_F_PREOPEN)) {
+        tree = take_idmapped_tree(i);
+        if (tree < 0) {
+            errno = EBADF;
+            FAIL(i, "no clone of %s was prepared", op->source);
+        }
+    }
+    char *data = NULL;
+    if (op->flags & PYOCI_F_ORDINARY_DIR)
+        check_ordinary_dir(i, op);
+    if (op->flags & PYOCI_F_KEEP_MODE)
+        data = data_with_dir_mode(i, op);
     if (op->kind == PYOCI_OP_MOUNT) {
-        fd = target_fd(i, op, op->source);
+        fd = target_fd(i, op, op->source, tree);
         fdpath(tp, sizeof tp, fd);
         target = tp;
     }
-    if (op->flags & PYOCI_F_IDMAP) {
-        int tree = take_idmapped_tree(i);
-        if (tree < 0) {
-            errno = EBADF;
-            FAIL(i, "no idmapped clone of %s was prepared", op->source);
-        }
+    if (tree >= 0) {
         /* Onto the resolved target itself (the fd, not its /proc/self/fd
          * link: move_mount does not follow a final symlink). */
         long r = fd >= 0 ? syscall(SYS_move_mount, tree, "", fd, "",
                                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                          : syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
         if (r < 0)
-            FAIL(i, "move_mount the idmapped clone of %s onto %s", op->source, op->target);
+            FAIL(i, "move_mount the clone of %s onto %s", op->source, op->target);
         close(tree);
-    } else if (mount(op->source, target, op->fstype, op->mflags, op->data) < 0) {
+    } else if (mount(op->source, target, op->fstype, op->mflags, data ? data : op->data) < 0) {
         if (errno == EPERM && (op->flags & PYOCI_F_SYSFS_FALLBACK)) {
             sysfs_fallback(i, op, target);
             fell_back = 1;
@@ -391,6 +447,7 @@ static void op_mount(int i, const struct pyoci_op *op, const char *rootfs)
             FAIL(i, "mount %s", op->target);
         }
     }
+    free(data);
     if (fd >= 0) {
         close(fd);
         /* Re-resolve: the new mount now covers the old target. */
@@ -525,8 +582,8 @@ static void op_pivot(int i, const struct pyoci_op *op, const char *rootfs)
  * runtime's own /dev/null (checked to be the character device 1:3) made
  * before pivot_root, whatever the image or a bind-mounted /dev holds; after
  * the first mask, the mounted copy of it, cloned again for each further one. */
-static int null_tree = -1;       /* detached, not used yet */
-static int null_src = -1;        /* a mask already covered with it */
+static int null_tree = -1; /* detached, not used yet */
+static int null_src = -1;  /* a mask already covered with it */
 
 static int is_null_device(int fd)
 {
@@ -661,7 +718,8 @@ static void op_readonly(int i, const struct pyoci_op *op)
     /* A recursive clone of the path, read-only (and nosuid, nodev, noexec)
      * all the way down before it is attached: there is no moment where the
      * new mount is visible and writable. */
-    int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    int tree = (int)syscall(SYS_open_tree, fd, "",
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
     if (tree < 0)
         FAIL(i, "bind readonly path %s", op->target);
     struct pyoci_mount_attr attr;
@@ -783,20 +841,28 @@ static void op_bind_dev(int i, const struct pyoci_op *op)
  * The clone is a detached mount tree; stage2 moves it into place. */
 void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg)
 {
+    idmap_ops = calloc((size_t)cfg->n_ops + 1, sizeof *idmap_ops);
+    idmap_trees = calloc((size_t)cfg->n_ops + 1, sizeof *idmap_trees);
+    if (!idmap_ops || !idmap_trees)
+        pyoci_fail(PYOCI_STAGE_OPS, -1, errno, "allocate the table of cloned mounts");
     for (int i = 0; i < cfg->n_ops; i++) {
         const struct pyoci_op *op = &cfg->ops[i];
-        if (!(op->flags & PYOCI_F_IDMAP))
+        if (!(op->flags & (PYOCI_F_IDMAP | PYOCI_F_PREOPEN)))
             continue;
-        if (n_idmapped == PYOCI_MAX_IDMAPPED) {
-            errno = E2BIG;
-            FAIL(i, "more than %d idmapped mounts", PYOCI_MAX_IDMAPPED);
-        }
         unsigned int oflags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
         if (op->mflags & MS_REC)
             oflags |= AT_RECURSIVE;
         int tree = (int)syscall(SYS_open_tree, AT_FDCWD, op->source, oflags);
-        if (tree < 0)
+        if (tree < 0 && (op->flags & PYOCI_F_IDMAP))
             FAIL(i, "open_tree %s (clone it for an idmapped mount)", op->source);
+        if (tree < 0)
+            FAIL(i, "open_tree %s (clone the bind source before entering the user namespace)", op->source);
+        if (!(op->flags & PYOCI_F_IDMAP)) {
+            idmap_ops[n_idmapped] = i;
+            idmap_trees[n_idmapped] = tree;
+            n_idmapped++;
+            continue;
+        }
         struct pyoci_mount_attr attr;
         memset(&attr, 0, sizeof attr);
         attr.attr_set = MOUNT_ATTR_IDMAP;
@@ -815,11 +881,6 @@ void pyoci_prepare_idmapped_mounts(const struct pyoci_spawn_config *cfg)
     for (int i = 0; i < cfg->n_ops; i++)
         if ((cfg->ops[i].flags & PYOCI_F_IDMAP) && cfg->ops[i].userns_fd >= 0)
             close(cfg->ops[i].userns_fd);
-}
-
-int pyoci_open_in_root(const char *path, int flags)
-{
-    return open_in_root(path, flags);
 }
 
 int pyoci_mkfile_in_root(const char *path)
@@ -854,7 +915,7 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
         case PYOCI_OP_PIVOT:
             for (int k = i + 1; k < cfg->n_ops && null_tree < 0; k++)
                 if (cfg->ops[k].kind == PYOCI_OP_MASK)
-                    prepare_null(i);   /* the host's /dev/null is gone after the pivot */
+                    prepare_null(i); /* the host's /dev/null is gone after the pivot */
             op_pivot(i, op, cfg->rootfs);
             break;
         case PYOCI_OP_MASK:
@@ -877,6 +938,8 @@ void pyoci_run_ops(const struct pyoci_spawn_config *cfg)
             break;
         case PYOCI_OP_MKDIR: {
             int fd = mkdir_in_root(op->target, op->mode ? op->mode : 0755);
+            if (fd < 0 && (op->flags & PYOCI_F_OPTIONAL))
+                break; /* a later step says what is wrong (process.cwd: the chdir and its checks) */
             if (fd < 0)
                 FAIL(i, "mkdir %s", op->target);
             close(fd);

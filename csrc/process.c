@@ -208,8 +208,10 @@ static int open_cwd(const struct pyoci_spawn_config *cfg)
     if (fd < 0 && e == ELOOP && openat2_cwd(root, cfg->cwd, RESOLVE_IN_ROOT) < 0 && errno == EXDEV) {
         /* not a loop: a magic link (RESOLVE_IN_ROOT alone says EXDEV for those) */
         errno = EPERM;
-        PFAIL(PYOCI_STEP_CWD_ESCAPE, "%s goes through a /proc magic link (like /proc/self/fd/N), which can "
-              "lead outside the container's root", cfg->cwd);
+        PFAIL(PYOCI_STEP_CWD_ESCAPE,
+              "%s goes through a /proc magic link (like /proc/self/fd/N), which can "
+              "lead outside the container's root",
+              cfg->cwd);
     }
     close(root);
     errno = e;
@@ -344,6 +346,30 @@ static long elapsed_ms(const struct timespec *since)
     return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
+/* PYOCI_MSG_NAMESPACES: our namespaces, one fd each, to a peer of our own
+ * uid (the start socket lies in the caller's state directory, which only
+ * that user and root reach; the check is one more fence).  Best effort: a
+ * namespace we cannot open is left out, and the caller joins what it got. */
+static void send_namespaces(int conn)
+{
+    static const char *const names[] = {"user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt"};
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid())
+        return;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "/proc/self/ns/%s", names[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = pyoci_send_fd(conn, fd, names[i], strlen(names[i]));
+        close(fd);
+        if (n < 0)
+            return;
+    }
+}
+
 /* Run one startContainer hook inside the container; returns when it exited
  * with status 0, else fails the child.  The state goes to its stdin whole,
  * however long (the pipe is written as the hook reads it, so the timeout
@@ -386,9 +412,10 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *st
         }
         if (out >= 0 && (off == len || errno != EAGAIN)) {
             if (off < len && errno != EPIPE)
-                PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): write the state to its stdin (%zu of %zu bytes)",
-                      n, h->path, off, len);
-            close(out);   /* all written, or the hook closed its stdin */
+                PFAIL(PYOCI_STEP_HOOK,
+                      "startContainer hook %d (%s): write the state to its stdin (%zu of %zu bytes)", n,
+                      h->path, off, len);
+            close(out); /* all written, or the hook closed its stdin */
             out = -1;
         }
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -427,7 +454,8 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *st
         return;
     errno = 0;
     if (WIFEXITED(status))
-        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) exited with status %d", n, h->path, WEXITSTATUS(status));
+        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) exited with status %d", n, h->path,
+              WEXITSTATUS(status));
     PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) killed by signal %d", n, h->path, WTERMSIG(status));
 }
 
@@ -441,7 +469,7 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *st
  * PASSWD_MAX bytes of it are read.  Any problem reading it means "/". */
 #define PASSWD_MAX (4 << 20)
 
-static char **final_envp;   /* NULL: cfg->envp as it is */
+static char **final_envp; /* NULL: cfg->envp as it is */
 
 static char *passwd_home(unsigned uid)
 {
@@ -521,7 +549,7 @@ static void set_home(const struct pyoci_spawn_config *cfg)
     for (; cfg->envp && cfg->envp[n]; n++) {
         if (strncmp(cfg->envp[n], "HOME=", 5) == 0) {
             if (cfg->envp[n][5] != '\0')
-                return;                   /* HOME given: keep it */
+                return; /* HOME given: keep it */
             empty = (long)n;
         }
     }
@@ -540,7 +568,7 @@ static void set_home(const struct pyoci_spawn_config *cfg)
     for (size_t i = 0; i < n; i++)
         envp[i] = (char *)cfg->envp[i];
     if (empty >= 0)
-        envp[empty] = entry;      /* in place of the empty one, as Go's Setenv */
+        envp[empty] = entry; /* in place of the empty one, as Go's Setenv */
     else
         envp[n] = entry;
     final_envp = envp;
@@ -553,7 +581,8 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     for (int i = 0; i < cfg->n_rlimits; i++) {
         struct rlimit rl = {(rlim_t)cfg->rlimits[i].soft, (rlim_t)cfg->rlimits[i].hard};
         if (setrlimit(cfg->rlimits[i].resource, &rl) < 0)
-            pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_RLIMIT, errno, "setrlimit %d", i); /* Python names it */
+            pyoci_fail(PYOCI_STAGE_PROCESS, PYOCI_STEP_RLIMIT, errno, "setrlimit %d",
+                       i); /* Python names it */
     }
     int cwd_done = 0;
     int cwd_fd = -1;
@@ -595,8 +624,11 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
                 _exit(126);
             }
             struct pyoci_msg msg;
-            if (pyoci_recv(conn, &msg) == 0 && msg.type == PYOCI_MSG_START)
+            int r = pyoci_recv(conn, &msg);
+            if (r == 0 && msg.type == PYOCI_MSG_START)
                 break;
+            if (r == 0 && msg.type == PYOCI_MSG_NAMESPACES)
+                send_namespaces(conn);
             close(conn); /* not a start request (e.g. a probe): keep waiting */
         }
         close(cfg->start_fd);
@@ -624,7 +656,7 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
     if (cfg->umask >= 0)
         umask((mode_t)cfg->umask);
     if (cfg->start_fd < 0)
-        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);   /* exec mode: never READY */
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0); /* exec mode: never READY */
 
     /* Only 0-2 and the preserved fds reach the program. */
     for (int fd = 3; fd < 3 + cfg->preserve_fds; fd++) {
@@ -650,7 +682,7 @@ noreturn void pyoci_finish(const struct pyoci_spawn_config *cfg)
         check_cwd(cfg);
     }
     if (cfg->no_new_privs)
-        pyoci_load_seccomp(cfg);   /* the last step: the runtime's own syscalls stay unfiltered */
+        pyoci_load_seccomp(cfg); /* the last step: the runtime's own syscalls stay unfiltered */
     if (!has_process) {
         errno = EINVAL;
         PFAIL(PYOCI_STEP_EXEC, "config.json has no process to start");

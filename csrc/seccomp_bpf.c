@@ -84,4 +84,3 @@ out:
     seccomp_release(ctx);
     return r;
 }
-

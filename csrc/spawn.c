@@ -25,9 +25,6 @@
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
 
 /* clone3(2)'s argument up to the cgroup field (Linux 5.7), spelled out here
  * so that <linux/sched.h> and glibc's <sched.h> need not meet. */
@@ -76,13 +73,13 @@ static int n_tasks = 0;
 
 static void open_cgroups(const struct pyoci_spawn_config *cfg)
 {
-    if (cfg->cgroup2_dir)   /* failing: fork plainly, the parent moves stage2 */
+    if (cfg->cgroup2_dir) /* failing: fork plainly, the parent moves stage2 */
         cgroup2_fd = open(cfg->cgroup2_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     for (const char *const *t = cfg->cgroup_tasks; t && *t; t++) {
         if (n_tasks == MAX_CGROUP_TASKS)
             pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_CGROUP, E2BIG, "more than %d cgroup hierarchies",
                        MAX_CGROUP_TASKS);
-        tasks_fd[n_tasks++] = open(*t, O_WRONLY | O_CLOEXEC);   /* -1: join_cgroups() opens it */
+        tasks_fd[n_tasks++] = open(*t, O_WRONLY | O_CLOEXEC); /* -1: join_cgroups() opens it */
     }
 }
 
@@ -135,9 +132,11 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
-static void write_file(const char *path, const char *data, int step)
+/* fd >= 0: an fd of path opened earlier (written and closed here). */
+static void write_file_fd(int fd, const char *path, const char *data, int step)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         pyoci_fail(PYOCI_STAGE_NS, step, errno, "open %s", path);
     /* One write: procfs files like timens_offsets parse a single write. */
@@ -218,7 +217,8 @@ static void loopback_up(void)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
-        pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_LOOPBACK, errno, "socket(AF_INET) in the new network namespace");
+        pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_LOOPBACK, errno,
+                   "socket(AF_INET) in the new network namespace");
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, "lo", 3);
@@ -252,6 +252,20 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
     open_cgroups(cfg);
     /* With the caller's credentials, before any namespace changes. */
     pyoci_prepare_idmapped_mounts(cfg);
+    /* timens_offsets: the write is allowed by the opener's CAP_SYS_TIME over
+     * the new time namespace's user namespace, so the file may be opened
+     * before that namespace exists.  In a user namespace of its own this
+     * non-dumpable process could no longer open it (its /proc files belong
+     * to the host's root): root opens it now; an unprivileged caller opens
+     * it below, while it is dumpable anyway for its id maps (never at any
+     * other moment: dumpable in the initial user namespace, it could be
+     * ptraced by another container of the same user). */
+    int timens_fd = -1;
+    if (cfg->timens_offsets && geteuid() == 0) {
+        timens_fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+        if (timens_fd < 0)
+            pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_TIMENS, errno, "open /proc/self/timens_offsets");
+    }
 
     if (cfg->n_join > 64)
         pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_OPEN_NS, E2BIG, "too many namespaces to join");
@@ -278,6 +292,11 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
             pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_UNSHARE_USER, errno, "unshare(CLONE_NEWUSER)");
         /* Make the id map writable by the parent even though we are not dumpable. */
         prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        if (cfg->timens_offsets && timens_fd < 0) {
+            timens_fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+            if (timens_fd < 0)
+                pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_TIMENS, errno, "open /proc/self/timens_offsets");
+        }
         /* SYNC 1: the parent writes setgroups, uid_map and gid_map for us. */
         if (pyoci_send(fd, PYOCI_MSG_USERMAP_REQUEST, 0, 0, 0, getpid(), NULL) < 0)
             _exit(126);
@@ -299,7 +318,7 @@ noreturn void pyoci_stage1(const struct pyoci_spawn_config *cfg)
     if (flags & CLONE_NEWNET)
         loopback_up();
     if (cfg->timens_offsets)
-        write_file("/proc/self/timens_offsets", cfg->timens_offsets, PYOCI_STEP_TIMENS);
+        write_file_fd(timens_fd, "/proc/self/timens_offsets", cfg->timens_offsets, PYOCI_STEP_TIMENS);
 
     /* stage2 becomes the parent's child (CLONE_PARENT), so `run` can wait
      * for it and a subreaper above us reaps it. */

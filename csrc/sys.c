@@ -14,11 +14,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-void pyoci_set_title(const char *title)
-{
-    prctl(PR_SET_NAME, (unsigned long)title, 0, 0, 0);
-}
-
 int pyoci_seqpacket_pair(int fds[2])
 {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
@@ -178,6 +173,48 @@ int pyoci_mount_setattr_probe(void)
     struct pyoci_mount_attr attr;
     memset(&attr, 0, sizeof attr);
     if (syscall(SYS_mount_setattr, -1, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 && errno == ENOSYS)
+        return -ENOSYS;
+    return 0;
+}
+
+/* For `pyoci doctor`'s probes (pyoci/linux/doctor.py). */
+int pyoci_unshare(int flags)
+{
+    return unshare(flags) < 0 ? -errno : 0;
+}
+
+int pyoci_mount(const char *source, const char *target, const char *fstype, unsigned long flags,
+                const char *data)
+{
+    return mount(source, target, fstype, flags, data) < 0 ? -errno : 0;
+}
+
+int pyoci_open_tree_clone(const char *path)
+{
+    long fd = syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int pyoci_mount_setattr_idmap(int fd, int userns_fd)
+{
+    struct pyoci_mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = (uint64_t)userns_fd;
+    return syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 ? -errno : 0;
+}
+
+int pyoci_open_tree_probe(void)
+{
+    if (syscall(SYS_open_tree, -1, NULL, 0) < 0 && errno == ENOSYS)
+        return -ENOSYS;
+    return 0;
+}
+
+int pyoci_clone3_probe(void)
+{
+    /* size 0: EINVAL from a kernel that has clone3, before anything else */
+    if (syscall(SYS_clone3, NULL, 0) < 0 && errno == ENOSYS)
         return -ENOSYS;
     return 0;
 }

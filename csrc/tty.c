@@ -52,7 +52,7 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
         TFAIL("open /dev/ptmx in the container (is devpts mounted on /dev/pts?)");
     if (unlockpt(master) < 0)
         TFAIL("unlockpt");
-    char name[128];   /* "/dev/pts/N"; ptsname_r fails (ERANGE) rather than cut a longer one */
+    char name[128]; /* "/dev/pts/N"; ptsname_r fails (ERANGE) rather than cut a longer one */
     int pr = ptsname_r(master, name, sizeof name);
     if (pr != 0) {
         errno = pr;
@@ -74,6 +74,15 @@ void pyoci_setup_terminal(const struct pyoci_spawn_config *cfg)
         if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
             TFAIL("set the terminal size (process.consoleSize)");
     }
+    /* No "\n" -> "\r\n" on output (ONLCR), as runc: the terminal the
+     * output finally reaches does that conversion itself, and a caller
+     * reading the master (a pipe, a log) gets the program's bytes. */
+    struct termios tio;
+    if (tcgetattr(slave, &tio) < 0)
+        TFAIL("read the terminal settings of %s", name);
+    tio.c_oflag &= ~(tcflag_t)ONLCR;
+    if (tcsetattr(slave, TCSANOW, &tio) < 0)
+        TFAIL("clear ONLCR on %s", name);
     /* /dev/console is the pty too. */
     int cfd = pyoci_mkfile_in_root("/dev/console");
     if (cfd >= 0) {

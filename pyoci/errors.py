@@ -82,15 +82,57 @@ class ContainerNotFound(PyociError):
 
 class ContainerExists(PyociError):
     def __init__(self, cid: str) -> None:
-        super().__init__(f"container {cid!r} already exists")
+        # runc's words in brackets: engines match them (see RUNC_PHRASES).
+        super().__init__(f"container {cid!r} already exists (container with id exists: {cid})")
         self.cid = cid
+
+
+# Engines classify a runtime's errors by runc's wording: containerd's shim
+# reads "container not running" (also "no such process", "os: process
+# already finished") after a kill as "already exited" and "does not exist"
+# as "no such container"; Podman and CRI-O look for the same phrases.  Each
+# refused transition keeps pyoci's sentence and adds runc's key phrase:
+# (verb, status) -> phrase, where status None stands for any status.
+RUNC_PHRASES: dict[tuple[str, str | None], str] = {
+    ("kill", "stopped"): "container not running",
+    ("pause", None): "container not running",
+    ("resume", None): "container not paused",
+    ("ps", "stopped"): "container not running",
+    ("update", "stopped"): "container not running",
+    ("exec in", "stopped"): "cannot exec in a stopped container",
+    ("exec in", "paused"): "cannot exec in a paused container: use --ignore-paused to override",
+    ("exec in", "creating"): "container not running",
+    ("start", "running"): "cannot start an already running container",
+    ("start", "paused"): "cannot start an already running container",
+    ("start", "stopped"): "cannot start a container that has stopped",
+    ("start", "creating"): "container not created",
+    ("delete", None): "container is not stopped",
+}
+
+
+class DamagedState(PyociError):
+    """A file of a container's state directory cannot be read or makes no
+    sense (``path``: the file); only `delete --force` goes on with it."""
+
+    def __init__(self, cid: str, path: str, what: str) -> None:
+        super().__init__(f"container {cid!r}: damaged state file {path}: {what}", path=path,
+                         hint=f"pyoci delete --force {cid} removes what can be identified")
+        self.cid = cid
+        self.what = what
+
+
+class ContainerBusy(PyociError):
+    """Another pyoci command holds the container's lock for too long."""
 
 
 class InvalidTransition(PyociError):
     """The verb is not allowed in the container's current status."""
 
     def __init__(self, cid: str, verb: str, status: str) -> None:
-        super().__init__(f"cannot {verb} container {cid!r}: it is {status}")
+        state = status.split(" ", 1)[0]
+        phrase = RUNC_PHRASES.get((verb, state)) or RUNC_PHRASES.get((verb, None))
+        msg = f"cannot {verb} container {cid!r}: it is {status}"
+        super().__init__(f"{msg} ({phrase})" if phrase else msg)
         self.cid = cid
         self.verb = verb
         self.status = status

@@ -1,48 +1,80 @@
 """Where errors, warnings and debug lines go; every layer reports here and
-the CLI configures it.  stderr always gets one line; the --log file gets text
-or JSON: exactly one {"level":"error",...} line on failure and nothing on
-success (Podman and the containerd shim parse it)."""
+the CLI configures it.
+
+Every line goes through structlog (:mod:`pyoci.logfmt` configures it once and
+holds the renderers), but only when something is logged: a command that
+succeeds without --debug never imports structlog.
+
+- stderr always gets one ``pyoci: MESSAGE`` line per failure
+  (``pyoci: warning: ...`` for a warning);
+- the --log file gets runc's formats (logrus text or JSON): exactly one
+  ``{"level":"error",...}`` line on failure and nothing on success (Podman and
+  the containerd shim parse it); warnings go there only with --debug;
+- --debug lines go to the --log file, or to stderr without one (as runc), in
+  the --log-format, with the bound fields (the container id) on every line.
+
+:func:`phase` is the per-phase timer: with --debug it logs the milliseconds
+spent since the previous phase boundary; without it it returns at once.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
-from pyoci import jsonfast
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _log_path: str | None = None
 _log_format = "text"
 _debug = False
+_context: dict[str, Any] = {}
+_phases: list[tuple[str, float]] = []
+_t_mark = 0.0
+_t_start = 0.0
 
 
 def configure(log_path: str | None, log_format: str, debug: bool) -> None:
-    global _log_path, _log_format, _debug
+    global _log_path, _log_format, _debug, _t_mark, _t_start
     _log_path = log_path or None
     _log_format = log_format
     _debug = debug
+    _context.clear()
+    _phases.clear()
+    import sys
+
+    if "pyoci.logfmt" in sys.modules:       # reconfigured in-process (tests): forget the old sinks
+        sys.modules["pyoci.logfmt"].reset()
+    if debug:
+        import pyoci.logfmt  # noqa: F401  (structlog's import is not one of the phases)
+
+        _t_mark = _t_start = time.perf_counter()
 
 
-def _timestamp() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+def debugging() -> bool:
+    return _debug
 
 
-def _to_log(level: str, msg: str) -> None:
-    if not _log_path:
-        return
-    if _log_format == "json":
-        line = jsonfast.dumps({"level": level, "msg": msg, "time": _timestamp()})
-    else:
-        line = f"time={jsonfast.dumps(_timestamp())} level={level} msg={jsonfast.dumps(msg)}"
+def bind(**fields: Any) -> None:
+    """Fields added to every later line (the container id)."""
+    _context.update(fields)
+
+
+def _emit(level: str, msg: str, fields: dict[str, Any], console: bool, to_log: bool) -> None:
     try:
-        fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+        from pyoci import logfmt
+    except ImportError as e:        # structlog missing (a broken install): still one stderr line
+        if console:
+            import sys
+
+            prefix = "pyoci: " if level == "error" else f"pyoci: {level}: "
+            sys.stderr.write(f"{prefix}{msg} (and the log is unavailable: {e})\n")
+        return
+
+    # The bound fields (the container id) go on --debug lines; an error line
+    # without --debug is exactly runc's (level, msg, time).
+    logfmt.emit(level, msg, {**_context, **fields} if _debug else fields, console=console, to_log=to_log,
+                log_path=_log_path, log_format=_log_format)
 
 
 # The longest error line: a value from the config quoted in full (a 1 MB
@@ -56,32 +88,54 @@ def error(msg: str) -> None:
         keep = MAX_ERROR_CHARS // 2
         gone = len(msg[keep:-keep].encode(errors="surrogatepass"))
         msg = f"{msg[:keep]} [... {gone} bytes of this message left out ...] {msg[-keep:]}"
-    try:
-        sys.stderr.write(f"pyoci: {msg}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-    _to_log("error", msg)
+    _emit("error", msg, {}, console=True, to_log=_log_path is not None)
 
 
 def warning(msg: str) -> None:
-    """Warnings go to stderr only: a second line in the --log file would break
-    engines that parse the whole file as one JSON object."""
-    try:
-        sys.stderr.write(f"pyoci: warning: {msg}\n")
-    except (OSError, ValueError):
-        pass
-    if _debug:
-        _to_log("warning", msg)
+    """Warnings go to stderr; to the --log file only with --debug: a second
+    line there would break engines that parse the whole file as one JSON
+    object."""
+    _emit("warning", msg, {}, console=True, to_log=_debug)
 
 
-def debug(msg: str) -> None:
+def debug(msg: str, **fields: Any) -> None:
     if _debug:
-        try:
-            sys.stderr.write(f"pyoci: debug: {msg}\n")
-        except (OSError, ValueError):
-            pass
-        _to_log("debug", msg)
+        _emit("debug", msg, fields, console=False, to_log=True)
+
+
+def phase(name: str) -> None:
+    """Close the phase *name*: the time since the previous boundary (or since
+    configure()) is logged with --debug and added to the summary."""
+    if not _debug:
+        return
+    global _t_mark
+    now = time.perf_counter()
+    ms = round((now - _t_mark) * 1000, 3)
+    _t_mark = now
+    _phases.append((name, ms))
+    debug(f"phase {name}: {ms} ms", phase=name, ms=ms)
+
+
+def mark() -> None:
+    """Start a phase here: the time since the previous boundary is not
+    counted (time spent waiting for somebody else)."""
+    global _t_mark
+    if _debug:
+        _t_mark = time.perf_counter()
+
+
+def summary(command: str) -> None:
+    """With --debug: one line with every phase's total milliseconds, in the
+    order they first ran, and the command's total."""
+    if not _debug:
+        return
+    totals: dict[str, float] = {}
+    for name, ms in _phases:
+        totals[name] = round(totals.get(name, 0.0) + ms, 3)
+    total = round((time.perf_counter() - _t_start) * 1000, 3)
+    text = " ".join(f"{k}={v}" for k, v in totals.items())
+    debug(f"{command} timings (ms): {text} total={total}" if text else f"{command} took {total} ms",
+          **{f"ms_{k}": v for k, v in totals.items()}, ms_total=total)
 
 
 def notes(items: list[tuple[str, str]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci import __version__, report
+from pyoci import SPEC_VERSION, __version__, report
 from pyoci.cli.flags import Flag, parse
 from pyoci.errors import PyociError, UsageError
 
@@ -31,8 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("pyoci.cli.spec", "write a default config.json"),
     "features": ("pyoci.cli.features", "print the runtime-spec features JSON"),
     "doctor": ("pyoci.cli.doctor", "check this user can run (rootless) containers here"),
+    "validate": ("pyoci.cli.validate", "check a bundle against the schema, pyoci's rules and this host"),
 }
 ALIASES = {"ls": "list", "rm": "delete"}
+NO_ID = {"list", "spec", "features", "doctor", "validate"}     # verbs whose argument is no container id
 
 GLOBAL_FLAGS = [
     Flag("root", "str", help="state directory (default /run/pyoci, or $XDG_RUNTIME_DIR/pyoci rootless)"),
@@ -49,11 +51,12 @@ GLOBAL_FLAGS = [
 
 
 class Globals:
-    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "root_given")
 
     def __init__(self, root: str, log: str | None, log_format: str, debug: bool,
-                 systemd_cgroup: bool) -> None:
+                 systemd_cgroup: bool, root_given: bool = False) -> None:
         self.root = root
+        self.root_given = root_given      # --root on the command line (not the default)
         self.log = log
         self.log_format = log_format
         self.debug = debug
@@ -61,7 +64,7 @@ class Globals:
 
 
 def version_text() -> str:
-    return f"pyoci version {__version__}\ncommit: {__version__}\nspec: 1.2.0\n"
+    return f"pyoci version {__version__}\ncommit: {__version__}\nspec: {SPEC_VERSION}\n"
 
 
 def help_text() -> str:
@@ -71,11 +74,13 @@ def help_text() -> str:
     from pyoci.cli.flags import usage
 
     lines += ["", "global flags:", usage(GLOBAL_FLAGS), "",
-              "`pyoci COMMAND --help` shows a command's flags."]
+              "example:", "  pyoci --root /run/pyoci list", "",
+              "`pyoci COMMAND --help` shows a command's flags; man pyoci (docs/man/pyoci.1)."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
+    command = "pyoci"
     try:
         gopts, rest = parse(argv, GLOBAL_FLAGS, stop_at_positional=True)
         log_format = str(gopts["log-format"] or "text")
@@ -92,6 +97,7 @@ def main(argv: list[str]) -> int:
         name = ALIASES.get(rest[0], rest[0])
         if name not in COMMANDS:
             raise UsageError(f"unknown command {rest[0]!r} (try --help)")
+        command = name
         module = __import__(COMMANDS[name][0], fromlist=["run"])
         root = gopts["root"]
         if not root:
@@ -100,17 +106,24 @@ def main(argv: list[str]) -> int:
             root = default_root()
         g = Globals(root=os.path.abspath(str(root)), log=log,
                     log_format=log_format, debug=bool(gopts["debug"]),
-                    systemd_cgroup=bool(gopts["systemd-cgroup"]))
+                    systemd_cgroup=bool(gopts["systemd-cgroup"]), root_given=bool(gopts["root"]))
         flags: list[Flag] = module.FLAGS + [Flag("help", aliases=("h",))]
         opts, pos = parse(rest[1:], flags, stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
         if opts.get("help"):
-            from pyoci.cli.flags import usage
+            from pyoci.cli.manpages import command_help
 
-            sys.stdout.write(f"usage: pyoci {name} {module.USAGE}\n\n{usage(flags)}\n")
+            sys.stdout.write(command_help(name, module, flags))
             return 0
+        if g.debug:
+            if pos and name not in NO_ID:
+                report.bind(id=pos[0])      # on every --debug line, from the first
+            report.phase("imports")
+            report.debug(f"{name}: argv {rest[1:]}, root {g.root}")
         rc: int = module.run(g, opts, pos)
+        report.summary(name)
         return rc
     except PyociError as e:
+        report.summary(command)
         report.error(str(e))
         return 2 if isinstance(e, UsageError) else e.exit_code
     except KeyboardInterrupt:

@@ -9,6 +9,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Set up the container described by the bundle's config.json (namespaces,
+cgroups, mounts, devices, the root file system) and leave its init waiting
+for `pyoci start`: the user's program has not run yet. The prestart,
+createRuntime and createContainer hooks run here. --pid-file gets the init's
+pid as decimal digits with no newline; --console-socket is the unix socket
+that receives the pty master when process.terminal is true (required then).
+--preserve-fds N passes fds 3 to 3+N-1; a number the caller did not open
+reaches the container as /dev/null. Whatever fails, nothing is left behind."""
+EXAMPLE = "pyoci create --bundle /containers/web --pid-file /run/web.pid web"
 USAGE = ("[--bundle DIR] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] "
          "[--preserve-fds N] ID")
 FLAGS = [

@@ -9,6 +9,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Remove a stopped container: its cgroups, its state directory, and what
+create set up; the poststop hooks run. With --force a created, running or
+paused container is killed first, and an unknown id is not an error."""
+EXAMPLE = "pyoci delete --force web"
 USAGE = "[--force] ID"
 FLAGS = [Flag("force", aliases=("f",), help="kill the container if it runs; succeed if it is unknown")]
 

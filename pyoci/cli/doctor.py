@@ -11,6 +11,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Check that the current user can run (rootless) containers on this
+machine: user namespaces, subordinate ids, newuidmap/newgidmap,
+XDG_RUNTIME_DIR, cgroup delegation, /dev/net/tun, kernel features
+(clone3, the mount API, time namespaces, idmapped mounts, overlayfs) and,
+for each PATH (default: the state directory and
+~/.local/share/containers), whether files there can be chowned to
+subordinate ids. Prints a table with a fix under each warning or failure,
+or --json."""
+EXAMPLE = "pyoci doctor --json ~/.local/share/containers"
 USAGE = "[--json] [PATH...]"
 FLAGS = [
     Flag("json", help="print a JSON list of {name, status, found, fix} instead of a table"),

@@ -12,6 +12,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Print, one JSON object a line as runc does, the container's statistics
+every --interval and an OOM event as soon as the kernel reports one. The
+stream ends, with status 0, when the container is deleted. --stats prints
+one statistics object and exits."""
+EXAMPLE = "pyoci events --stats web"
 USAGE = "[--stats] [--interval DURATION] ID"
 FLAGS = [
     Flag("interval", "str", default="5s", help="time between stats (a Go duration: 5s, 100ms, 1m30s)"),

@@ -9,6 +9,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Run another process in a created or running container. The process is
+either a runtime-spec process JSON file (--process) or COMMAND ARGS on the
+template of the container's own process, with --env, --cwd, --user,
+--additional-gids, --cap and --no-new-privs overriding parts of it. All
+flags come before the container id. Without --detach, pyoci waits for the
+process, forwards signals as `pyoci run` does, and exits with its status;
+with --detach it returns 0 once the process has called execve."""
+EXAMPLE = "pyoci exec --user 1000:1000 --cwd /tmp --env LANG=C.UTF-8 web ls -l"
 USAGE = "[flags] ID [COMMAND [ARGS...]]   (or --process FILE instead of COMMAND)"
 STOP_AT_ARGS = True
 FLAGS = [
@@ -26,19 +34,37 @@ FLAGS = [
     Flag("preserve-fds", "int", default=0, help="pass fds 3..3+N-1 to the process"),
     Flag("process-label", "str", help="SELinux label (refused: pyoci cannot apply labels)"),
     Flag("apparmor", "str", help="AppArmor profile (refused: pyoci cannot apply profiles)"),
-    Flag("ignore-paused", help="accepted for runc compatibility"),
+    Flag("ignore-paused", help="exec into a paused container (the process runs once it is resumed)"),
     Flag("cgroup", "str", help="accepted for runc compatibility"),
 ]
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    from pyoci.errors import PyociError
+
+    try:
+        return _run(g, opts, pos)
+    except UsageError:
+        raise
+    except PyociError as e:
+        # runc exits 255 when exec itself fails (the process's own status
+        # otherwise), so a caller can tell the two apart.
+        e.exit_code = 255
+        raise
+
+
+def _run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
     from pyoci.lifecycle import store
     from pyoci.lifecycle.exec_ import ExecOptions, check_exec_flags, exec_process, process_from_args
 
     if not pos:
         raise UsageError(f"usage: pyoci exec {USAGE}")
     cid, args = pos[0], pos[1:]
-    check_exec_flags(opts["user"], list(opts["additional-gids"]), list(opts["env"]))
+    from pyoci import report
+
+    report.bind(id=cid)
+    check_exec_flags(opts["user"], list(opts["additional-gids"]), list(opts["env"]), caps=list(opts["cap"]),
+                     cwd=opts["cwd"], preserve_fds=int(opts["preserve-fds"] or 0), pid_file=opts["pid-file"])
     if opts["process"]:
         if args:
             raise UsageError("give either --process FILE or a command, not both")
@@ -56,6 +82,10 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
                                     no_new_privs=bool(opts["no-new-privs"]))
     if opts["tty"]:
         process["terminal"] = True
+    if opts["console-socket"] and not process.get("terminal"):
+        # Never accepted and ignored (runc refuses it too).
+        raise UsageError(f"exec --console-socket {opts['console-socket']}: there is no terminal to send "
+                         "(give --tty, or a --process with terminal: true)")
     # Labels are refused, as at create, when the host cannot apply them
     # (lifecycle.exec_ checks them), never dropped.
     if opts["apparmor"]:
@@ -64,4 +94,5 @@ def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
         process["selinuxLabel"] = opts["process-label"]
     return exec_process(g.root, cid, ExecOptions(
         process, detach=bool(opts["detach"]), pid_file=opts["pid-file"],
-        console_socket=opts["console-socket"], preserve_fds=int(opts["preserve-fds"] or 0)))
+        console_socket=opts["console-socket"], preserve_fds=int(opts["preserve-fds"] or 0),
+        ignore_paused=bool(opts["ignore-paused"])))

@@ -11,8 +11,19 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Print what this runtime supports as the runtime-spec features JSON
+(features.md): hooks, mount options, namespaces, capabilities, cgroup
+versions, seccomp actions, operators and architectures, and more."""
+EXAMPLE = "pyoci features"
 USAGE = ""
 FLAGS: list[Flag] = []
+
+
+def _have(module: str) -> bool:
+    """Whether an optional library can be imported (without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
 
 
 def features() -> dict[str, Any]:
@@ -61,6 +72,8 @@ def features() -> dict[str, Any]:
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": idmap}},
             "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
+            # linux.netDevices (pyoci/linux/netdev.py) needs pyroute2.
+            "netDevices": {"enabled": _have("pyroute2")},
         },
         # Fields the features document has no place for (yet): what pyoci
         # applies, comma-separated.
@@ -72,8 +85,23 @@ def features() -> dict[str, Any]:
             # SCHED_ISO is in the schema but Linux never implemented it.
             "org.pyoci.process.scheduler.policies": ",".join(sorted(set(SCHED_POLICIES) - {"SCHED_ISO"})),
             "org.pyoci.process.scheduler.flags": ",".join(sorted(SCHED_FLAGS)),
+            **_libraries(),
         },
     }
+
+
+# The libraries pyoci runs on, and what needs each (README: "Dependencies").
+LIBRARIES = {
+    "cffi": ("_cffi_backend", "the native helper: every container and exec"),
+    "jsonschema": ("jsonschema", "pyoci validate (the schema stage)"),
+    "structlog": ("structlog", "the log: errors, warnings, --debug, --log, --log-format"),
+    "pyroute2": ("pyroute2", "netlink: linux.netDevices"),
+}
+
+
+def _libraries() -> dict[str, str]:
+    return {f"org.pyoci.library.{name}": f"{need} ({'installed' if _have(module) else 'missing'})"
+            for name, (module, need) in LIBRARIES.items()}
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:

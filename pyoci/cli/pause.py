@@ -9,6 +9,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Freeze every process of a running container with the cgroup freezer (v1
+freezer.state, or v2 cgroup.freeze). Needs the freezer of a cgroup that
+pyoci created for the container."""
+EXAMPLE = "pyoci pause web"
 USAGE = "ID"
 FLAGS: list[Flag] = []
 

@@ -11,6 +11,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """List the processes of a container (found like `pyoci kill --all` finds
+them). --format json prints a JSON array of pids; the default table runs the
+host's ps(1) with the options after the id (default -ef) and keeps the
+header and the container's rows. Pids are as seen from pyoci's pid
+namespace. All flags come before the container id."""
+EXAMPLE = "pyoci ps web -o pid,user,args"
 USAGE = "[--format table|json] ID [ps options]"
 STOP_AT_ARGS = True
 FLAGS = [Flag("format", "str", aliases=("f",), default="table", help="table or json (a JSON array of pids)")]

@@ -9,6 +9,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Thaw a paused container (the reverse of `pyoci pause`)."""
+EXAMPLE = "pyoci resume web"
 USAGE = "ID"
 FLAGS: list[Flag] = []
 

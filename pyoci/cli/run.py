@@ -11,6 +11,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Create and start the container, wait for it, delete it, and exit with its
+status (128+N when its init was killed by signal N). SIGINT, SIGTERM,
+SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are forwarded to the init.
+--detach returns once the container has started; --keep leaves the stopped
+container for `pyoci state` and `pyoci delete`. With process.terminal and no
+--console-socket, run relays the pty itself."""
+EXAMPLE = "pyoci run --bundle /containers/demo demo"
 USAGE = "[create flags] [--detach] [--keep] ID"
 FLAGS = CREATE_FLAGS + [
     Flag("detach", aliases=("d",), help="do not wait for the container"),

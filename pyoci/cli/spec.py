@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from pyoci import SPEC_VERSION
 from pyoci.cli.flags import Flag
 from pyoci.errors import PyociError, UsageError
 
@@ -12,6 +13,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Write a starting config.json into the bundle directory (never over an
+existing one). --rootless writes one for an unprivileged user: a user
+namespace mapping the caller's uid and gid to 0, no network namespace, and
+the host's /sys bound read-only all the way down."""
+EXAMPLE = "pyoci spec --rootless --bundle /tmp/demo"
 USAGE = "[--rootless] [--bundle DIR]"
 FLAGS = [
     Flag("bundle", "str", aliases=("b",), default=".", help="write config.json into this directory"),
@@ -62,7 +68,7 @@ def default_spec(rootless: bool, uid: int, gid: int, args: list[str] | None = No
         mounts.pop(6)
         mounts[2]["options"].remove("gid=5")
     return {
-        "ociVersion": "1.2.0",
+        "ociVersion": SPEC_VERSION,
         "process": {
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},

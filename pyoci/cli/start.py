@@ -9,6 +9,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Release the user's program in a created container: its init, waiting since
+`pyoci create`, calls execve. The startContainer hook runs in the container
+just before; the poststart hooks run after."""
+EXAMPLE = "pyoci start web"
 USAGE = "ID"
 FLAGS: list[Flag] = []
 

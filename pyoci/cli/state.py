@@ -12,6 +12,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Print the runtime-spec state of a container as JSON: ociVersion, id,
+status (creating, created, running, paused or stopped), pid, bundle and
+annotations."""
+EXAMPLE = "pyoci state web"
 USAGE = "ID"
 FLAGS: list[Flag] = []
 

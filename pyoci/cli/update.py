@@ -13,6 +13,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Change the resource limits of a created, running or paused container's
+cgroups; only the fields given change, checked and converted as at create.
+Either --resources (a runtime-spec linux.resources JSON file, - for standard
+input) or the limit flags, not both. Sizes take runc's syntax: a number with
+an optional binary suffix k, m, g, t, p (64m, 1.5GiB), or -1 for no limit."""
+EXAMPLE = "pyoci update --memory 256m --pids-limit 100 web"
 USAGE = "[--resources FILE|-] [--memory N] [--cpu-quota N] [--pids-limit N] [...] ID"
 
 # flag -> (value kind, section, key in linux.resources).  Kinds: "uint",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 
+from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
@@ -32,7 +33,6 @@ HOOK_STATUS: dict[str, Status] = {
     "poststart": RUNNING,
     "poststop": STOPPED,
 }
-SPEC_VERSION = "1.2.0"
 SIGKILL = 9
 # The cgroup directories create is about to make, written before the first
 # mkdir: delete reads it when create died before writing state.json.
@@ -86,7 +86,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
     from pyoci import jsonfast
-    from pyoci.linux import cgroups
+    from pyoci.linux import cgroups, consts
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_plan
     from pyoci.spec.load import load_config
@@ -116,8 +116,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
     check_lsm(cfg)
     plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug, notes
+    from pyoci.report import debug, notes, phase
 
+    phase("plan")
     notes(plan.process.notes)
 
     debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
@@ -128,8 +129,14 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         from pyoci.linux.subid import check_idmap
 
         check_idmap(plan.idmap.uid_lines, plan.idmap.gid_lines)
+    net_devices = None
+    if linux_cfg.get("netDevices"):
+        from pyoci.linux import netdev
+
+        netdev.check_host(linux_cfg["netDevices"])     # before anything exists
+        net_devices = netdev.Mover(linux_cfg["netDevices"])
     hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
-    user_ns = bool(plan.idmap is not None or any(t == 0x10000000 for t, _ in plan.join))
+    user_ns = bool(plan.idmap is not None or any(t == consts.CLONE_NEWUSER for t, _ in plan.join))
 
     own_console = -1
     if plan.process.terminal and console_fd < 0:
@@ -161,19 +168,21 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
         prewarm.start()
 
+    phase("cgroups")
     if opts.preserve_fds:
         proc.hold_fd_range(3, opts.preserve_fds)
     c = store.new_container(root, cid)
+    phase("state")
     pid = 0
     start_fd = -1
     try:
         # What a delete must remove should we die from now on, before the
         # first mkdir; the cgroup v2 directory is made now, the rest while
-        # stage1 starts.
+        # stage1 starts.  Written even when no directory is missing, so that
+        # a delete can tell a lost record from none.
         dirs = cgroups.missing_dirs(cg_paths)
-        if dirs:
-            store.write_atomic(c.dirfd, CGROUPS_RECORD,
-                               jsonfast.dumps({"paths": cg_paths, "created": dirs}).encode())
+        c.write(CGROUPS_RECORD, jsonfast.dumps({"paths": cg_paths, "created": dirs, "rootfs": rootfs,
+                                                "own_mount_ns": plan.own_mount_ns}).encode())
         if placement is not None and placement.cgroup2_dir:
             cgroups.prepare({"": placement.cgroup2_dir}, True, cg_created)
         start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
@@ -196,8 +205,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 if dirs and set(cg_created) != set(dirs):
                     # Someone else made one of them meanwhile: a delete after
                     # our crash must not take it for ours.
-                    store.write_atomic(c.dirfd, CGROUPS_RECORD, jsonfast.dumps(
-                        {"paths": cg_paths, "created": cg_created}).encode())
+                    c.write(CGROUPS_RECORD, jsonfast.dumps(
+                        {"paths": cg_paths, "created": cg_created, "rootfs": rootfs,
+                         "own_mount_ns": plan.own_mount_ns}).encode())
                 if cg_limits:
                     cgroups.apply_resources(resources, cg_paths, lay, linux_cfg.get("devices"),
                                             rootless=cg_delegated)
@@ -207,6 +217,9 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         def child_created(p: int, in_cgroup2: bool) -> None:
             nonlocal pid
             pid = p
+            # Before anything else: a delete after we are killed finds the
+            # init by it (pid and start time) when there is no state.json.
+            c.write(store.INIT_FILE, store.pid_record(p))
             # (the v1 hierarchies of a SelfPlacement stage2 joins after SYNC 2)
             done = placement.joined(cg_paths, in_cgroup2) if placement is not None else []
             try:
@@ -217,6 +230,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
                     prewarm.stop()
             debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
+            if net_devices is not None:
+                net_devices.move(p)         # linux.netDevices, into the init's network namespace
             adj = plan.process.oom_score_adj
             if adj is not None:
                 try:
@@ -254,20 +269,29 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                           placement)
         os.close(start_fd)
         start_fd = -1
+        pid_start = proc.start_time(pid)
+        if pid_start is None:
+            raise ChildError("the container's init exited during setup")
+        if not cg_limits and not cg_created and linux_cfg.get("cgroupsPath"):
+            # Asked for a cgroup (--cgroup-parent) that this user cannot make
+            # (cgroup v1, no delegated v2 tree): said, never silent.
+            _warn(f"cgroupsPath {linux_cfg['cgroupsPath']!r} ($.linux.cgroupsPath): this user cannot create "
+                  f"cgroups there (no delegated cgroup v2 tree), so container {cid!r} runs without a "
+                  "cgroup of its own, in the caller's")
         c.save({
             "ociVersion": cfg.get("ociVersion", SPEC_VERSION),
             "id": cid,
             "pid": pid,
-            "pid_start": proc.start_time(pid),
+            "pid_start": pid_start,
             "bundle": bundle,
             "rootfs": rootfs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "owner": os.geteuid(),
             "annotations": cfg.get("annotations") or {},
             "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
-            "pid_ns_own": bool(plan.unshare_flags & 0x20000000),
+            "pid_ns_own": bool(plan.unshare_flags & consts.CLONE_NEWPID),
             "own_mount_ns": plan.own_mount_ns,
-            "mount_ns_new": bool(plan.unshare_flags & 0x00020000),     # CLONE_NEWNS, not joined
+            "mount_ns_new": bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
             "process": cfg.get("process") or {},
             "seccomp": linux_cfg.get("seccomp"),
             "personality": linux_cfg.get("personality"),
@@ -279,7 +303,14 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         })
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
-        os.unlink("creator", dir_fd=c.dirfd)
+        try:
+            os.unlink(store.CREATOR_FILE, dir_fd=c.dirfd)
+        except OSError:
+            pass        # state.json decides the status from now on
+        if net_devices is not None:
+            net_devices.close()     # the init's namespace holds the devices from now on
+        phase("state")
+        debug(f"created {cid}: init pid {pid}")
         if own_console >= 0:
             os.close(own_console)
     except BaseException as exc:
@@ -293,6 +324,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+        if net_devices is not None:
+            net_devices.restore()
         if not plan.own_mount_ns:
             from pyoci.linux.mounts import unmount_under
 
@@ -304,7 +337,10 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
 
             oom_error = setup_oom_error(cg_paths, resources)
         cgroups.remove(cg_created)
-        c.remove()
+        try:
+            c.remove()
+        except PyociError as e:
+            _warn(f"{e}")
         c.close()
         if oom_error is not None:
             raise oom_error from None
@@ -325,20 +361,35 @@ def keyring_name(cid: str) -> str:
 
 def start(root: str, cid: str) -> None:
     from pyoci.native import spawn
+    from pyoci.report import debug, phase
 
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="start") as c:
         status = c.status()
+        phase("state")
+        debug(f"start {cid}: status {status}, init pid {c.pid}")
         if not can("start", status):
             raise InvalidTransition(cid, "start", status)
         try:
+            # The socket goes once the init is connected (and would exit if we
+            # failed then): see that the directory is writable first.
+            os.utime(c.dirfd)
+        except OSError as e:
+            raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
+        try:
             spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
                         start_hooks=((c.state or {}).get("hooks") or {}).get("startContainer"))
+        except PyociError:
+            # The init exits after a failed start: the container is stopped
+            # when the error is printed (an engine deletes it at once).
+            _wait_exit(c)
+            raise
         finally:
             _drop_socket(c)
-        st = c.state or {}
-        poststart = (st.get("hooks") or {}).get("poststart") or []
-        if poststart:
-            _run_warn_only(c, "poststart", poststart, RUNNING)
+    # The lock is not held for poststart: the container runs already.
+    poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
+    if poststart:
+        _run_warn_only(c, "poststart", poststart, RUNNING)
+        phase("hooks")
 
 
 def _drop_socket(c: store.Container, strict: bool = False) -> None:
@@ -350,10 +401,20 @@ def _drop_socket(c: store.Container, strict: bool = False) -> None:
     except FileNotFoundError:
         pass
     except OSError as e:
-        if strict:
-            hint = "the state directory (--root) must be on a writable filesystem" if e.errno == 30 else None
-            raise PyociError.from_os("start: remove", e, path=os.path.join(c.path, store.START_SOCKET),
-                                     hint=hint) from None
+        if strict:      # before the init is told to go: nothing has changed yet
+            raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
+
+
+def _wait_exit(c: store.Container, timeout: float = 5.0) -> None:
+    """Wait for the init to exit by itself; SIGKILL it after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    started = (c.state or {}).get("pid_start")
+    while proc.is_alive(c.pid, started):
+        if time.monotonic() > deadline:
+            _signal_all(c, SIGKILL, RUNNING)
+            _wait_gone(c)
+            return
+        time.sleep(0.002)
 
 
 def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], status: Status) -> None:
@@ -366,7 +427,7 @@ def _run_warn_only(c: store.Container, stage: str, hooks: list[dict[str, Any]], 
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
-    with store.open_container(root, cid, shared=True) as c:
+    with store.open_container(root, cid, peek=True) as c:
         return oci_state(c, c.status())
 
 
@@ -481,7 +542,7 @@ def _kill_each(c: store.Container, pids: list[int], sig: int) -> None:
 
 
 def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="kill") as c:
         status = c.status()
         if not can("kill", status):
             if all_processes:
@@ -496,6 +557,14 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             _signal_all(c, sig, status)
             return
         _signal_pid(c, sig)
+        freezer = (c.state or {}).get("freezer")
+        if sig == SIGKILL and freezer and status == "paused":
+            # A frozen task cannot die: thaw so the SIGKILL takes effect and
+            # the container leaves `paused` (runc does the same; other
+            # signals stay pending until `resume`, as with runc).
+            from pyoci.linux import cgroups
+
+            cgroups.freeze(freezer, False)
 
 
 def _signal_pid(c: store.Container, sig: int) -> None:
@@ -516,22 +585,45 @@ def _signal_pid(c: store.Container, sig: int) -> None:
 
 
 def _wait_gone(c: store.Container, timeout: float = 10.0) -> None:
+    """Wait for the killed init to exit.  The kernel tells us through a pidfd
+    (readable once the process has exited), so under load we wake when it is
+    gone instead of polling with sleeps, each of which costs a trip through a
+    busy run queue; without pidfds (Linux < 5.3), poll every 5 ms."""
     deadline = time.monotonic() + timeout
     started = (c.state or {}).get("pid_start")
-    while proc.is_alive(c.pid, started):
-        if time.monotonic() > deadline:
-            raise PyociError(f"container's init (pid {c.pid}) did not exit after SIGKILL")
-        try:
-            # our own child (run): reap it
-            os.waitpid(c.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.005)
+    pidfd = -1
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except OSError:
+        pass
+    try:
+        while proc.is_alive(c.pid, started):
+            left = deadline - time.monotonic()
+            if left < 0:
+                raise PyociError(f"container's init (pid {c.pid}) did not exit after SIGKILL")
+            try:
+                # our own child (run): reap it
+                os.waitpid(c.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if pidfd >= 0:
+                # is_alive (after the pidfd was opened) said the pid is still
+                # the init we recorded, so the pidfd is that process.
+                from select import POLLIN, poll
+
+                p = poll()
+                p.register(pidfd, POLLIN)
+                p.poll(min(left, 1.0) * 1000)
+            else:
+                time.sleep(0.005)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
     try:
-        c = store.open_container(root, cid)
+        c = store.open_container(root, cid, force=force, damaged_ok=force, verb="delete")
     except ContainerNotFound:
         if force:
             return
@@ -541,22 +633,54 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         verb = "delete --force" if force else "delete"
         if not can(verb, status):
             raise InvalidTransition(cid, "delete", status + " (use --force to kill it first)")
+        from pyoci.report import debug
+
+        debug(f"delete {cid}: status {status}, init pid {c.pid}")
         _destroy(c, status)
 
 
 def _destroy(c: store.Container, status: Status) -> None:
-    """Kill what still runs, undo host-side changes, remove the state, run poststop."""
+    """Kill what still runs, undo host-side changes, remove the state, run
+    poststop.  What could not be identified (a damaged state) is named in
+    the error raised at the end, after everything else was done."""
+    problems: list[str] = []
     if status is not STOPPED and status is not CREATING:
         _signal_all(c, SIGKILL, status)
         _wait_gone(c)
     st = c.state or {}
-    if st and not st.get("own_mount_ns", True) and st.get("rootfs"):
+    recorded = "cgroup_paths" in st and "cgroups_created" in st
+    rec: dict[str, Any] = {}
+    if c.state is None or c.damage:
+        # create died before state.json, or state.json is damaged: what
+        # create recorded before (cgroups.json), and the init it recorded at
+        # SYNC 2 (pid and start time), if that still runs.
+        rec, bad = _cgroups_record(c)
+        init = store.read_pid_record(c.dirfd, store.INIT_FILE)
+        # The init's cgroups, when nothing records which of them pyoci made
+        # (they are named, never removed: they may not be pyoci's).
+        unrecorded: list[str] = []
+        if not recorded and "created" not in rec and init and proc.is_alive(*init):
+            unrecorded = _cgroups_of(init[0])
+        killed = store.kill_recorded(c.dirfd, store.INIT_FILE)
+        if killed:
+            _wait_pid_gone(killed)
+        left = [d for d in unrecorded if os.path.isdir(d)]
+        if not recorded and (bad or left):
+            problems.append((bad or "nothing records which cgroups pyoci created")
+                            + (f"; left in place: {', '.join(left)}" if left else ""))
+        if c.damage and "pid" not in st and not init \
+                and not (st.get("cgroups_created") or rec.get("created")):
+            problems.append("the init's pid is unknown (a process of the container may still run)")
+    rootfs = st.get("rootfs") if "own_mount_ns" in st else rec.get("rootfs")
+    own_mount_ns = st.get("own_mount_ns", rec.get("own_mount_ns", True))
+    if rootfs and not own_mount_ns:
         from pyoci.linux.mounts import unmount_under
 
-        unmount_under(st["rootfs"])
-    paths, created = st.get("cgroup_paths") or {}, st.get("cgroups_created") or []
-    if not st:
-        paths, created = _cgroups_record(c)
+        unmount_under(rootfs)
+    if recorded:
+        paths, created = st["cgroup_paths"], st["cgroups_created"]
+    else:
+        paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
         from pyoci.linux import cgroups
 
@@ -567,35 +691,83 @@ def _destroy(c: store.Container, status: Status) -> None:
     c.remove()
     if poststop:
         _run_warn_only(c, "poststop", poststop, STOPPED)
+    if problems:
+        raise PyociError(f"container {c.cid!r}: state removed, but " + "; ".join(problems),
+                         hint="look for what is left by hand")
 
 
-def _cgroups_record(c: store.Container) -> tuple[dict[str, str], list[str]]:
-    """What a create that died before state.json recorded (see CGROUPS_RECORD)."""
-    from pyoci import jsonfast
+def _cgroups_of(pid: int) -> list[str]:
+    """The directories of pid's cgroups that are not the caller's own."""
+    from pyoci.linux import cgroups
 
     try:
-        fd = os.open(CGROUPS_RECORD, os.O_RDONLY | os.O_CLOEXEC, dir_fd=c.dirfd)
+        theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
+    except OSError:
+        return []
+    lay = cgroups.layout()
+    out = []
+    for ctrl, rel in theirs.items():
+        base = lay.unified if ctrl == "" else lay.v1.get(ctrl)
+        if base and rel != mine.get(ctrl) and rel not in ("", "/"):
+            d = os.path.normpath(base + rel)
+            if d not in out:
+                out.append(d)
+    return out
+
+
+def _wait_pid_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.is_alive(pid, None) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _cgroups_record(c: store.Container) -> tuple[dict[str, Any], str | None]:
+    """What a create that died before state.json recorded (see
+    CGROUPS_RECORD), and what is wrong with the file if it is damaged."""
+    from pyoci import jsonfast
+
+    where = os.path.join(c.path, CGROUPS_RECORD)
+    try:
+        fd = os.open(CGROUPS_RECORD, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=c.dirfd)
     except FileNotFoundError:
-        return {}, []
-    with os.fdopen(fd, "rb") as f:
-        try:
-            rec = jsonfast.loads(f.read())
-        except ValueError:
-            return {}, []
-    return rec.get("paths") or {}, rec.get("created") or []
+        return {}, None
+    except OSError as e:
+        return {}, f"{where}: {os.strerror(e.errno or 0)}: the container's cgroups were not removed"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            rec = jsonfast.loads(f.read(store.STATE_MAX))
+    except (OSError, ValueError, RecursionError):
+        rec = None
+    paths = rec.get("paths") if type(rec) is dict else None
+    created = rec.get("created") if type(rec) is dict else None
+    if (type(paths) is not dict or type(created) is not list
+            or not all(type(p) is str and p.startswith("/") and "/../" not in p + "/"
+                       for p in [*paths.values(), *created])):
+        return {}, f"{where} is damaged: the container's cgroups (if any) were not removed"
+    assert type(rec) is dict
+    out: dict[str, Any] = {"paths": paths, "created": created}
+    if type(rec.get("rootfs")) is str and type(rec.get("own_mount_ns")) is bool:
+        out["rootfs"], out["own_mount_ns"] = rec["rootfs"], rec["own_mount_ns"]
+    return out, None
 
 
 def list_containers(root: str) -> list[dict[str, Any]]:
+    """Every container that can be read; one error line for each other one."""
+    from pyoci.report import error
+
     out = []
     for cid in store.list_ids(root):
         try:
-            with store.open_container(root, cid, shared=True) as c:
+            with store.open_container(root, cid, peek=True) as c:
                 s = oci_state(c, c.status())
                 s["created"] = (c.state or {}).get("created", "")
+                s["rootfs"] = (c.state or {}).get("rootfs", "")
                 s["owner"] = (c.state or {}).get("owner", "")
                 out.append(s)
         except ContainerNotFound:
             continue
+        except PyociError as e:
+            error(str(e))
     return out
 
 
@@ -603,7 +775,7 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
     from pyoci.linux import cgroups
 
     verb = "resume" if resume else "pause"
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb=verb) as c:
         status = c.status()
         if not can(verb, status):
             raise InvalidTransition(cid, verb, status)
@@ -616,7 +788,7 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
 
 
 def ps(root: str, cid: str) -> list[int]:
-    with store.open_container(root, cid, shared=True) as c:
+    with store.open_container(root, cid, peek=True) as c:
         status = c.status()
         if not can("ps", status):
             return []
@@ -626,7 +798,7 @@ def ps(root: str, cid: str) -> list[int]:
 def update(root: str, cid: str, resources: dict[str, Any]) -> None:
     from pyoci.linux import cgroups
 
-    with store.open_container(root, cid) as c:
+    with store.open_container(root, cid, verb="update") as c:
         status = c.status()
         if not can("update", status):
             raise InvalidTransition(cid, "update", status)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def _cgroup_paths(root: str, cid: str) -> dict[str, str]:
-    with store.open_container(root, cid, shared=True) as c:
+    with store.open_container(root, cid, peek=True) as c:
         status = c.status()
         if status in (STOPPED, CREATING):
             raise PyociError(f"container {cid!r} is not running ({status})",

@@ -11,30 +11,36 @@ import os
 from pyoci.errors import InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import can
-from pyoci.linux import proc
+from pyoci.linux import consts, proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 # Namespace files in the order they are joined (user first, mount last).
-NS_FILES = [("user", 0x10000000), ("ipc", 0x08000000), ("uts", 0x04000000), ("net", 0x40000000),
-            ("pid", 0x20000000), ("cgroup", 0x02000000), ("time", 0x00000080), ("mnt", 0x00020000)]
+NS_FILES = [("user", consts.CLONE_NEWUSER), ("ipc", consts.CLONE_NEWIPC), ("uts", consts.CLONE_NEWUTS),
+            ("net", consts.CLONE_NEWNET), ("pid", consts.CLONE_NEWPID), ("cgroup", consts.CLONE_NEWCGROUP),
+            ("time", consts.CLONE_NEWTIME), ("mnt", consts.CLONE_NEWNS)]
 
 
 class ExecOptions:
-    __slots__ = ("process", "detach", "pid_file", "console_socket", "preserve_fds")
+    __slots__ = ("process", "detach", "pid_file", "console_socket", "preserve_fds", "ignore_paused")
 
     def __init__(self, process: dict[str, Any], *, detach: bool = False, pid_file: str | None = None,
-                 console_socket: str | None = None, preserve_fds: int = 0) -> None:
+                 console_socket: str | None = None, preserve_fds: int = 0,
+                 ignore_paused: bool = False) -> None:
         self.process = process
         self.detach = detach
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.preserve_fds = preserve_fds
+        # exec into a paused container: the process joins the frozen cgroup
+        # and runs once the container is resumed (runc --ignore-paused).
+        self.ignore_paused = ignore_paused
 
 
-def _namespaces_of(pid: int, cid: str) -> list[tuple[int, str]]:
+def _namespaces_of(pid: int, cid: str, c: store.Container, held: list[int]) -> list[tuple[int, str]]:
     join = []
     for name, flag in NS_FILES:
         theirs = f"/proc/{pid}/ns/{name}"
@@ -46,11 +52,30 @@ def _namespaces_of(pid: int, cid: str) -> list[tuple[int, str]]:
         except PermissionError:
             # The init has not started the program yet: it is not dumpable,
             # and its mm belongs to the user namespace pyoci ran in, where
-            # only CAP_SYS_PTRACE reaches it (README, Security).
-            raise PyociError(f"cannot exec in container {cid!r}: its init (pid {pid}) is not dumpable "
-                             "until it is started, and this user may not open its namespaces",
-                             hint="start the container first, or exec as root") from None
+            # only CAP_SYS_PTRACE reaches it (README, Security).  It hands
+            # its namespaces out itself on its start socket (as runc's
+            # waiting init lets its user in).
+            return _namespaces_from_init(pid, cid, c, held)
         join.append((flag, theirs))
+    return join
+
+
+def _namespaces_from_init(pid: int, cid: str, c: store.Container, held: list[int]) -> list[tuple[int, str]]:
+    from pyoci.native import spawn
+
+    fds = spawn.init_namespaces(c.dirfd, store.START_SOCKET) if c.has_start_socket() else {}
+    held += fds.values()
+    if "user" not in fds or "mnt" not in fds:
+        raise PyociError(f"cannot exec in container {cid!r}: its init (pid {pid}) is not dumpable "
+                         "until it is started, this user may not open its namespaces, and the init "
+                         "did not hand them out", hint="start the container first, or exec as root")
+    join = []
+    for name, flag in NS_FILES:
+        fd = fds.get(name)
+        if fd is None or os.readlink(f"/proc/self/fd/{fd}") == os.readlink(f"/proc/self/ns/{name}"):
+            continue
+        # Opened by stage1 through this (dumpable) process's fd table.
+        join.append((flag, f"/proc/{os.getpid()}/fd/{fd}"))
     return join
 
 
@@ -69,6 +94,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     from pyoci.lifecycle.run import wait_for
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_exec_plan
+    from pyoci.report import debug, phase
     from pyoci.spec import limits
 
     try:
@@ -80,17 +106,17 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         check_lsm({"process": opts.process})
     except ConfigError as e:
         raise e.relabel("exec") from None
-    if opts.pid_file:
-        _check_pid_file_dir(opts.pid_file)
     if opts.preserve_fds:
         proc.hold_fd_range(3, opts.preserve_fds)
     with store.open_container(root, cid, shared=True) as c:
         status = c.status()
-        if not can("exec", status):
+        if not can("exec", status) and not (status == "paused" and opts.ignore_paused):
             raise InvalidTransition(cid, "exec in", status)
         state = c.state or {}
         pid = c.pid
-        join = _namespaces_of(pid, cid)
+        phase("state")
+        held: list[int] = []     # namespace fds from the init, open until stage1 has joined them
+        join = _namespaces_of(pid, cid, c, held)
         chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                     preserve_fds=opts.preserve_fds)
@@ -108,6 +134,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                                    state.get("personality"), state.get("memoryPolicy"))
         except ConfigError as e:
             raise e.relabel("exec process") from None
+        phase("plan")
+        debug(f"exec in {cid} (status {status}, init pid {pid}): {opts.process.get('args')}, "
+              f"joining {[p for _, p in join]}")
         from pyoci.report import notes
 
         notes(plan.process.notes)
@@ -129,6 +158,12 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         def nothing(_: int) -> None:
             return None
 
+        # As runc: the exec'd process gets the process spec's oomScoreAdj,
+        # else the container's (Podman's exec specs carry it; a process
+        # would otherwise inherit the caller's, e.g. conmon's).
+        adj = plan.process.oom_score_adj
+        if adj is None:
+            adj = (state.get("process") or {}).get("oomScoreAdj")
         paths: dict[str, str] = state.get("cgroup_paths") or {}
         if not state.get("cgroups_created"):
             paths = {}
@@ -137,7 +172,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         # waits for the cgroup attach lock; stage1 opens the files before it
         # enters the container's mount namespace.
         placement = None
-        if paths and os.geteuid() == 0 and host.init_userns and not any(t == 0x10000000 for t, _ in join):
+        joins_userns = any(t == consts.CLONE_NEWUSER for t, _ in join)
+        if paths and os.geteuid() == 0 and host.init_userns and not joins_userns:
             placement = spawn.SelfPlacement(paths, required=False)
 
         def join_cgroups(child: int, in_cgroup2: bool) -> None:
@@ -147,9 +183,24 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
 
                 done = placement.joined(paths, in_cgroup2) if placement is not None else []
                 cgroups.attach(child, paths, False, done)
+            if adj is not None:
+                try:
+                    proc.write_text(f"/proc/{child}/oom_score_adj", str(adj))
+                except OSError as e:
+                    raise PyociError(f"set oom_score_adj {adj} of the exec'd process (oomScoreAdj)",
+                                     op="write oom_score_adj", errno=e.errno,
+                                     hint="lowering it needs CAP_SYS_RESOURCE") from None
 
         callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
                                     run_create_hooks=nothing, warning=_warn)
+        if status == "paused":
+            # exec --ignore-paused: the new process stops in the frozen cgroup
+            # until `resume`, which needs the container's lock; hold none from
+            # here (runc holds none either).  `kill`/`delete --force` of the
+            # container meanwhile kill it with the rest.
+            import fcntl
+
+            fcntl.flock(c.dirfd, fcntl.LOCK_UN)
         try:
             # A session keyring of its own (anonymous: ""), never the caller's,
             # unless the container was created with --no-new-keyring.
@@ -158,13 +209,17 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         finally:
             if console_fd >= 0:
                 os.close(console_fd)
+            for fd in held:
+                os.close(fd)
         if opts.pid_file:
             try:
                 store.write_file_atomic(opts.pid_file, str(child).encode())
             except PyociError:
-                # As runc does: a process nobody can find by its pid file is stopped.
-                _terminate(child)
+                # Nothing left behind: the process never reached its program
+                # unseen by the caller (runc kills it too).
+                _kill_quietly(child)
                 raise
+        debug(f"exec in {cid}: process pid {child}")
     master = -1
     if mine >= 0:
         master = spawn.recv_console(mine)
@@ -175,26 +230,16 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         from pyoci.linux.tty import proxy
 
         proxy(master, child)
-    return wait_for(child)
+    status_code = wait_for(child)
+    phase("wait")
+    return status_code
 
 
-def _check_pid_file_dir(path: str) -> None:
-    """Refuse a --pid-file whose directory cannot take it before anything starts."""
-    parent = os.path.dirname(os.path.abspath(path)) or "/"
+def _kill_quietly(pid: int) -> None:
     try:
-        st = os.stat(parent)
-    except OSError as e:
-        raise PyociError(f"exec --pid-file {path}: its directory {parent}", path=path, errno=e.errno,
-                         hint="the directory must exist") from None
-    if st.st_mode & 0o170000 != 0o040000:
-        raise PyociError(f"exec --pid-file {path}: {parent} is not a directory", path=path)
-
-
-def _terminate(pid: int) -> None:
-    try:
-        os.kill(pid, 9)     # SIGKILL
+        os.kill(pid, 9)
         os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
+    except OSError:
         pass
 
 
@@ -233,8 +278,10 @@ def process_from_args(base: dict[str, Any], args: list[str], *, env: list[str], 
         p["user"] = u
     if caps:
         c = {k: list(v) for k, v in (p.get("capabilities") or {}).items()}
+        # As runc: added to the bounding, effective and permitted sets; the
+        # template's inheritable and ambient sets are kept as they are.
         for cap in caps:
-            name = cap if cap.startswith("CAP_") else "CAP_" + cap.upper()
+            name = cap_flag_name(cap)
             for kind in ("bounding", "effective", "permitted"):
                 if name not in c.setdefault(kind, []):
                     c[kind].append(name)
@@ -276,9 +323,41 @@ def check_env_flags(env: list[str]) -> None:
             raise PyociError(f"exec --env: {problem}")
 
 
-def check_exec_flags(user: str | None, groups: list[str], env: list[str]) -> None:
-    """The flags that build the process, checked before the container is opened."""
+def cap_flag_name(cap: str) -> str:
+    """`exec --cap X` (-c): a capability name, with or without CAP_, any case."""
+    from pyoci.linux.names import CAPABILITIES
+
+    name = cap.upper() if cap.upper().startswith("CAP_") else "CAP_" + cap.upper()
+    if name not in CAPABILITIES:
+        raise PyociError(f"exec --cap {cap!r}: unknown capability {name}",
+                         hint="see capabilities(7) for the names, e.g. --cap CAP_NET_ADMIN")
+    return name
+
+
+def check_exec_flags(user: str | None, groups: list[str], env: list[str], *, caps: Sequence[str] = (),
+                     cwd: str | None = None, preserve_fds: int = 0, pid_file: str | None = None) -> None:
+    """The flags that build the process, checked before the container is
+    opened, so that a bad one is an error naming the flag and nothing runs."""
     if user:
         parse_user_flag(user)
     parse_groups_flag(groups)
     check_env_flags(env)
+    for cap in caps:
+        cap_flag_name(cap)
+    if cwd is not None and not cwd.startswith("/"):
+        raise PyociError(f"exec --cwd {cwd!r}: the working directory must be an absolute path")
+    if preserve_fds:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if preserve_fds < 0 or 3 + preserve_fds > limit:
+            raise PyociError(f"exec --preserve-fds {preserve_fds}: expected a count from 0 to {limit - 3} "
+                             f"(fds 3 and up, below the open-file limit {limit})")
+    if pid_file:
+        d = os.path.dirname(os.path.abspath(pid_file))
+        try:
+            mode = os.stat(d).st_mode
+        except OSError as e:
+            raise PyociError(f"exec --pid-file {pid_file}: directory {d}: {e.strerror}") from None
+        if mode & 0o170000 != 0o040000:
+            raise PyociError(f"exec --pid-file {pid_file}: {d} is not a directory")

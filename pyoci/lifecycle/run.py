@@ -53,9 +53,15 @@ def run_container(root: str, cid: str, opts: CreateOptions, *, detach: bool, kee
 
         proxy(master, pid)
 
+    from pyoci.report import debug, phase
+
+    debug(f"run {cid}: started init pid {pid}, waiting")
     status = wait_for(pid)
+    phase("wait")
+    debug(f"run {cid}: init exited with status {status}")
     if not keep:
         container.delete(root, cid, force=True)
+        phase("delete")
     return status
 
 

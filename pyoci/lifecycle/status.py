@@ -39,17 +39,5 @@ ALLOWED: dict[str, frozenset[Status]] = {
     "update": frozenset({CREATED, RUNNING, PAUSED}),
 }
 
-# The transitions a verb makes when it succeeds.
-TRANSITIONS: dict[tuple[Status, str], Status] = {
-    (CREATING, "create"): CREATED,
-    (CREATED, "start"): RUNNING,
-    (RUNNING, "pause"): PAUSED,
-    (PAUSED, "resume"): RUNNING,
-    (RUNNING, "exit"): STOPPED,
-    (CREATED, "exit"): STOPPED,
-    (PAUSED, "exit"): STOPPED,
-}
-
-
 def can(verb: str, status: Status) -> bool:
     return status in ALLOWED[verb]

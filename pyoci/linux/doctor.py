@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from pyoci.linux import subid
+from pyoci.linux.consts import CLONE_NEWNS, CLONE_NEWUSER, MS_PRIVATE, MS_REC
 from pyoci.linux.mounts import mountinfo
 
 TYPE_CHECKING = False
@@ -31,20 +32,6 @@ if TYPE_CHECKING:
     Result = dict[str, str]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-AT_FDCWD = -100
-AT_EMPTY_PATH = 0x1000
-OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = 0o2000000
-MOUNT_ATTR_IDMAP = 0x00100000
-# Syscall numbers from 424 on are the same on every architecture.
-SYS_OPEN_TREE = 428
-SYS_CLONE3 = 435
-SYS_MOUNT_SETATTR = 442
 
 NETWORK_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs",
                         "lustre", "gpfs", "beegfs", "fuse.sshfs", "fuse.glusterfs", "fuse.ceph"})
@@ -125,56 +112,21 @@ def _errno_text(err: int) -> str:
     return f"{name} ({os.strerror(err)})"
 
 
-def _libc() -> Any:
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _syscall(nr: int, *args: int | bytes | None | Any) -> int:
-    """0 (or the non-negative result) or -errno."""
-    import ctypes
-
-    libc = _libc()
-    libc.syscall.restype = ctypes.c_long
-    conv: list[Any] = []
-    for a in args:
-        if a is None:
-            conv.append(ctypes.c_void_p(None))
-        elif isinstance(a, bytes):
-            conv.append(ctypes.c_char_p(a))
-        elif isinstance(a, int):
-            conv.append(ctypes.c_long(a))
-        else:
-            conv.append(a)
-    r = int(libc.syscall(ctypes.c_long(nr), *conv))
-    return -ctypes.get_errno() if r < 0 else r
-
-
 def _unshare(flags: int) -> int:
     """0 or errno."""
-    import ctypes
+    from pyoci.native._helper import lib
 
-    libc = _libc()
-    if libc.unshare(ctypes.c_int(flags)) != 0:
-        return ctypes.get_errno()
-    return 0
+    return -int(lib.pyoci_unshare(flags))
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> int:
     """0 or errno."""
-    import ctypes
+    from pyoci.native._helper import ffi, lib
 
-    libc = _libc()
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                           ctypes.c_char_p]
+    def b(s: str | None) -> Any:
+        return s.encode() if s is not None else ffi.NULL
 
-    def b(s: str | None) -> bytes | None:
-        return s.encode() if s is not None else None
-
-    if libc.mount(b(source), b(target), b(fstype), flags, b(data)) != 0:
-        return ctypes.get_errno()
-    return 0
+    return -int(lib.pyoci_mount(b(source), target.encode(), b(fstype), flags, b(data)))
 
 
 def _write_own_maps(uid: int, gid: int) -> str | None:
@@ -574,19 +526,20 @@ def _kernel_at_least(major: int, minor: int) -> bool:
 
 
 def check_clone3(ctx: Context) -> list[Result]:
-    r = _syscall(SYS_CLONE3, None, 0)   # size 0: EINVAL from a kernel that has it, before anything
-    if r == -38:  # ENOSYS
+    from pyoci.native._helper import lib
+
+    if lib.pyoci_clone3_probe() == -38:  # ENOSYS
         return result_list("clone3", WARN, f"clone3 returns ENOSYS (kernel {_kernel()}, or seccomp)",
                            "a kernel >= 5.3 (pyoci's helper uses clone, so it still works)")
     return result_list("clone3", OK, f"available (kernel {_kernel()})")
 
 
 def check_mount_api(ctx: Context) -> list[Result]:
-    missing = []
-    for nr, name in ((SYS_OPEN_TREE, "open_tree"), (SYS_MOUNT_SETATTR, "mount_setattr")):
-        r = _syscall(nr, -1, None, 0, None, 0) if name == "mount_setattr" else _syscall(nr, -1, None, 0)
-        if r == -38:
-            missing.append(name)
+    from pyoci.native._helper import lib
+
+    missing = [name for name, probe in (("open_tree", lib.pyoci_open_tree_probe),
+                                        ("mount_setattr", lib.pyoci_mount_setattr_probe))
+               if probe() == -38]  # ENOSYS
     if missing:
         return result_list("mount API", WARN,
                            f"{', '.join(missing)} unavailable (ENOSYS; kernel {_kernel()})",
@@ -620,8 +573,7 @@ def _userns_mount_probe(ctx: Context) -> dict[str, Any]:
     uid, gid = ctx.uid, ctx.gid
 
     def first() -> dict[str, Any]:
-        import ctypes
-        import struct
+        from pyoci.native._helper import lib
 
         err = _unshare(CLONE_NEWUSER | CLONE_NEWNS)
         if err:
@@ -655,7 +607,7 @@ def _userns_mount_probe(ctx: Context) -> dict[str, Any]:
             except OSError as e:
                 out["overlay"] = e.errno or 0
                 out["overlay_step"] = "copy-up write"
-        fd = _syscall(SYS_OPEN_TREE, AT_FDCWD, f"{tmp}/lower".encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+        fd = lib.pyoci_open_tree_clone(f"{tmp}/lower".encode())
         if fd < 0:
             out["idmap"] = -fd
             out["idmap_step"] = "open_tree"
@@ -687,8 +639,7 @@ def _userns_mount_probe(ctx: Context) -> dict[str, Any]:
                 out["idmap_step"] = "a nested user namespace for the idmapping"
                 return out
             ufd = os.open(f"/proc/{gp}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-            attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_IDMAP, 0, 0, ufd), 32)
-            r = _syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, attr, 32)
+            r = lib.pyoci_mount_setattr_idmap(fd, ufd)
             out["idmap"] = -r if r < 0 else 0
         finally:
             os.close(ready_r)

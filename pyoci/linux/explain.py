@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from pyoci.linux import consts
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,14 +25,14 @@ DOCTOR = "run `pyoci doctor` for a full check"
 
 # CLONE_NEW* flag -> (name in messages, its /proc/sys/user limit)
 NAMESPACE_LIMITS: dict[int, tuple[str, str]] = {
-    0x00020000: ("mount", "max_mnt_namespaces"),
-    0x02000000: ("cgroup", "max_cgroup_namespaces"),
-    0x04000000: ("uts", "max_uts_namespaces"),
-    0x08000000: ("ipc", "max_ipc_namespaces"),
-    0x10000000: ("user", "max_user_namespaces"),
-    0x20000000: ("pid", "max_pid_namespaces"),
-    0x40000000: ("network", "max_net_namespaces"),
-    0x00000080: ("time", "max_time_namespaces"),
+    consts.CLONE_NEWNS: ("mount", "max_mnt_namespaces"),
+    consts.CLONE_NEWCGROUP: ("cgroup", "max_cgroup_namespaces"),
+    consts.CLONE_NEWUTS: ("uts", "max_uts_namespaces"),
+    consts.CLONE_NEWIPC: ("ipc", "max_ipc_namespaces"),
+    consts.CLONE_NEWUSER: ("user", "max_user_namespaces"),
+    consts.CLONE_NEWPID: ("pid", "max_pid_namespaces"),
+    consts.CLONE_NEWNET: ("network", "max_net_namespaces"),
+    consts.CLONE_NEWTIME: ("time", "max_time_namespaces"),
 }
 
 
@@ -92,7 +94,7 @@ def unshare_hint(err: int, flags: int, read: Callable[[str], str | None] = read_
     """Why unshare of the other namespaces failed: a /proc/sys/user limit
     of 0 (or, for ENOSPC, every limit of those namespaces)."""
     names = [(name, limit) for flag, (name, limit) in NAMESPACE_LIMITS.items()
-             if flags & flag and flag != 0x10000000]
+             if flags & flag and flag != consts.CLONE_NEWUSER]
     zero = []
     shown = []
     for name, limit in names:

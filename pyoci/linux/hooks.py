@@ -177,6 +177,7 @@ def _output(out: bytes, err: bytes) -> str:
 def in_namespaces_of(pid: int, with_user: bool) -> Callable[[], None]:
     """A preexec function that moves the hook into the container's mount
     namespace (and its user namespace first, when it has one)."""
+    from pyoci.linux.consts import CLONE_NEWNS, CLONE_NEWUSER
     from pyoci.native._helper import lib
 
     # Try the namespace files here, where a failure can be reported with its
@@ -194,10 +195,10 @@ def in_namespaces_of(pid: int, with_user: bool) -> Callable[[], None]:
 
     def enter() -> None:
         if with_user:
-            r = lib.pyoci_setns_path(f"/proc/{pid}/ns/user".encode(), 0x10000000)
+            r = lib.pyoci_setns_path(f"/proc/{pid}/ns/user".encode(), CLONE_NEWUSER)
             if r < 0:
                 raise OSError(-r, "setns user")
-        r = lib.pyoci_setns_path(f"/proc/{pid}/ns/mnt".encode(), 0x00020000)
+        r = lib.pyoci_setns_path(f"/proc/{pid}/ns/mnt".encode(), CLONE_NEWNS)
         if r < 0:
             raise OSError(-r, "setns mnt")
         os.chdir("/")

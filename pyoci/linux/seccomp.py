@@ -5,19 +5,20 @@ last step before execve."""
 from __future__ import annotations
 
 from pyoci.errors import ConfigError
+from pyoci.linux import consts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-ACT_KILL_PROCESS = 0x80000000
-ACT_KILL_THREAD = 0x00000000
-ACT_TRAP = 0x00030000
-ACT_ERRNO = 0x00050000
-ACT_TRACE = 0x7FF00000
-ACT_LOG = 0x7FFC0000
-ACT_ALLOW = 0x7FFF0000
-ACT_NOTIFY = 0x7FC00000
+ACT_KILL_PROCESS = consts.SECCOMP_RET_KILL_PROCESS
+ACT_KILL_THREAD = consts.SECCOMP_RET_KILL_THREAD
+ACT_TRAP = consts.SECCOMP_RET_TRAP
+ACT_ERRNO = consts.SECCOMP_RET_ERRNO
+ACT_TRACE = consts.SECCOMP_RET_TRACE
+ACT_LOG = consts.SECCOMP_RET_LOG
+ACT_ALLOW = consts.SECCOMP_RET_ALLOW
+ACT_NOTIFY = consts.SECCOMP_RET_USER_NOTIF
 EPERM = 1
 
 COMPARE_OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
@@ -60,9 +61,9 @@ def uses_notify(sc: dict[str, Any]) -> bool:
 def listener_message(sc: dict[str, Any], state: dict[str, Any]) -> str:
     """The ContainerProcessState sent with the listener fd (runtime-spec
     config-linux.md); "pid":0 is filled in by the C helper."""
-    from pyoci import jsonfast
+    from pyoci import SPEC_VERSION, jsonfast
 
-    return jsonfast.dumps({"ociVersion": state.get("ociVersion", "1.2.0"), "fds": ["seccompFd"],
+    return jsonfast.dumps({"ociVersion": state.get("ociVersion", SPEC_VERSION), "fds": ["seccompFd"],
                            "pid": 0, "metadata": sc.get("listenerMetadata", ""), "state": state})
 
 

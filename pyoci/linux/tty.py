@@ -18,6 +18,12 @@ def proxy(master: int, pid: int) -> None:
     if stdin_tty:
         saved = termios.tcgetattr(0)
         tty.setraw(0)
+        # Raw input, but output processing kept (as runc): the container's
+        # pty sends "\n" alone (no ONLCR there), and this terminal turns it
+        # into "\r\n" for the screen as for any program.
+        attrs = termios.tcgetattr(0)
+        attrs[1] = saved[1]
+        termios.tcsetattr(0, termios.TCSANOW, attrs)
         try:
             import fcntl
             import struct

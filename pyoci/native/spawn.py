@@ -12,7 +12,9 @@ import errno
 import os
 
 from pyoci.errors import ChildError, PyociError
+from pyoci.linux import consts
 from pyoci.native._helper import ffi, lib
+from pyoci.report import phase
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,6 +53,9 @@ OP_FLAGS: dict[str, int] = {
     "sysfs_fallback": lib.PYOCI_F_SYSFS_FALLBACK,
     "idmap": lib.PYOCI_F_IDMAP,
     "idmap_rec": lib.PYOCI_F_IDMAP_REC,
+    "preopen": lib.PYOCI_F_PREOPEN,
+    "keep_mode": lib.PYOCI_F_KEEP_MODE,
+    "ordinary_dir": lib.PYOCI_F_ORDINARY_DIR,
 }
 
 # Names of the steps outside the ops list, for error messages.
@@ -112,8 +117,6 @@ STEP_HINTS: dict[tuple[int, int], str] = {
     (lib.PYOCI_STEP_INIT, 13): "vm.memfd_noexec=2 forbids running anything from a memfd, which pyoci "
                                "needs; set it to 0 or 1",
 }
-
-HINTS: dict[tuple[str, int], str] = {}
 
 # How long the parent waits for the container's init at each sync point
 # before giving up (killing it and saying which step it waited for).  The
@@ -321,7 +324,9 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
     for i, h in enumerate(start_hooks):
         hooks[i].path = enc.s(h["path"])
         hooks[i].argv = enc.strv(list(h.get("args") or [h["path"]]))
-        hooks[i].envp = enc.strv(list(h.get("env") or []))
+        # A hook without "env" sees the container process's environment, as
+        # runc runs them (an explicit empty list is an empty environment).
+        hooks[i].envp = enc.strv(list(h["env"] if h.get("env") is not None else p.env))
         hooks[i].timeout = int(h.get("timeout") or 0)
     cfg.n_start_hooks = len(start_hooks)
     cfg.start_hooks = hooks
@@ -504,7 +509,7 @@ def _op_hint(op: Op, err: int, plan: Plan | None = None, text: str = "") -> str 
     if op.kind == "pivot" and err == 22:
         return "pivot_root fails on a ramfs/initramfs root; try --no-pivot"
     if err in (1, 13) and plan is not None and (plan.idmap is not None
-                                                or any(t == 0x10000000 for t, _ in plan.join)):
+                                                or any(t == consts.CLONE_NEWUSER for t, _ in plan.join)):
         # EPERM/EACCES in a user namespace: a network or FUSE filesystem
         # that refuses the namespace's ids?
         from pyoci.linux.explain import op_paths, storage_hint
@@ -560,6 +565,7 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
         enc = encode(plan, child_fd, start_fd, start_hooks, hook_state, keyring, console_fd, userns_fds,
                      placement)
         stage1 = lib.pyoci_spawn(enc.cfg)
+        phase("spawn.clone")
     finally:
         for fd in set(userns_fds.values()):   # stage1 has its own copies
             os.close(fd)
@@ -581,31 +587,40 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
     try:
         if callbacks.while_booting is not None:
             callbacks.while_booting()
+            phase("cgroups")
         while True:
             msg = recv(parent_fd, timeout, waiting)
             if msg is None:
                 if start_fd < 0 and stage2 > 0:
+                    phase("spawn.exec")
                     return stage2          # exec mode: the fd closed at execve
                 raise ChildError("the container's init exited during setup without a report")
             if msg.type == lib.PYOCI_MSG_USERMAP_REQUEST:
+                phase("spawn.sync1")
                 callbacks.write_idmap(msg.pid)                      # SYNC 1
+                phase("idmap")
                 send(parent_fd, lib.PYOCI_MSG_USERMAP_DONE)
                 waiting = "sync 2 (CHILD_PID)"
             elif msg.type == lib.PYOCI_MSG_CHILD_PID:
                 stage2 = msg.pid                                    # SYNC 2
+                phase("spawn.sync2")
                 os.waitpid(stage1, 0)       # it exits right after sending
                 stage1_reaped = True
                 callbacks.child_created(stage2, msg.index == 1)
+                phase("cgroups")
                 try:
                     send(parent_fd, lib.PYOCI_MSG_CHILD_GO, stage2)
                 except BrokenPipeError:
                     pass        # stage2 already failed: its ERROR is waiting to be read
                 waiting = after_go
             elif msg.type == lib.PYOCI_MSG_HOOKS_REQUEST:
+                phase("spawn.sync3")
                 callbacks.run_create_hooks(stage2)                  # SYNC 3
+                phase("hooks")
                 send(parent_fd, lib.PYOCI_MSG_HOOKS_DONE)
                 waiting = "sync 4 (READY)"
             elif msg.type == lib.PYOCI_MSG_READY:
+                phase("spawn.sync4")
                 return stage2                                       # SYNC 4
             elif msg.type == lib.PYOCI_MSG_WARNING:
                 callbacks.warning(child_error(msg, plan).msg)
@@ -689,10 +704,35 @@ def start(dirfd: int, name: str, before_start: Callable[[], None],
 
             warning(child_error(msg, None).msg)
             msg = recv(fd, timeout, waiting)
+        phase("start")
         if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
             raise child_error(msg, None)
     finally:
         os.close(fd)
+
+
+def init_namespaces(dirfd: int, name: str) -> dict[str, int]:
+    """Ask a created container's waiting init, on its start socket, for its
+    namespaces (PYOCI_MSG_NAMESPACES): {"user": fd, ...}; {} when it is not
+    waiting any more.  The caller closes the fds."""
+    fd = lib.pyoci_connect(dirfd, name.encode())
+    if fd < 0:
+        return {}
+    got: dict[str, int] = {}
+    try:
+        send(fd, lib.PYOCI_MSG_NAMESPACES)
+        buf = ffi.new("char[]", 32)
+        while True:
+            nfd = lib.pyoci_recv_fd(fd, buf, 32)
+            if nfd < 0:
+                break        # EOF: the init sent what it had
+            key = ffi.string(buf).decode(errors="replace")
+            if key in got:
+                os.close(got[key])
+            got[key] = int(nfd)
+    finally:
+        os.close(fd)
+    return got
 
 
 def connect_listener(path: str) -> int:
@@ -723,6 +763,3 @@ def recv_console(sock: int) -> int:
         raise PyociError("receive the pty master", op="recvmsg", errno=-fd)
     return int(fd)
 
-
-def set_title(title: str) -> None:
-    lib.pyoci_set_title(title.encode())

@@ -13,6 +13,30 @@ from __future__ import annotations
 import posixpath
 
 from pyoci.errors import ConfigError
+from pyoci.linux.consts import (  # noqa: F401 -- CLONE_NEW* also imported from here
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    MS_BIND,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    MS_UNBINDABLE,
+)
 from pyoci.linux.names import (
     CAPABILITIES,
     IOPRIO_CLASS_SHIFT,
@@ -25,33 +49,13 @@ from pyoci.linux.names import (
     SCHED_FLAGS,
     SCHED_POLICIES,
 )
-from pyoci.plan.mountopts import (
-    MS_BIND,
-    MS_NODEV,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_PRIVATE,
-    MS_RDONLY,
-    MS_REC,
-    MS_SHARED,
-    MS_SLAVE,
-    MS_UNBINDABLE,
-    parse_options,
-)
+from pyoci.plan.mountopts import parse_options
 from pyoci.spec.checks import id_problem, sysctl_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CLONE_NEWTIME = 0x00000080
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
 
 NAMESPACE_FLAGS: dict[str, int] = {
     "user": CLONE_NEWUSER,
@@ -448,6 +452,8 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
             first = MS_BIND | (opts.flags & MS_REC)
             rest = opts.flags & ~(MS_BIND | MS_REC)
             flags = ["mklike"]
+            if dest in ("/proc", "/sys"):
+                flags.append("ordinary_dir")    # the host's /sys bound rootless: never through a symlink
             if opts.recursive_ro:
                 flags.append("recursive_ro")
                 rest |= MS_RDONLY
@@ -475,6 +481,11 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
         else:
             data = ",".join(opts.data) or None
             flags = ["mkdir"]
+            if fstype == "tmpfs" and not any(d.startswith("mode=") for d in opts.data):
+                # An image's directory keeps its mode (runc); a new one is 1777.
+                flags.append("keep_mode")
+            if fstype in ("proc", "sysfs"):
+                flags.append("ordinary_dir")    # never through an image's symlink
             if fstype == "sysfs" and sysfs_fallback:
                 # A fresh sysfs needs a network namespace owned by our user
                 # namespace; where the kernel refuses it (EPERM), stage2
@@ -485,6 +496,39 @@ def _mount_ops(cfg: dict[str, Any], bundle: str, sysfs_fallback: bool,
                           mflags=opts.flags, flags=flags,
                           propagation=_one_propagation(opts.propagation)))
     return ops
+
+
+# The per-mount flags a read-only remount keeps (MS_REMOUNT|MS_BIND sets them all).
+_PER_MOUNT = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
+              MS_RELATIME | MS_STRICTATIME)
+
+
+def _defer_readonly(ops: list[Op]) -> list[Op]:
+    """A read-only mount with later steps below it (a `ro` /dev tmpfs, then
+    /dev/pts, /dev/shm and the device nodes) is mounted writable and made
+    read-only once they are done (runc does the same for /dev): their mount
+    points can be made.  Changes ``ops`` in place; returns the
+    remounts to run at the end."""
+    later: list[Op] = []
+    for k, op in enumerate(ops):
+        if op.kind != "mount" or op.idmap is not None or \
+                {"recursive_ro", "sysfs_fallback"} & set(op.flags):
+            continue
+        bind = bool(op.mflags & MS_BIND)
+        flags = op.remount if bind else op.mflags & _PER_MOUNT
+        if not flags & MS_RDONLY:
+            continue
+        below = op.target.rstrip("/") + "/"
+        if not any(o.target.startswith(below) for o in ops[k + 1:]):
+            continue
+        if bind:
+            op.remount &= ~MS_RDONLY
+        else:
+            op.mflags &= ~MS_RDONLY
+        later.append(Op("remount", op.target,
+                        f"remount {op.target} read-only after the mounts below it "
+                        f"({op.describe.rsplit('(', 1)[-1].rstrip(')')})", mflags=flags))
+    return later
 
 
 def _mount_idmap(cfg: dict[str, Any], m: dict[str, Any], option: str | None, where: str,
@@ -540,6 +584,11 @@ def _device_ops(cfg: dict[str, Any], privileged: bool) -> list[Op]:
                                   f"create default device {path}"))
     for i, d in enumerate(linux.get("devices") or []):
         path = posixpath.normpath(d["path"])
+        if path == "/dev/ptmx":
+            # As runc: /dev/ptmx is always the link to the container's own
+            # devpts (pts/ptmx); a node (or, rootless, the host's ptmx bound
+            # there) would open another devpts instance, or none.
+            continue
         mode = d.get("fileMode", 0o666)
         ops.append(_device_op(path, d["type"], int(d.get("major", 0)), int(d.get("minor", 0)), mode,
                               d.get("uid", 0), d.get("gid", 0), privileged,
@@ -735,6 +784,26 @@ def _process(cfg: dict[str, Any], host: Host, setgroups_denied: bool) -> Process
     )
 
 
+def _preopen_bind_sources(ops: list[Op], rootfs: str, propagation: int) -> None:
+    """With a new user namespace made by the host's root, bind sources are
+    cloned before the namespace exists (flag "preopen"), as runc opens them:
+    a source the container's root cannot reach (below a mode 000 directory)
+    still mounts.  Not a source inside the rootfs: that one is resolved when
+    its turn comes, so it sees what earlier mounts put there (config order).
+    The clone keeps the host mount's peer group: it gets the propagation the
+    rootfs tree got (slave or private) unless the mount asks for its own."""
+    root = posixpath.normpath(rootfs)
+    for op in ops:
+        if op.kind != "mount" or "mklike" not in op.flags or "idmap" in op.flags or not op.source:
+            continue
+        src = posixpath.normpath(op.source)
+        if src == root or src.startswith(root.rstrip("/") + "/"):
+            continue
+        op.flags.append("preopen")
+        if not op.propagation:
+            op.propagation = propagation
+
+
 def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Plan:
     """Turn a validated config into the plan the C helper runs."""
     linux = cfg.get("linux") or {}
@@ -764,8 +833,16 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
                       flags=["host_target"]))
     ops.append(Op("mount_host", rootfs, f"bind the rootfs {rootfs} on itself", source=rootfs,
                   mflags=MS_BIND | MS_REC))
-    ops += _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
-    ops += _device_ops(cfg, privileged)
+    mounts = _mount_ops(cfg, bundle, userns or not host.init_userns, host.cgroup_binds)
+    if create & CLONE_NEWUSER and own_mntns and host.euid == 0 and host.init_userns:
+        _preopen_bind_sources(mounts, rootfs, before)
+    for op in mounts:
+        if "idmap" in op.flags and not op.propagation and own_mntns:
+            op.propagation = before   # an idmapped clone, too, leaves the host's peer group
+    mounts += _device_ops(cfg, privileged)
+    # Before pivot_root: the remount goes through /proc/self/fd of the host's
+    # procfs (the container's /proc need not be procfs).
+    ops += mounts + _defer_readonly(mounts)
     ops.append(Op("hooks_sync", "/", "run createRuntime and createContainer hooks"))
     if not own_mntns:
         ops.append(Op("pivot", "/", "chroot into the rootfs (no mount namespace)", flags=["chroot"]))
@@ -773,6 +850,15 @@ def build_plan(cfg: dict[str, Any], bundle: str, rootfs: str, host: Host) -> Pla
         ops.append(Op("pivot", "/", "move the rootfs to / and chroot", flags=["no_pivot"]))
     else:
         ops.append(Op("pivot", "/", "pivot_root into the rootfs"))
+    cwd = posixpath.normpath((cfg.get("process") or {}).get("cwd") or "/")
+    if cwd != "/":
+        # A missing working directory is made, as runc and crun do: inside
+        # the new root (resolved there, never through it), owned by the
+        # container's root, 0755, before the rootfs may become read-only.
+        # Best effort: what cannot be made (a /proc magic link, a file on
+        # the way) is then refused by the chdir, with its own checks.
+        ops.append(Op("mkdir", cwd, f"create the working directory {cwd} ($.process.cwd)", mode=0o755,
+                      flags=["optional"]))
     for key, value in sorted((linux.get("sysctl") or {}).items()):
         try:
             path = "/proc/sys/" + "/".join(sysctl_parts(key))

@@ -44,6 +44,12 @@ def _key(key: str) -> str:
     return "['" + key.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
+def _drop(obj: dict[str, object], known: frozenset[str], path: str, out: list[str]) -> None:
+    for key in [k for k in obj if k not in known]:
+        out.append(path + _key(key))
+        del obj[key]
+
+
 def _one_of(subject: str, options: tuple[str, ...], value: object) -> str:
     return subject + "must be one of: " + ", ".join(options) + "; not " + _show(value)
 
@@ -224,6 +230,303 @@ _ENUM13_LIST = (
     "SCMP_CMP_MASKED_EQ",
 )
 _ENUM13 = frozenset(_ENUM13_LIST)
+
+_KEYS1 = frozenset((
+    "ociVersion",
+    "root",
+    "mounts",
+    "process",
+    "hostname",
+    "domainname",
+    "hooks",
+    "annotations",
+    "linux",
+    "solaris",
+    "windows",
+    "vm",
+    "zos",
+    "freebsd",
+))
+
+_KEYS2 = frozenset((
+    "path",
+    "readonly",
+))
+
+_KEYS3 = frozenset((
+    "destination",
+    "source",
+    "type",
+    "options",
+    "uidMappings",
+    "gidMappings",
+))
+
+_KEYS4 = frozenset((
+    "containerID",
+    "hostID",
+    "size",
+))
+
+_KEYS5 = frozenset((
+    "terminal",
+    "consoleSize",
+    "user",
+    "args",
+    "commandLine",
+    "env",
+    "cwd",
+    "capabilities",
+    "rlimits",
+    "noNewPrivileges",
+    "apparmorProfile",
+    "oomScoreAdj",
+    "selinuxLabel",
+    "ioPriority",
+    "scheduler",
+    "execCPUAffinity",
+))
+
+_KEYS6 = frozenset((
+    "height",
+    "width",
+))
+
+_KEYS7 = frozenset((
+    "uid",
+    "gid",
+    "umask",
+    "additionalGids",
+    "username",
+))
+
+_KEYS8 = frozenset((
+    "bounding",
+    "effective",
+    "inheritable",
+    "permitted",
+    "ambient",
+))
+
+_KEYS9 = frozenset((
+    "type",
+    "soft",
+    "hard",
+))
+
+_KEYS10 = frozenset((
+    "class",
+    "priority",
+))
+
+_KEYS11 = frozenset((
+    "policy",
+    "nice",
+    "priority",
+    "flags",
+    "runtime",
+    "deadline",
+    "period",
+))
+
+_KEYS12 = frozenset((
+    "initial",
+    "final",
+))
+
+_KEYS13 = frozenset((
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+))
+
+_KEYS14 = frozenset((
+    "path",
+    "args",
+    "env",
+    "timeout",
+))
+
+_KEYS15 = frozenset((
+    "namespaces",
+    "uidMappings",
+    "gidMappings",
+    "timeOffsets",
+    "devices",
+    "netDevices",
+    "cgroupsPath",
+    "resources",
+    "intelRdt",
+    "sysctl",
+    "seccomp",
+    "rootfsPropagation",
+    "maskedPaths",
+    "readonlyPaths",
+    "mountLabel",
+    "personality",
+    "memoryPolicy",
+))
+
+_KEYS16 = frozenset((
+    "type",
+    "path",
+))
+
+_KEYS17 = frozenset((
+    "secs",
+    "nanosecs",
+))
+
+_KEYS18 = frozenset((
+    "type",
+    "path",
+    "major",
+    "minor",
+    "fileMode",
+    "uid",
+    "gid",
+))
+
+_KEYS19 = frozenset((
+    "name",
+))
+
+_KEYS20 = frozenset((
+    "devices",
+    "memory",
+    "cpu",
+    "pids",
+    "blockIO",
+    "hugepageLimits",
+    "network",
+    "rdma",
+    "unified",
+))
+
+_KEYS21 = frozenset((
+    "allow",
+    "type",
+    "major",
+    "minor",
+    "access",
+))
+
+_KEYS22 = frozenset((
+    "limit",
+    "reservation",
+    "swap",
+    "kernel",
+    "kernelTCP",
+    "swappiness",
+    "disableOOMKiller",
+    "useHierarchy",
+    "checkBeforeUpdate",
+))
+
+_KEYS23 = frozenset((
+    "shares",
+    "quota",
+    "burst",
+    "period",
+    "realtimeRuntime",
+    "realtimePeriod",
+    "cpus",
+    "mems",
+    "idle",
+))
+
+_KEYS24 = frozenset((
+    "limit",
+))
+
+_KEYS25 = frozenset((
+    "weight",
+    "leafWeight",
+    "weightDevice",
+    "throttleReadBpsDevice",
+    "throttleWriteBpsDevice",
+    "throttleReadIOPSDevice",
+    "throttleWriteIOPSDevice",
+))
+
+_KEYS26 = frozenset((
+    "major",
+    "minor",
+    "weight",
+    "leafWeight",
+))
+
+_KEYS27 = frozenset((
+    "major",
+    "minor",
+    "rate",
+))
+
+_KEYS28 = frozenset((
+    "pageSize",
+    "limit",
+))
+
+_KEYS29 = frozenset((
+    "classID",
+    "priorities",
+))
+
+_KEYS30 = frozenset((
+    "name",
+    "priority",
+))
+
+_KEYS31 = frozenset((
+    "hcaHandles",
+    "hcaObjects",
+))
+
+_KEYS32 = frozenset((
+    "closID",
+    "l3CacheSchema",
+    "memBwSchema",
+    "schemata",
+    "enableMonitoring",
+))
+
+_KEYS33 = frozenset((
+    "defaultAction",
+    "defaultErrnoRet",
+    "architectures",
+    "flags",
+    "listenerPath",
+    "listenerMetadata",
+    "syscalls",
+))
+
+_KEYS34 = frozenset((
+    "names",
+    "action",
+    "errnoRet",
+    "args",
+))
+
+_KEYS35 = frozenset((
+    "index",
+    "value",
+    "valueTwo",
+    "op",
+))
+
+_KEYS36 = frozenset((
+    "domain",
+    "flags",
+))
+
+_KEYS37 = frozenset((
+    "mode",
+    "nodes",
+    "flags",
+))
 
 
 def _match_oci_version(s: str) -> bool:
@@ -1610,6 +1913,346 @@ def _s_Syscall_args_item(v: object, p: str) -> None:
             raise ConfigError(f"{p}.op", _one_of("", _ENUM13_LIST, x4))
 
 
+def _u_IDMappings(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS4.issuperset(x):
+                _drop(x, _KEYS4, f"{p}[{i}]", out)
+
+
+def _u_Mount(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS3.issuperset(v):
+        _drop(v, _KEYS3, p, out)
+    x_uidMappings = v.get("uidMappings")
+    if x_uidMappings is not None:
+        _u_IDMappings(x_uidMappings, f"{p}.uidMappings", out)
+    x_gidMappings = v.get("gidMappings")
+    if x_gidMappings is not None:
+        _u_IDMappings(x_gidMappings, f"{p}.gidMappings", out)
+
+
+def _u_root_mounts(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            _u_Mount(x, f"{p}[{i}]", out)
+
+
+def _u_Process_rlimits(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS9.issuperset(x):
+                _drop(x, _KEYS9, f"{p}[{i}]", out)
+
+
+def _u_Process(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS5.issuperset(v):
+        _drop(v, _KEYS5, p, out)
+    x_consoleSize = v.get("consoleSize")
+    if x_consoleSize is not None:
+        if isinstance(x_consoleSize, dict) and not _KEYS6.issuperset(x_consoleSize):
+            _drop(x_consoleSize, _KEYS6, f"{p}.consoleSize", out)
+    x_user = v.get("user")
+    if x_user is not None:
+        if isinstance(x_user, dict) and not _KEYS7.issuperset(x_user):
+            _drop(x_user, _KEYS7, f"{p}.user", out)
+    x_capabilities = v.get("capabilities")
+    if x_capabilities is not None:
+        if isinstance(x_capabilities, dict) and not _KEYS8.issuperset(x_capabilities):
+            _drop(x_capabilities, _KEYS8, f"{p}.capabilities", out)
+    x_rlimits = v.get("rlimits")
+    if x_rlimits is not None:
+        _u_Process_rlimits(x_rlimits, f"{p}.rlimits", out)
+    x_ioPriority = v.get("ioPriority")
+    if x_ioPriority is not None:
+        if isinstance(x_ioPriority, dict) and not _KEYS10.issuperset(x_ioPriority):
+            _drop(x_ioPriority, _KEYS10, f"{p}.ioPriority", out)
+    x_scheduler = v.get("scheduler")
+    if x_scheduler is not None:
+        if isinstance(x_scheduler, dict) and not _KEYS11.issuperset(x_scheduler):
+            _drop(x_scheduler, _KEYS11, f"{p}.scheduler", out)
+    x_execCPUAffinity = v.get("execCPUAffinity")
+    if x_execCPUAffinity is not None:
+        if isinstance(x_execCPUAffinity, dict) and not _KEYS12.issuperset(x_execCPUAffinity):
+            _drop(x_execCPUAffinity, _KEYS12, f"{p}.execCPUAffinity", out)
+
+
+def _u_HookList(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS14.issuperset(x):
+                _drop(x, _KEYS14, f"{p}[{i}]", out)
+
+
+def _u_Hooks(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS13.issuperset(v):
+        _drop(v, _KEYS13, p, out)
+    x_prestart = v.get("prestart")
+    if x_prestart is not None:
+        _u_HookList(x_prestart, f"{p}.prestart", out)
+    x_createRuntime = v.get("createRuntime")
+    if x_createRuntime is not None:
+        _u_HookList(x_createRuntime, f"{p}.createRuntime", out)
+    x_createContainer = v.get("createContainer")
+    if x_createContainer is not None:
+        _u_HookList(x_createContainer, f"{p}.createContainer", out)
+    x_startContainer = v.get("startContainer")
+    if x_startContainer is not None:
+        _u_HookList(x_startContainer, f"{p}.startContainer", out)
+    x_poststart = v.get("poststart")
+    if x_poststart is not None:
+        _u_HookList(x_poststart, f"{p}.poststart", out)
+    x_poststop = v.get("poststop")
+    if x_poststop is not None:
+        _u_HookList(x_poststop, f"{p}.poststop", out)
+
+
+def _u_Linux_namespaces(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS16.issuperset(x):
+                _drop(x, _KEYS16, f"{p}[{i}]", out)
+
+
+def _u_Linux_timeOffsets(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    for k, x in v.items():
+        if x is not None:
+            if isinstance(x, dict) and not _KEYS17.issuperset(x):
+                _drop(x, _KEYS17, f"{p}{_key(k)}", out)
+
+
+def _u_Linux_devices(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS18.issuperset(x):
+                _drop(x, _KEYS18, f"{p}[{i}]", out)
+
+
+def _u_Linux_netDevices(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    for k, x in v.items():
+        if x is not None:
+            if isinstance(x, dict) and not _KEYS19.issuperset(x):
+                _drop(x, _KEYS19, f"{p}{_key(k)}", out)
+
+
+def _u_Resources_devices(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS21.issuperset(x):
+                _drop(x, _KEYS21, f"{p}[{i}]", out)
+
+
+def _u_Resources_blockIO_weightDevice(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS26.issuperset(x):
+                _drop(x, _KEYS26, f"{p}[{i}]", out)
+
+
+def _u_BlockIOThrottleList(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS27.issuperset(x):
+                _drop(x, _KEYS27, f"{p}[{i}]", out)
+
+
+def _u_Resources_blockIO(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS25.issuperset(v):
+        _drop(v, _KEYS25, p, out)
+    x_weightDevice = v.get("weightDevice")
+    if x_weightDevice is not None:
+        _u_Resources_blockIO_weightDevice(x_weightDevice, f"{p}.weightDevice", out)
+    x_throttleReadBpsDevice = v.get("throttleReadBpsDevice")
+    if x_throttleReadBpsDevice is not None:
+        _u_BlockIOThrottleList(x_throttleReadBpsDevice, f"{p}.throttleReadBpsDevice", out)
+    x_throttleWriteBpsDevice = v.get("throttleWriteBpsDevice")
+    if x_throttleWriteBpsDevice is not None:
+        _u_BlockIOThrottleList(x_throttleWriteBpsDevice, f"{p}.throttleWriteBpsDevice", out)
+    x_throttleReadIOPSDevice = v.get("throttleReadIOPSDevice")
+    if x_throttleReadIOPSDevice is not None:
+        _u_BlockIOThrottleList(x_throttleReadIOPSDevice, f"{p}.throttleReadIOPSDevice", out)
+    x_throttleWriteIOPSDevice = v.get("throttleWriteIOPSDevice")
+    if x_throttleWriteIOPSDevice is not None:
+        _u_BlockIOThrottleList(x_throttleWriteIOPSDevice, f"{p}.throttleWriteIOPSDevice", out)
+
+
+def _u_Resources_hugepageLimits(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS28.issuperset(x):
+                _drop(x, _KEYS28, f"{p}[{i}]", out)
+
+
+def _u_Resources_network_priorities(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS30.issuperset(x):
+                _drop(x, _KEYS30, f"{p}[{i}]", out)
+
+
+def _u_Resources_network(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS29.issuperset(v):
+        _drop(v, _KEYS29, p, out)
+    x_priorities = v.get("priorities")
+    if x_priorities is not None:
+        _u_Resources_network_priorities(x_priorities, f"{p}.priorities", out)
+
+
+def _u_Resources_rdma(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    for k, x in v.items():
+        if x is not None:
+            if isinstance(x, dict) and not _KEYS31.issuperset(x):
+                _drop(x, _KEYS31, f"{p}{_key(k)}", out)
+
+
+def _u_Resources(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS20.issuperset(v):
+        _drop(v, _KEYS20, p, out)
+    x_devices = v.get("devices")
+    if x_devices is not None:
+        _u_Resources_devices(x_devices, f"{p}.devices", out)
+    x_memory = v.get("memory")
+    if x_memory is not None:
+        if isinstance(x_memory, dict) and not _KEYS22.issuperset(x_memory):
+            _drop(x_memory, _KEYS22, f"{p}.memory", out)
+    x_cpu = v.get("cpu")
+    if x_cpu is not None:
+        if isinstance(x_cpu, dict) and not _KEYS23.issuperset(x_cpu):
+            _drop(x_cpu, _KEYS23, f"{p}.cpu", out)
+    x_pids = v.get("pids")
+    if x_pids is not None:
+        if isinstance(x_pids, dict) and not _KEYS24.issuperset(x_pids):
+            _drop(x_pids, _KEYS24, f"{p}.pids", out)
+    x_blockIO = v.get("blockIO")
+    if x_blockIO is not None:
+        _u_Resources_blockIO(x_blockIO, f"{p}.blockIO", out)
+    x_hugepageLimits = v.get("hugepageLimits")
+    if x_hugepageLimits is not None:
+        _u_Resources_hugepageLimits(x_hugepageLimits, f"{p}.hugepageLimits", out)
+    x_network = v.get("network")
+    if x_network is not None:
+        _u_Resources_network(x_network, f"{p}.network", out)
+    x_rdma = v.get("rdma")
+    if x_rdma is not None:
+        _u_Resources_rdma(x_rdma, f"{p}.rdma", out)
+
+
+def _u_Syscall_args(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            if isinstance(x, dict) and not _KEYS35.issuperset(x):
+                _drop(x, _KEYS35, f"{p}[{i}]", out)
+
+
+def _u_Syscall(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS34.issuperset(v):
+        _drop(v, _KEYS34, p, out)
+    x_args = v.get("args")
+    if x_args is not None:
+        _u_Syscall_args(x_args, f"{p}.args", out)
+
+
+def _u_Seccomp_syscalls(v: object, p: str, out: list[str]) -> None:
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            _u_Syscall(x, f"{p}[{i}]", out)
+
+
+def _u_Seccomp(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS33.issuperset(v):
+        _drop(v, _KEYS33, p, out)
+    x_syscalls = v.get("syscalls")
+    if x_syscalls is not None:
+        _u_Seccomp_syscalls(x_syscalls, f"{p}.syscalls", out)
+
+
+def _u_Linux(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS15.issuperset(v):
+        _drop(v, _KEYS15, p, out)
+    x_namespaces = v.get("namespaces")
+    if x_namespaces is not None:
+        _u_Linux_namespaces(x_namespaces, f"{p}.namespaces", out)
+    x_uidMappings = v.get("uidMappings")
+    if x_uidMappings is not None:
+        _u_IDMappings(x_uidMappings, f"{p}.uidMappings", out)
+    x_gidMappings = v.get("gidMappings")
+    if x_gidMappings is not None:
+        _u_IDMappings(x_gidMappings, f"{p}.gidMappings", out)
+    x_timeOffsets = v.get("timeOffsets")
+    if x_timeOffsets is not None:
+        _u_Linux_timeOffsets(x_timeOffsets, f"{p}.timeOffsets", out)
+    x_devices = v.get("devices")
+    if x_devices is not None:
+        _u_Linux_devices(x_devices, f"{p}.devices", out)
+    x_netDevices = v.get("netDevices")
+    if x_netDevices is not None:
+        _u_Linux_netDevices(x_netDevices, f"{p}.netDevices", out)
+    x_resources = v.get("resources")
+    if x_resources is not None:
+        _u_Resources(x_resources, f"{p}.resources", out)
+    x_intelRdt = v.get("intelRdt")
+    if x_intelRdt is not None:
+        if isinstance(x_intelRdt, dict) and not _KEYS32.issuperset(x_intelRdt):
+            _drop(x_intelRdt, _KEYS32, f"{p}.intelRdt", out)
+    x_seccomp = v.get("seccomp")
+    if x_seccomp is not None:
+        _u_Seccomp(x_seccomp, f"{p}.seccomp", out)
+    x_personality = v.get("personality")
+    if x_personality is not None:
+        if isinstance(x_personality, dict) and not _KEYS36.issuperset(x_personality):
+            _drop(x_personality, _KEYS36, f"{p}.personality", out)
+    x_memoryPolicy = v.get("memoryPolicy")
+    if x_memoryPolicy is not None:
+        if isinstance(x_memoryPolicy, dict) and not _KEYS37.issuperset(x_memoryPolicy):
+            _drop(x_memoryPolicy, _KEYS37, f"{p}.memoryPolicy", out)
+
+
+def _u_root(v: object, p: str, out: list[str]) -> None:
+    if not isinstance(v, dict):
+        return
+    if not _KEYS1.issuperset(v):
+        _drop(v, _KEYS1, p, out)
+    x_root = v.get("root")
+    if x_root is not None:
+        if isinstance(x_root, dict) and not _KEYS2.issuperset(x_root):
+            _drop(x_root, _KEYS2, f"{p}.root", out)
+    x_mounts = v.get("mounts")
+    if x_mounts is not None:
+        _u_root_mounts(x_mounts, f"{p}.mounts", out)
+    x_process = v.get("process")
+    if x_process is not None:
+        _u_Process(x_process, f"{p}.process", out)
+    x_hooks = v.get("hooks")
+    if x_hooks is not None:
+        _u_Hooks(x_hooks, f"{p}.hooks", out)
+    x_linux = v.get("linux")
+    if x_linux is not None:
+        _u_Linux(x_linux, f"{p}.linux", out)
+
+
 def validate_process(doc: object) -> None:
     """Raise ConfigError for the first way *doc* breaks $defs/Process."""
     _d_Process(doc, "$")
@@ -1618,3 +2261,27 @@ def validate_process(doc: object) -> None:
 def validate_resources(doc: object) -> None:
     """Raise ConfigError for the first way *doc* breaks $defs/Resources."""
     _d_Resources(doc, "$")
+
+
+def strip_unknown(doc: object) -> list[str]:
+    """Remove the properties of *doc* that root does not list (in place, at any
+    depth) and return their JSON paths: the runtime-spec says to ignore them."""
+    out: list[str] = []
+    _u_root(doc, "$", out)
+    return out
+
+
+def strip_unknown_process(doc: object) -> list[str]:
+    """Remove the properties of *doc* that Process does not list (in place, at any
+    depth) and return their JSON paths: the runtime-spec says to ignore them."""
+    out: list[str] = []
+    _u_Process(doc, "$", out)
+    return out
+
+
+def strip_unknown_resources(doc: object) -> list[str]:
+    """Remove the properties of *doc* that Resources does not list (in place, at any
+    depth) and return their JSON paths: the runtime-spec says to ignore them."""
+    out: list[str] = []
+    _u_Resources(doc, "$", out)
+    return out

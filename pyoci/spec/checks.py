@@ -659,6 +659,69 @@ def check_memory_policy(cfg: Config) -> None:
                           "need nodes")
 
 
+# Bytes the kernel refuses in a network device name (net/core/dev.c
+# dev_valid_name: '/', ':' and what its isspace() calls space, 0xa0 included).
+_IFNAME_BAD = frozenset(b"/: \t\n\v\f\r\xa0\x00")
+IFNAMSIZ = 16
+
+
+def ifname_problem(name: object, template: bool = False) -> str | None:
+    """Why the kernel would refuse ``name`` as a network device name, or None.
+    With ``template``, one "%d" (the kernel picks the number) is allowed."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) >= IFNAMSIZ:
+        return f"is {len(raw)} bytes long; a network device name has at most {IFNAMSIZ - 1}"
+    if name in (".", ".."):
+        return "cannot be . or .."
+    if any(b in _IFNAME_BAD for b in raw):
+        return "must not contain '/', ':', whitespace or NUL"
+    if "%" in name and (not template or name.count("%") != 1 or "%d" not in name):
+        return ("may hold '%' only as one \"%d\" (a template the kernel numbers)" if template
+                else "must not contain '%' (no existing device has it)")
+    return None
+
+
+def check_net_devices(cfg: Config) -> None:
+    """linux.netDevices: valid names, no two moved to the same name (nor to
+    lo, which every network namespace has), and a network namespace of the
+    container's own to move them into (runc: "unable to move network devices
+    without a private NET namespace").  Whether the devices exist and the
+    caller may move them is the host's business (pyoci.linux.netdev)."""
+    devices = _linux(cfg).get("netDevices")
+    if not devices:
+        return
+    targets: dict[str, str] = {}
+    for host_name, dev in devices.items():
+        field = "$.linux.netDevices" + _key(host_name)
+        problem = ifname_problem(host_name)
+        if problem:
+            raise ConfigError(field, f"the host device name {_show(host_name)} {problem}")
+        if host_name == "lo":
+            raise ConfigError(field, "the loopback device cannot leave its network namespace "
+                              "(the container gets its own lo)")
+        name = dev.get("name") or host_name
+        if dev.get("name") is not None:
+            problem = ifname_problem(dev["name"], template=True)
+            if problem:
+                raise ConfigError(field + ".name", f"{_show(dev['name'])} {problem}")
+        if name == "lo":
+            raise ConfigError(field + (".name" if dev.get("name") else ""),
+                              'a device cannot be moved in as "lo": every network namespace has '
+                              "its own loopback device", hint="choose another name")
+        if "%" not in name:
+            if name in targets:
+                raise ConfigError(field, f"moves a device in as {_show(name)}, as "
+                                  f"$.linux.netDevices{_key(targets[name])} does",
+                                  hint="give each device its own name")
+            targets[name] = host_name
+    if not _owns_namespace(cfg, "network", {}):
+        raise ConfigError("$.linux.netDevices", "unable to move network devices without a private "
+                          "network namespace: the container would share the host's",
+                          hint='add {"type": "network"} to linux.namespaces')
+
+
 CHECKS: list[Callable[[Config], None]] = [
     check_root_present,
     check_root_path,
@@ -686,6 +749,7 @@ CHECKS: list[Callable[[Config], None]] = [
     check_seccomp_errno,
     check_personality,
     check_memory_policy,
+    check_net_devices,
 ]
 
 

@@ -12,6 +12,9 @@ read the file (a regular file of at most 16 MiB, :data:`limits.MAX_DOCUMENT_BYTE
 parse JSON, no NUL or lone surrogate in any string (:func:`limits.check_strings`),
 ``ociVersion`` in 1.0.x..1.3.x, the schema, the ranges of the numbers that reach C
 (:func:`limits.check_numbers`), then the semantic checks in :mod:`pyoci.spec.checks`.
+Between the schema and the number ranges, properties the schema does not list
+are removed (and named with ``--debug``): the runtime-spec says runtimes MUST
+ignore unknown properties.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyoci import jsonfast
+from pyoci import jsonfast, report
 from pyoci.errors import ConfigError, PyociError
 from pyoci.spec import _validator, checks, limits
 
@@ -44,9 +47,12 @@ def load_config(bundle: str) -> dict[str, Any]:
     wrong with its content.
     """
     path = os.path.join(bundle, CONFIG_NAME)
+    report.phase("imports")
     raw = _read(path, "read config")
     doc = _parse(raw)
+    report.phase("load")
     _check(doc, raw)
+    report.phase("validate")
     return doc
 
 
@@ -61,6 +67,7 @@ def _check(doc: dict[str, Any], raw: str | bytes) -> None:
     limits.check_strings(doc, raw=raw)
     check_version(doc)
     _validator.validate(doc)
+    _ignore_unknown(_validator.strip_unknown(doc))
     limits.check_numbers(doc)
     checks.check_config(doc)
 
@@ -70,10 +77,13 @@ def load_process(path: str) -> dict[str, Any]:
     try:
         raw = _read(path, "read process file")
         doc = _parse(raw)
+        report.phase("load")
         limits.check_strings(doc, raw=raw)
         _validator.validate_process(doc)
+        _ignore_unknown(_validator.strip_unknown_process(doc), f"process file {path}: ")
         limits.check_process_numbers(doc, "$")
         checks.check_process(doc, "$")
+        report.phase("validate")
     except ConfigError as e:
         raise e.relabel(f"process file {path}") from None
     return doc
@@ -86,9 +96,23 @@ def load_resources(path: str) -> dict[str, Any]:
         doc = _parse(raw)
         limits.check_strings(doc, raw=raw)
         _validator.validate_resources(doc)
+        _ignore_unknown(_validator.strip_unknown_resources(doc),
+                        "resources from stdin: " if path == "-" else f"resources file {path}: ")
     except ConfigError as e:
         raise e.relabel("resources from stdin" if path == "-" else f"resources file {path}") from None
     return doc
+
+
+def _ignore_unknown(paths: list[str], where: str = "config.json ") -> None:
+    """The runtime-spec's Extensibility rule: a property pyoci does not know
+    is no error; the generated validator has removed it from the document
+    (so nothing later acts on it), and --debug names each one."""
+    if paths:
+        from pyoci.report import debug
+
+        for path in paths:
+            debug(f"{where}{path}: ignoring unknown property (the runtime-spec says to ignore "
+                  "properties a runtime does not know)")
 
 
 def check_version(doc: dict[str, Any]) -> None:

@@ -21,6 +21,14 @@ additionalProperties (bool or schema), propertyNames, anyOf, $ref to
 A ``$defs`` entry with ``"x-pyoci-export": "NAME"`` also gets a public
 ``NAME(doc)`` validating a document of that shape at ``$``.
 
+Unknown properties (keys an object schema with ``properties`` does not list,
+where it has no ``additionalProperties``) are not errors: the runtime-spec's
+Extensibility rule says runtimes MUST ignore them.  The generated module's
+``strip_unknown(doc)`` (and ``strip_unknown_NAME`` for each export
+``validate_NAME``) removes them from a validated document in place and
+returns their JSON paths, so no later stage can trip over (or act on) a key
+pyoci does not know, and ``--debug`` can name each one.
+
 Integers are strict: ``true`` and ``1.0`` are not integers (Go's encoding/json,
 which runc uses, rejects both).
 
@@ -325,7 +333,20 @@ class _Generator:
             if len(fn.body) == before:
                 fn.body.append("    return")
         parts = [fn.header + "\n" + "\n".join(fn.body) + "\n" for fn in self.functions]
-        return "\n\n".join(self.constants) + "\n\n\n" + "\n\n".join(self.predicates + parts + exports)
+        strip = _StripGenerator(self)
+        exports.append(strip.entry("strip_unknown", self.schema, "root"))
+        for name, schema in self.defs.items():
+            export = schema.get("x-pyoci-export")
+            if export is None:
+                continue
+            suffix = export[len("validate_"):] if export.startswith("validate_") else export
+            public = "strip_unknown_" + suffix
+            if public in self.names:
+                raise SchemaError(f"{name}: {public} is taken")
+            self.names.add(public)
+            exports.append(strip.entry(public, schema, name))
+        return "\n\n".join(self.constants) + "\n\n\n" + "\n\n".join(
+            self.predicates + parts + strip.functions + exports)
 
     def _emit(
         self,
@@ -519,6 +540,140 @@ class _Generator:
                 self._emit(fn, extra, item, sub_path, ind + "    ", where + "_value")
 
 
+class _StripGenerator:
+    """The ``strip_unknown`` walkers: one function per object schema that
+    lists ``properties`` (or holds one that does), removing the keys it does
+    not list and descending into the ones that can hold such objects."""
+
+    def __init__(self, gen: _Generator) -> None:
+        self.gen = gen
+        self.functions: list[str] = []
+        self.names: dict[int, str] = {}
+        self.structural: dict[int, bool] = {}
+
+    def _deref(self, schema: Any, where: str) -> Any:
+        seen: set[str] = set()
+        while isinstance(schema, dict) and "$ref" in schema:
+            name = self.gen._resolve(schema["$ref"], where)
+            if name in seen:
+                raise SchemaError(f"{where}: $ref cycle through {name}")
+            seen.add(name)
+            if set(schema) - _ANNOTATIONS - {"$ref"}:
+                raise SchemaError(f"{where}: $ref beside other keywords is not supported by strip_unknown")
+            schema = self.gen.defs[name]
+        return schema
+
+    def _known(self, schema: dict[str, Any], where: str) -> dict[str, Any]:
+        """The keys an object schema lists: its properties and its anyOf branches'."""
+        known = dict(schema.get("properties") or {})
+        for i, branch in enumerate(schema.get("anyOf") or []):
+            for key, sub in ((branch or {}).get("properties") or {}).items():
+                if key not in known:
+                    if self._has_structure(sub, f"{where}_anyOf{i}_{key}"):
+                        raise SchemaError(f"{where}: an object property only an anyOf branch lists")
+                    known[key] = sub
+        return known
+
+    def _has_structure(self, schema: Any, where: str) -> bool:
+        """Whether a value of this schema can hold an object with listed properties."""
+        schema = self._deref(schema, where)
+        if not isinstance(schema, dict):
+            return False
+        key = id(schema)
+        if key in self.structural:
+            return self.structural[key]
+        self.structural[key] = False        # (a cycle holds nothing new)
+        found = bool(self._known(schema, where))
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict) and self._has_structure(extra, where + "_value"):
+            found = True
+        if "items" in schema and self._has_structure(schema["items"], where + "_item"):
+            found = True
+        for key2, sub in self._known(schema, where).items():
+            if self._has_structure(sub, f"{where}_{key2}"):
+                found = True
+        self.structural[key] = found
+        return found
+
+    def _leaf_keys(self, schema: Any, where: str) -> str | None:
+        """For an object schema whose listed properties hold nothing to walk:
+        the constant of its keys (checked inline, without a call)."""
+        schema = self._deref(schema, where)
+        if not isinstance(schema, dict) or schema.get("additionalProperties", True) not in (True, {}):
+            return None
+        known = self._known(schema, where)
+        if not known or "items" in schema:
+            return None
+        if any(self._has_structure(sub, f"{where}_{k}") for k, sub in known.items()):
+            return None
+        return self.gen._keyset_const(list(known))
+
+    def _call(self, sub: Any, where: str, value: str, path: str, ind: str) -> list[str]:
+        """Lines that walk ``value`` (of schema ``sub``) at ``path`` (an f-string body)."""
+        leaf = self._leaf_keys(sub, where)
+        if leaf is not None:
+            return [f"{ind}if isinstance({value}, dict) and not {leaf}.issuperset({value}):",
+                    f'{ind}    _drop({value}, {leaf}, f"{path}", out)']
+        return [f'{ind}{self.function(sub, where)}({value}, f"{path}", out)']
+
+    def function(self, schema: Any, where: str) -> str:
+        """The walker for values of ``schema`` (which has structure)."""
+        if isinstance(schema, dict) and "$ref" in schema:
+            where = self.gen._resolve(schema["$ref"], where)
+        schema = self._deref(schema, where)
+        name = self.names.get(id(schema))
+        if name:
+            return name
+        name = self.gen._unique("_u_" + _slug(where))
+        self.names[id(schema)] = name
+        body: list[str] = []
+        known = self._known(schema, where)
+        extra = schema.get("additionalProperties", True)
+        if known or extra is not True:
+            body.append("    if not isinstance(v, dict):")
+            body.append("        return")
+        if known and (extra is True or extra == {}):
+            const = self.gen._keyset_const(list(known))
+            body.append(f"    if not {const}.issuperset(v):")
+            body.append(f"        _drop(v, {const}, p, out)")
+        for key, sub in known.items():
+            if not self._has_structure(sub, f"{where}_{key}"):
+                continue
+            x = "x_" + _slug(key)
+            body.append(f"    {x} = v.get({_str_lit(key)})")
+            body.append(f"    if {x} is not None:")
+            seg = _str_lit(_key_segment(key))[1:-1].replace("{", "{{").replace("}", "}}")
+            body += self._call(sub, f"{where}_{key}", x, "{p}" + seg, "        ")
+        if isinstance(extra, dict) and self._has_structure(extra, where + "_value"):
+            body.append("    for k, x in v.items():")
+            if known:
+                body.append(f"        if k not in {self.gen._keyset_const(list(known))} and x is not None:")
+            else:
+                body.append("        if x is not None:")
+            body += self._call(extra, where + "_value", "x", "{p}{_key(k)}", "            ")
+        if "items" in schema and self._has_structure(schema["items"], where + "_item"):
+            body.append("    if isinstance(v, list):")
+            body.append("        for i, x in enumerate(v):")
+            body += self._call(schema["items"], where + "_item", "x", "{p}[{i}]", "            ")
+        if not body:
+            body.append("    return")
+        header = f"def {name}(v: object, p: str, out: list[str]) -> None:\n"
+        self.functions.append(header + "\n".join(body) + "\n")
+        return name
+
+    def entry(self, public: str, schema: Any, where: str) -> str:
+        head = (
+            f"def {public}(doc: object) -> list[str]:\n"
+            f'    """Remove the properties of *doc* that {where} does not list (in place, at any\n'
+            f'    depth) and return their JSON paths: the runtime-spec says to ignore them."""\n'
+        )
+        if not self._has_structure(schema, where):
+            return head + "    return []\n"
+        fname = self.function(schema, where)
+        return head + f'    out: list[str] = []\n    {fname}(doc, "$", out)\n    return out\n'
+
+
+
 def _slug(text: str) -> str:
     out = "".join(c if c.isalnum() else "_" for c in text)
     return out.strip("_") or "x"
@@ -561,6 +716,12 @@ def _key(key: str) -> str:
     if key.isidentifier():
         return "." + key
     return "['" + key.replace("\\", "\\\\").replace("'", "\\'") + "']"
+
+
+def _drop(obj: dict[str, object], known: frozenset[str], path: str, out: list[str]) -> None:
+    for key in [k for k in obj if k not in known]:
+        out.append(path + _key(key))
+        del obj[key]
 
 
 def _one_of(subject: str, options: tuple[str, ...], value: object) -> str:

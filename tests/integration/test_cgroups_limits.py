@@ -34,6 +34,31 @@ def cg_dirs(pid: int) -> dict[str, Path]:
     return out
 
 
+def blkio_weight_file() -> str | None:
+    """The v1 weight file this kernel offers: blkio.weight (CFQ), blkio.bfq.weight
+    (BFQ), or None: without either I/O scheduler there is no weight to set,
+    and the tests leave it out rather than depend on the disk's scheduler."""
+    for name in ("blkio.weight", "blkio.bfq.weight"):
+        if (CG / "blkio" / name).exists():
+            return name
+    return None
+
+
+def a_block_device() -> tuple[int, int] | None:
+    """A whole block device of this machine (major, minor), for throttle rules:
+    whatever /sys/dev/block lists, never a number assumed from one machine."""
+    base = Path("/sys/dev/block")
+    if not base.is_dir():
+        return None
+    for entry in sorted(base.iterdir()):
+        if (entry / "partition").exists():
+            continue
+        major, _, minor = entry.name.partition(":")
+        if major.isdigit() and minor.isdigit():
+            return int(major), int(minor)
+    return None
+
+
 def read(p: Path) -> str:
     return p.read_text().strip()
 
@@ -191,36 +216,50 @@ def test_device_rule_allows_one_device(oci: Env, cgname: str) -> None:
 def test_update_flags_change_a_running_container(oci: Env, cgname: str) -> None:
     cid, pid, dirs = running(oci, {"memory": {"limit": 128 * MB}, "cpu": {"shares": 1024},
                                    "pids": {"limit": 100}}, "sleep 1000", cgname)
+    # Each flag whose file this kernel may lack is given only where it has
+    # it: the weight (CFQ or BFQ scheduler), swap accounting (memsw), the
+    # CFS burst (5.14+) and SCHED_IDLE groups (5.15+).
+    weight_file = blkio_weight_file()
+    memsw = (CG / "memory" / "memory.memsw.limit_in_bytes").exists()
+    burst = (CG / "cpu" / "cpu.cfs_burst_us").exists()
+    idle = (CG / "cpu" / "cpu.idle").exists()
     try:
-        oci.pyoci("update", "--memory", "64m", "--memory-swap", "96m", "--memory-reservation", "32M",
+        extra = (["--blkio-weight", "200"] if weight_file else []) + \
+            (["--memory-swap", "96m"] if memsw else []) + (["--cpu-burst", "5000"] if burst else [])
+        oci.pyoci("update", "--memory", "64m", "--memory-reservation", "32M",
                   "--cpu-share", "512", "--cpu-period", "50000", "--cpu-quota", "25000",
-                  "--cpu-burst", "5000", "--pids-limit", "42", "--blkio-weight", "200", cid).ok()
+                  "--pids-limit", "42", *extra, cid).ok()
         assert read(dirs["memory"] / "memory.limit_in_bytes") == str(64 * MB)
-        assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(96 * MB)
+        if memsw:
+            assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(96 * MB)
         assert read(dirs["memory"] / "memory.soft_limit_in_bytes") == str(32 * MB)
         assert read(dirs["cpu"] / "cpu.shares") == "512"
         assert read(dirs["cpu"] / "cpu.cfs_period_us") == "50000"
         assert read(dirs["cpu"] / "cpu.cfs_quota_us") == "25000"
-        assert read(dirs["cpu"] / "cpu.cfs_burst_us") == "5000"
+        if burst:
+            assert read(dirs["cpu"] / "cpu.cfs_burst_us") == "5000"
         assert read(dirs["pids"] / "pids.max") == "42"
-        weight = dirs["blkio"] / "blkio.weight"
-        assert read(weight if weight.exists() else dirs["blkio"] / "blkio.bfq.weight") == "200"
+        if weight_file:
+            assert read(dirs["blkio"] / weight_file) == "200"
         # runc's spellings and aliases
         oci.pyoci("update", "--cpu-shares", "300", "--cpuset-cpus", "0", "--cpuset-mems", "0",
                   "--kernel-memory", "10m", cid).ok()
         assert read(dirs["cpu"] / "cpu.shares") == "300"
         assert read(dirs["cpuset"] / "cpuset.cpus") == "0"
         assert "Cpus_allowed_list:\t0" in Path(f"/proc/{pid}/status").read_text()
-        oci.pyoci("update", "--cpu-idle", "1", cid).ok()
-        assert read(dirs["cpu"] / "cpu.idle") == "1"
-        # growing memory and swap together: memsw is written first
-        oci.pyoci("update", "--memory", "256m", "--memory-swap", "512m", cid).ok()
-        assert read(dirs["memory"] / "memory.limit_in_bytes") == str(256 * MB)
-        assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(512 * MB)
+        if idle:
+            oci.pyoci("update", "--cpu-idle", "1", cid).ok()
+            assert read(dirs["cpu"] / "cpu.idle") == "1"
+        if memsw:
+            # growing memory and swap together: memsw is written first
+            oci.pyoci("update", "--memory", "256m", "--memory-swap", "512m", cid).ok()
+            assert read(dirs["memory"] / "memory.limit_in_bytes") == str(256 * MB)
+            assert read(dirs["memory"] / "memory.memsw.limit_in_bytes") == str(512 * MB)
         # -1: unlimited memory (and memsw with it)
         oci.pyoci("update", "--memory", "-1", cid).ok()
         assert int(read(dirs["memory"] / "memory.limit_in_bytes")) > 1 << 60
-        assert int(read(dirs["memory"] / "memory.memsw.limit_in_bytes")) > 1 << 60
+        if memsw:
+            assert int(read(dirs["memory"] / "memory.memsw.limit_in_bytes")) > 1 << 60
         # a resources document on stdin
         doc = {"pids": {"limit": 9}, "memory": {"limit": 100 * MB}}
         oci.pyoci("update", "--resources", "-", cid, stdin=json.dumps(doc)).ok()
@@ -292,43 +331,63 @@ def test_update_errors(oci: Env, cgname: str) -> None:
 
 
 def test_all_v1_fields_read_back(oci: Env, cgname: str) -> None:
-    res = {
+    res: dict[str, Any] = {
         "memory": {"limit": 64 * MB, "reservation": 32 * MB, "swap": 128 * MB, "swappiness": 10,
                    "disableOOMKiller": False, "kernel": 0, "kernelTCP": 16 * MB, "useHierarchy": True},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 10000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 30},
-        "blockIO": {"weight": 300,
-                    "throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": MB}],
-                    "throttleWriteBpsDevice": [{"major": 254, "minor": 0, "rate": 2 * MB}],
-                    "throttleReadIOPSDevice": [{"major": 254, "minor": 0, "rate": 100}],
-                    "throttleWriteIOPSDevice": [{"major": 254, "minor": 0, "rate": 200}]},
         "unified": {"cgroup.max.descendants": "5"},
     }
-    if not Path("/sys/dev/block/254:0").exists():
-        del res["blockIO"]
+    # Fields whose file this kernel may lack are left out where it does.
+    memsw = (CG / "memory" / "memory.memsw.limit_in_bytes").exists()
+    tcp = (CG / "memory" / "memory.kmem.tcp.limit_in_bytes").exists()
+    burst = (CG / "cpu" / "cpu.cfs_burst_us").exists()
+    if not memsw:
+        del res["memory"]["swap"]
+    if not tcp:
+        del res["memory"]["kernelTCP"]
+    if not burst:
+        del res["cpu"]["burst"]
+    # Block I/O: a weight only where the kernel has a weight file (CFQ or
+    # BFQ), throttles on a block device this machine has.
+    weight_file = blkio_weight_file()
+    dev = a_block_device()
+    blockio: dict[str, Any] = {"weight": 300} if weight_file else {}
+    if dev is not None:
+        maj, mnr = dev
+        blockio.update({"throttleReadBpsDevice": [{"major": maj, "minor": mnr, "rate": MB}],
+                        "throttleWriteBpsDevice": [{"major": maj, "minor": mnr, "rate": 2 * MB}],
+                        "throttleReadIOPSDevice": [{"major": maj, "minor": mnr, "rate": 100}],
+                        "throttleWriteIOPSDevice": [{"major": maj, "minor": mnr, "rate": 200}]})
+    if blockio and (CG / "blkio").is_dir():
+        res["blockIO"] = blockio
     cid, pid, d = running(oci, res, "sleep 1000", cgname)
     try:
         expect = {
             d["memory"] / "memory.limit_in_bytes": str(64 * MB),
             d["memory"] / "memory.soft_limit_in_bytes": str(32 * MB),
-            d["memory"] / "memory.memsw.limit_in_bytes": str(128 * MB),
             d["memory"] / "memory.swappiness": "10",
-            d["memory"] / "memory.kmem.tcp.limit_in_bytes": str(16 * MB),
             d["cpu"] / "cpu.shares": "512",
             d["cpu"] / "cpu.cfs_quota_us": "50000",
             d["cpu"] / "cpu.cfs_period_us": "100000",
-            d["cpu"] / "cpu.cfs_burst_us": "10000",
             d["cpuset"] / "cpuset.cpus": "0",
             d["cpuset"] / "cpuset.mems": "0",
             d["pids"] / "pids.max": "30",
         }
-        if "blockIO" in res:
-            weight = d["blkio"] / "blkio.weight"
-            expect[weight if weight.exists() else d["blkio"] / "blkio.bfq.weight"] = "300"
-            expect[d["blkio"] / "blkio.throttle.read_bps_device"] = f"254:0 {MB}"
-            expect[d["blkio"] / "blkio.throttle.write_bps_device"] = f"254:0 {2 * MB}"
-            expect[d["blkio"] / "blkio.throttle.read_iops_device"] = "254:0 100"
-            expect[d["blkio"] / "blkio.throttle.write_iops_device"] = "254:0 200"
+        if memsw:
+            expect[d["memory"] / "memory.memsw.limit_in_bytes"] = str(128 * MB)
+        if tcp:
+            expect[d["memory"] / "memory.kmem.tcp.limit_in_bytes"] = str(16 * MB)
+        if burst:
+            expect[d["cpu"] / "cpu.cfs_burst_us"] = "10000"
+        if "blockIO" in res and weight_file:
+            expect[d["blkio"] / weight_file] = "300"
+        if "blockIO" in res and dev is not None:
+            key = f"{dev[0]}:{dev[1]}"
+            expect[d["blkio"] / "blkio.throttle.read_bps_device"] = f"{key} {MB}"
+            expect[d["blkio"] / "blkio.throttle.write_bps_device"] = f"{key} {2 * MB}"
+            expect[d["blkio"] / "blkio.throttle.read_iops_device"] = f"{key} 100"
+            expect[d["blkio"] / "blkio.throttle.write_iops_device"] = f"{key} 200"
         got = {str(p): read(p) for p in expect}
         assert got == {str(p): v for p, v in expect.items()}
         assert keyed(d["memory"] / "memory.oom_control")["oom_kill_disable"] == 0
@@ -466,7 +525,8 @@ def _v2_has(ctrl: str) -> bool:
     ({"memory": {"swappiness": 101}}, ["$.linux.resources.memory.swappiness", "0-100"]),
     ({"cpu": {"quota": 10}}, ["$.linux.resources.cpu.quota", "cpu.cfs_quota_us", "Invalid argument"]),
     ({"cpu": {"shares": 1}}, ["$.linux.resources.cpu.shares", "minimum allowed cpu shares is 2"]),
-    ({"memory": {"foo": 1}}, ["$.linux.resources.memory.foo", "not a linux.resources field"]),
+    # (an unknown key such as memory.foo is ignored, as the runtime-spec's
+    # Extensibility rule requires: tests/integration/test_unknown_properties_run.py)
 ])
 def test_what_the_host_cannot_apply_is_an_error(oci: Env, cgname: str, res: dict[str, Any],
                                                 expect: list[str]) -> None:
@@ -475,6 +535,8 @@ def test_what_the_host_cannot_apply_is_an_error(oci: Env, cgname: str, res: dict
         pytest.skip(f"this host mounts {ctrl}")
     if "leafWeight" in str(res) and not (CG / "blkio").is_dir():
         pytest.skip("no blkio")
+    if "leafWeight" in str(res) and (CG / "blkio" / "blkio.leaf_weight").exists():
+        pytest.skip("this kernel has blkio.leaf_weight (CFQ): the field applies here")
     b = oci.bundle()
     b.linux["cgroupsPath"] = cgname
     b.linux["resources"] = res

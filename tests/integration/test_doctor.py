@@ -242,6 +242,8 @@ def _node(oci: Env, name: str, major: int, minor: int, mode: int) -> Path:
 
 
 def test_tun_status_matches_reality(oci: Env, users: dict[str, SubidUser]) -> None:
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("this machine has no /dev/net/tun")
     u = users["good"]
     before = os.stat("/dev/net/tun")
     d = Doctor(oci, u)

@@ -86,8 +86,9 @@ CASES: dict[str, tuple[Mutator, list[str], str]] = {
                                     "create"),
     # (an unknown capability is a warning since runtime-spec 1.1: test_compat.py)
     "relative-cwd": (_set_process("cwd", "tmp"), ["$.process.cwd", "absolute"], "create"),
-    "missing-cwd": (_set_process("cwd", "/does/not/exist"), ["/does/not/exist", "$.process.cwd",
-                                                              "No such file or directory"], "create"),
+    # a missing cwd is made (as runc); one below a file cannot be
+    "cwd-below-a-file": (_set_process("cwd", "/bin/busybox/sub"), ["/bin/busybox/sub", "$.process.cwd",
+                                                                   "Not a directory"], "create"),
     "missing-rootfs": (_cfg(lambda c: c["root"].__setitem__("path", "no-such-rootfs")),
                        ["$.root.path", "no-such-rootfs"], "create"),
     "rootfs-is-a-file": (_rootfs_is_a_file, ["$.root.path", "afile"], "create"),

@@ -526,7 +526,8 @@ def test_rootless_init_runs_the_sealed_copy_and_is_out_of_reach(rl: Rootless) ->
     """As an unprivileged user the memfd is the user's own, mapped to the
     container's root: exec-only, it still leaves the init non-dumpable, with
     its mm in the initial user namespace, out of reach even of the user
-    itself (so `exec` into a created rootless container is refused)."""
+    itself (`exec` into a created rootless container gets the namespaces
+    from the init over its start socket instead)."""
     b = rl.bundle(["true"])
     rl.save(b)
     cid = rl.oci.cid()
@@ -535,9 +536,9 @@ def test_rootless_init_runs_the_sealed_copy_and_is_out_of_reach(rl: Rootless) ->
     assert os.readlink(f"/proc/{pid}/exe") == "/memfd:pyoci-init (deleted)"
     assert os.stat(f"/proc/{pid}/environ").st_uid == 0       # not dumpable
     r = rl.pyoci("exec", cid, "true")
+    assert os.stat(f"/proc/{pid}/environ").st_uid == 0       # still not dumpable after the exec
     rl.pyoci("delete", "--force", cid).ok()
-    assert r.rc != 0 and len(r.err_lines) == 1, str(r)
-    assert "not dumpable" in r.stderr and "internal error" not in r.stderr, str(r)
+    assert r.rc == 0, str(r)
 
 
 @pytest.mark.parametrize("field", ["scheduler", "ioPriority"])

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 GOOD = REPO / "spec-fixtures" / "config" / "good"
 FORBIDDEN = {
     "re", "enum", "json", "typing", "dataclasses", "jsonschema", "signal", "functools", "collections",
+    "structlog",
 }
 
 _STATEMENT = (

@@ -44,7 +44,7 @@ def test_sysfs_fallback_only_in_a_user_namespace() -> None:
     assert "sysfs_fallback" not in _op(plan, "/sys").flags
     plan = build_plan(_cfg([SYSFS], USERNS), "/b", "/b/rootfs", ROOTLESS)
     op = _op(plan, "/sys")
-    assert op.flags == ["mkdir", "sysfs_fallback"] and op.mflags & mo.MS_RDONLY
+    assert op.flags == ["mkdir", "ordinary_dir", "sysfs_fallback"] and op.mflags & mo.MS_RDONLY
     # root inside someone else's user namespace (rootless Podman) too
     inside = Host(euid=0, egid=0, init_userns=False, setgroups_denied=False)
     assert "sysfs_fallback" in _op(build_plan(_cfg([SYSFS]), "/b", "/b/rootfs", inside), "/sys").flags

@@ -1,0 +1,46 @@
+"""pyoci validate: check a bundle (schema, pyoci's rules, this host) without
+running anything; exit 0 when it would run here, 1 otherwise."""
+
+from __future__ import annotations
+
+import sys
+
+from pyoci.cli.flags import Flag
+from pyoci.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+USAGE = "[--bundle DIR] [--json]"
+FLAGS = [
+    Flag("bundle", "str", aliases=("b",), default=".", help="the bundle directory (default: .)"),
+    Flag("json", help="print {bundle, ok, problems: [{stage, path, rule, message, value}]}"),
+]
+
+
+def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
+    import json
+    import os
+
+    from pyoci import report
+    from pyoci.spec.validate import validate_bundle
+
+    if pos:
+        raise UsageError(f"validate takes no arguments (usage: pyoci validate {USAGE})")
+    bundle = os.path.abspath(str(opts["bundle"] or "."))
+    problems = validate_bundle(bundle)
+    report.phase("validate")
+    if opts["json"]:
+        doc = {"bundle": bundle, "ok": not problems, "problems": [p.as_dict() for p in problems]}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for p in problems:
+            sys.stdout.write(p.line() + "\n")
+        if not problems:
+            sys.stdout.write(f"{bundle}: config.json passes the schema, pyoci's checks and this host's\n")
+    if problems:
+        n = len(problems)
+        report.error(f"bundle {bundle} would not run here: {n} problem{'s' if n != 1 else ''}")
+        return 1
+    return 0
