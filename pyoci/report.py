@@ -1,9 +1,11 @@
 """Where errors, warnings and debug lines go; every layer reports here and
 the CLI configures it.
 
-Every line goes through structlog (:mod:`pyoci.logfmt` configures it once and
-holds the renderers), but only when something is logged: a command that
-succeeds without --debug never imports structlog.
+Every line in a log format goes through structlog (:mod:`pyoci.logfmt`
+configures it once and holds the renderers), but only when such a line is
+logged (a --log file is given, or --debug): a command that succeeds without
+--debug never imports structlog, and neither does a failure or warning that
+only prints its ``pyoci: ...`` line on stderr.
 
 - stderr always gets one ``pyoci: MESSAGE`` line per failure
   (``pyoci: warning: ...`` for a warning);
@@ -60,7 +62,22 @@ def bind(**fields: Any) -> None:
     _context.update(fields)
 
 
+def _console(level: str, msg: str) -> None:
+    import sys
+
+    sys.stderr.write(f"pyoci: {msg}\n" if level == "error" else f"pyoci: {level}: {msg}\n")
+    sys.stderr.flush()
+
+
 def _emit(level: str, msg: str, fields: dict[str, Any], console: bool, to_log: bool) -> None:
+    if not to_log:
+        # Only the plain `pyoci: ...` line, which has no log format to render:
+        # written here, so that a failure without --log or --debug (`state` of
+        # an unknown id, which engines and `make bench` call) does not pay
+        # structlog's import (~50-70 ms: it brings asyncio and logging).
+        if console:
+            _console(level, msg)
+        return
     try:
         from pyoci import logfmt
     except ImportError as e:        # structlog missing (a broken install): still one stderr line

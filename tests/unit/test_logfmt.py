@@ -125,9 +125,13 @@ def test_quiet_report_does_not_import_structlog() -> None:
             "print('structlog' in sys.modules, 'pyoci.logfmt' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout == "False False\n"
-    # an error pays for it
-    code = code.replace("report.summary('run'); ", "report.error('boom'); ")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # an error that is only the stderr line does not pay for it either ...
+    quiet_error = code.replace("report.summary('run'); ", "report.error('boom'); ")
+    r = subprocess.run([sys.executable, "-c", quiet_error], capture_output=True, text=True, check=True)
+    assert r.stdout == "False False\n" and r.stderr == "pyoci: boom\n"
+    # ... one with a --log line to render does
+    logged = quiet_error.replace("configure(None,", "configure('/dev/null',")
+    r = subprocess.run([sys.executable, "-c", logged], capture_output=True, text=True, check=True)
     assert r.stdout == "True True\n" and r.stderr == "pyoci: boom\n"
 
 
@@ -143,8 +147,9 @@ def test_phase_timings_without_debug_are_cheap() -> None:
 def test_error_line_without_structlog() -> None:
     """A broken install (structlog missing) still gets its one stderr line, no traceback."""
     code = ("import sys; sys.modules['structlog'] = None; from pyoci.cli import main; "
-            "sys.exit(main(['--root', sys.argv[1], 'state', 'nope']))")
-    r = subprocess.run([sys.executable, "-c", code, "/nonexistent-root"], capture_output=True, text=True,
+            "sys.exit(main(['--root', sys.argv[1], '--log', sys.argv[2], 'state', 'nope']))")
+    r = subprocess.run([sys.executable, "-c", code, "/nonexistent-root", "/nonexistent-dir/log"],
+                       capture_output=True, text=True,
                        check=False)
     assert r.returncode == 1
     assert r.stderr.startswith("pyoci: container 'nope' does not exist (and the log is unavailable: ")
