@@ -29,7 +29,7 @@ APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
 	containerd docker.io rootlesskit clang-format
 
-.PHONY: help deps venv install dev test lint format-c bench load demo demo-prefix clean distclean podman-conf man
+.PHONY: help deps venv install dev test lint format-c bench load demo demo-prefix clean distclean podman-conf man fuzz
 
 help:
 	@echo "make demo       set everything up (as root) and run a busybox container as root and as $(DEMO_USER)"
@@ -40,6 +40,7 @@ help:
 	@echo "make dev        pip install -e '.[test]' into $(VENV) (editable, with pytest, ruff, mypy)"
 	@echo "make lint       ruff check + mypy on pyoci/, strict C warnings and clang-format check on csrc/"
 	@echo "make format-c   reformat csrc/ with clang-format (.clang-format)"
+	@echo "make fuzz       fuzz config.json as root and rootless (FUZZ_N=2000 cases each, FUZZ_SEED=, FUZZ_CASE=)"
 	@echo "make bench      time pyoci against runc (BENCH_N=30 runs each, BENCH_JSON=FILE for JSON)"
 	@echo "make load       pyoci against runc under concurrent load (LOAD_REPS=5 LOAD_N=100 LOAD_J=20 LOAD_T=50;"
 	@echo "                LOAD_USER=name: rootless, as that user; LOAD_ARGS=--setsid ...)"
@@ -121,6 +122,16 @@ lint: $(DEV_STAMP)
 # csrc/ in the style of .clang-format.
 format-c:
 	clang-format -i csrc/*.c csrc/*.h
+
+# The config fuzz test of `make test` (tests/integration/test_config_fuzz.py),
+# longer.  It prints its seed; FUZZ_SEED=S FUZZ_CASE=N replays one case.
+FUZZ_N ?= 2000
+FUZZ_SEED ?=
+FUZZ_CASE ?=
+.PHONY: fuzz
+fuzz: $(DEV_STAMP)
+	FUZZ_N=$(FUZZ_N) FUZZ_SEED=$(FUZZ_SEED) FUZZ_CASE=$(FUZZ_CASE) \
+	  $(PY) -m pytest tests/integration/test_config_fuzz.py -q -s -p no:cacheprovider
 
 bench: install
 	$(PY) -m pyoci.devtools.bench

@@ -94,8 +94,17 @@ def _emit(level: str, msg: str, fields: dict[str, Any], console: bool, to_log: b
                 log_path=_log_path, log_format=_log_format)
 
 
+# The longest error line: a value from the config quoted in full (a 1 MB
+# argument) would bury the message.
+MAX_ERROR_CHARS = 4096
+
+
 def error(msg: str) -> None:
     msg = " ".join(msg.split("\n"))
+    if len(msg) > MAX_ERROR_CHARS:
+        keep = MAX_ERROR_CHARS // 2
+        gone = len(msg[keep:-keep].encode(errors="surrogatepass"))
+        msg = f"{msg[:keep]} [... {gone} bytes of this message left out ...] {msg[-keep:]}"
     _emit("error", msg, {}, console=True, to_log=_log_path is not None)
 
 

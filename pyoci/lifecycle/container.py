@@ -313,7 +313,7 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
         debug(f"created {cid}: init pid {pid}")
         if own_console >= 0:
             os.close(own_console)
-    except BaseException:
+    except BaseException as exc:
         if own_console >= 0:
             os.close(own_console)
         if start_fd >= 0:
@@ -330,12 +330,20 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             from pyoci.linux.mounts import unmount_under
 
             unmount_under(rootfs)
+        oom_error = None
+        if isinstance(exc, ChildError) and cg_limits:
+            # killed by its memory cgroup?
+            from pyoci.linux.oom import setup_oom_error
+
+            oom_error = setup_oom_error(cg_paths, resources)
         cgroups.remove(cg_created)
         try:
             c.remove()
         except PyociError as e:
             _warn(f"{e}")
         c.close()
+        if oom_error is not None:
+            raise oom_error from None
         raise
     c.close()
     return pid
@@ -385,6 +393,9 @@ def start(root: str, cid: str) -> None:
 
 
 def _drop_socket(c: store.Container, strict: bool = False) -> None:
+    """Remove the start socket (which marks the container started).  With
+    *strict*, a failure (a read-only --root) is an error naming the file,
+    raised before the init is told to go; otherwise it is ignored."""
     try:
         os.unlink(store.START_SOCKET, dir_fd=c.dirfd)
     except FileNotFoundError:

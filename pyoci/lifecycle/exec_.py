@@ -95,8 +95,14 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_exec_plan
     from pyoci.report import debug, phase
+    from pyoci.spec import limits
 
     try:
+        # (The strings need no check_strings: a --process file had it, the
+        # container's own process had it at create, and the command line's
+        # cannot hold a NUL; an argument that is not UTF-8 arrives as
+        # surrogateescape text and reaches the process as its bytes, as with runc.)
+        limits.check_process_numbers(opts.process, "$")
         check_lsm({"process": opts.process})
     except ConfigError as e:
         raise e.relabel("exec") from None
@@ -208,11 +214,11 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         if opts.pid_file:
             try:
                 store.write_file_atomic(opts.pid_file, str(child).encode())
-            except OSError as e:
+            except PyociError:
                 # Nothing left behind: the process never reached its program
                 # unseen by the caller (runc kills it too).
                 _kill_quietly(child)
-                raise PyociError(f"exec --pid-file {opts.pid_file}: write: {e.strerror}") from None
+                raise
         debug(f"exec in {cid}: process pid {child}")
     master = -1
     if mine >= 0:

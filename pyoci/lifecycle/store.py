@@ -128,7 +128,8 @@ def write_error(what: str, path: str, e: OSError) -> PyociError:
 
 
 def write_file_atomic(path: str, data: bytes) -> None:
-    """Write a file that may live anywhere (the pid file)."""
+    """Write a file that may live anywhere (the pid file); a failure is a
+    PyociError naming the flag, the file and the errno."""
     d, base = os.path.split(os.path.abspath(path))
     try:
         dirfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -137,7 +138,8 @@ def write_file_atomic(path: str, data: bytes) -> None:
         finally:
             os.close(dirfd)
     except OSError as e:
-        raise write_error("write", path, e) from None
+        # (no --root hint: the pid file lives wherever the caller said)
+        raise PyociError.from_os("write --pid-file", e, path=path) from None
 
 
 def pid_record(pid: int) -> bytes:

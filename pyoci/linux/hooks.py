@@ -56,6 +56,8 @@ def _run_one(stage: str, i: int, hook: dict[str, Any], state: dict[str, Any],
                              close_fds=True, preexec_fn=preexec)
     except OSError as e:
         raise HookError(f"{where}: cannot run", op=stage, path=path, errno=e.errno) from None
+    except subprocess.SubprocessError:     # preexec failed: it could not enter the namespaces
+        raise HookError(f"{where}: cannot enter the container's namespaces", op=stage, path=path) from None
     try:
         out, err, exited = _exchange(p, data, timeout)
     finally:
@@ -177,6 +179,19 @@ def in_namespaces_of(pid: int, with_user: bool) -> Callable[[], None]:
     namespace (and its user namespace first, when it has one)."""
     from pyoci.linux.consts import CLONE_NEWNS, CLONE_NEWUSER
     from pyoci.native._helper import lib
+
+    # Try the namespace files here, where a failure can be reported with its
+    # errno (a rootless runtime may not open them: the init is not dumpable
+    # before it starts), rather than in the child, where it can't.
+    for name in (("user", "mnt") if with_user else ("mnt",)):
+        try:
+            os.close(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError as e:
+            hint = ("a rootless runtime cannot enter a container's namespaces before it starts"
+                    if e.errno == 13 and with_user else None)
+            raise HookError("createContainer hook: enter the container's namespaces: open "
+                            f"/proc/{pid}/ns/{name}", op="createContainer", errno=e.errno,
+                            hint=hint) from None
 
     def enter() -> None:
         if with_user:

@@ -23,7 +23,15 @@ def hold_fd_range(first: int, count: int) -> None:
     container; one the caller did not open would otherwise be the next fd
     pyoci opens (its state-directory lock, a socket of the sync protocol),
     which the container must never get.  (The C helper refuses to start when
-    one of the protocol's fds lies in that range anyway.)"""
+    one of the protocol's fds lies in that range anyway.)
+
+    A count below 0 or past this process's open-file limit is a UsageError."""
+    highest = os.sysconf("SC_OPEN_MAX")     # RLIMIT_NOFILE's soft limit
+    if not 0 <= count <= highest - first:
+        from pyoci.errors import UsageError
+
+        raise UsageError(f"--preserve-fds {count}: must be 0 to {max(0, highest - first)} "
+                         f"(fds {first} and up, below the open-file limit {highest})")
     null = -1
     try:
         for fd in range(first, first + count):

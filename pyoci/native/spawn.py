@@ -155,7 +155,11 @@ class _Encoded:
     def s(self, value: str | None) -> Any:
         if value is None:
             return ffi.NULL
-        buf = ffi.new("char[]", value.encode())
+        # os.fsencode: a path from the command line (--bundle) that is not
+        # UTF-8 arrives as surrogateescape text and goes back to its bytes;
+        # the config's own strings hold no NUL or lone surrogate
+        # (pyoci.spec.limits.check_strings).
+        buf = ffi.new("char[]", os.fsencode(value))
         self.keep.append(buf)
         return buf
 
@@ -732,7 +736,7 @@ def init_namespaces(dirfd: int, name: str) -> dict[str, int]:
 
 
 def connect_listener(path: str) -> int:
-    fd = lib.pyoci_connect_path(path.encode())
+    fd = lib.pyoci_connect_path(os.fsencode(path))
     if fd < 0:
         raise PyociError(f"connect to the seccomp agent at {path} ($.linux.seccomp.listenerPath)",
                          op="connect", path=path, errno=-fd)
@@ -740,7 +744,7 @@ def connect_listener(path: str) -> int:
 
 
 def connect_console(path: str) -> int:
-    fd = lib.pyoci_connect_path(path.encode())
+    fd = lib.pyoci_connect_path(os.fsencode(path))
     if fd < 0:
         raise PyociError(f"connect to the console socket {path}", op="connect", path=path, errno=-fd,
                          hint="--console-socket must name a listening unix socket")

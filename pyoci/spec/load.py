@@ -8,10 +8,13 @@ the jsonschema library, and nothing uses ``re`` or ``typing``.
 tests/unit/test_import_cost.py keeps it that way.
 
 Order of checks, each failure a :class:`ConfigError` naming the JSON path:
-read the file, parse JSON, ``ociVersion`` in 1.0.x..1.3.x, the schema, then
-the semantic checks in :mod:`pyoci.spec.checks`.  Between the schema and the
-checks, properties the schema does not list are removed (and named with
-``--debug``): the runtime-spec says runtimes MUST ignore unknown properties.
+read the file (a regular file of at most 16 MiB, :data:`limits.MAX_DOCUMENT_BYTES`),
+parse JSON, no NUL or lone surrogate in any string (:func:`limits.check_strings`),
+``ociVersion`` in 1.0.x..1.3.x, the schema, the ranges of the numbers that reach C
+(:func:`limits.check_numbers`), then the semantic checks in :mod:`pyoci.spec.checks`.
+Between the schema and the number ranges, properties the schema does not list
+are removed (and named with ``--debug``): the runtime-spec says runtimes MUST
+ignore unknown properties.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 
 from pyoci import jsonfast, report
 from pyoci.errors import ConfigError, PyociError
-from pyoci.spec import _validator, checks
+from pyoci.spec import _validator, checks, limits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,12 +48,10 @@ def load_config(bundle: str) -> dict[str, Any]:
     """
     path = os.path.join(bundle, CONFIG_NAME)
     report.phase("imports")
-    doc = _parse(_read(path, "read config"))
+    raw = _read(path, "read config")
+    doc = _parse(raw)
     report.phase("load")
-    check_version(doc)
-    _validator.validate(doc)
-    _ignore_unknown(_validator.strip_unknown(doc))
-    checks.check_config(doc)
+    _check(doc, raw)
     report.phase("validate")
     return doc
 
@@ -58,20 +59,29 @@ def load_config(bundle: str) -> dict[str, Any]:
 def parse_config(text: str | bytes) -> dict[str, Any]:
     """Like :func:`load_config` for a config already in memory."""
     doc = _parse(text)
+    _check(doc, text)
+    return doc
+
+
+def _check(doc: dict[str, Any], raw: str | bytes) -> None:
+    limits.check_strings(doc, raw=raw)
     check_version(doc)
     _validator.validate(doc)
     _ignore_unknown(_validator.strip_unknown(doc))
+    limits.check_numbers(doc)
     checks.check_config(doc)
-    return doc
 
 
 def load_process(path: str) -> dict[str, Any]:
     """Read and check an `exec --process` file (a config.json "process" object)."""
     try:
-        doc = _parse(_read(path, "read process file"))
+        raw = _read(path, "read process file")
+        doc = _parse(raw)
         report.phase("load")
+        limits.check_strings(doc, raw=raw)
         _validator.validate_process(doc)
         _ignore_unknown(_validator.strip_unknown_process(doc), f"process file {path}: ")
+        limits.check_process_numbers(doc, "$")
         checks.check_process(doc, "$")
         report.phase("validate")
     except ConfigError as e:
@@ -82,7 +92,9 @@ def load_process(path: str) -> dict[str, Any]:
 def load_resources(path: str) -> dict[str, Any]:
     """Read and check an `update --resources` file ("-" is standard input)."""
     try:
-        doc = _parse(_read(path, "read resources file"))
+        raw = _read(path, "read resources file")
+        doc = _parse(raw)
+        limits.check_strings(doc, raw=raw)
         _validator.validate_resources(doc)
         _ignore_unknown(_validator.strip_unknown_resources(doc),
                         "resources from stdin: " if path == "-" else f"resources file {path}: ")
@@ -132,15 +144,65 @@ def is_supported_version(version: str) -> bool:
 
 
 def _read(path: str, op: str) -> bytes:
+    """The whole file (or standard input for "-"), refusing anything but a
+    regular file and anything over MAX_DOCUMENT_BYTES: a config.json that is
+    a link to /dev/zero, a FIFO or a 1 GB file must not hang pyoci or fill
+    its memory."""
+    limit = limits.MAX_DOCUMENT_BYTES
+    where = "standard input" if path == "-" else path
     try:
         if path == "-":
-            return sys.stdin.buffer.read()
-        with open(path, "rb") as f:
-            return f.read()
+            fd = sys.stdin.fileno()
+            data = _read_fd(fd, limit)
+        else:
+            # stat before open: opening a device or a FIFO can block or act.
+            _require_regular(os.stat(path), op, path)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)       # what was opened, in case the path changed
+                _require_regular(st, op, path)
+                if st.st_size > limit:
+                    _too_big(op, path, st.st_size)
+                data = _read_fd(fd, limit)
+            finally:
+                os.close(fd)
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError)
         hint = "is --bundle right?" if missing and path.endswith(CONFIG_NAME) else None
-        raise PyociError.from_os(op, exc, path=path, hint=hint) from None
+        raise PyociError.from_os(op, exc, path=where, hint=hint) from None
+    if len(data) > limit:
+        _too_big(op, where, None)
+    return data
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    """Up to limit + 1 bytes (one more than allowed tells "too big")."""
+    chunks = []
+    left = limit + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+_FILE_TYPES = {0o020000: "a character device", 0o060000: "a block device", 0o010000: "a FIFO",
+               0o140000: "a socket", 0o040000: "a directory"}
+
+
+def _require_regular(st: os.stat_result, op: str, path: str) -> None:
+    kind = st.st_mode & 0o170000
+    if kind != 0o100000:
+        raise PyociError(f"{op} {path}: {_FILE_TYPES.get(kind, 'a special file')}, not a regular file",
+                         op=op, path=path)
+
+
+def _too_big(op: str, where: str, size: int | None) -> NoReturn:
+    mib = limits.MAX_DOCUMENT_BYTES // (1024 * 1024)
+    text = f" ({size} bytes)" if size is not None else ""
+    raise PyociError(f"{op} {where}: larger than pyoci's limit of {mib} MiB{text}", op=op, path=where)
 
 
 def _reject_constant(name: str) -> NoReturn:

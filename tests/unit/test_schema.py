@@ -204,7 +204,7 @@ def test_load_config_unreadable(tmp_path: Path) -> None:
     (tmp_path / "config.json").mkdir()
     with pytest.raises(PyociError) as info:
         load_config(str(tmp_path))
-    assert "Is a directory" in str(info.value)
+    assert "a directory, not a regular file" in str(info.value)
 
 
 @pytest.mark.parametrize(
