@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Env
+from helpers.ocitest import Env
 
 from pyoci.linux import cgroups
 

@@ -32,8 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import BASE_PATH, Bundle, Env, HostUser, Result, pid_alive, wait_for
-from test_rootless import Rootless, test_user  # noqa: F401 (test_user: a fixture)
+from helpers.ocitest import BASE_PATH, Bundle, Env, HostUser, Result, pid_alive, wait_for
+from helpers.users import Rootless
 
 from pyoci.linux import bpfdev, cgroup_v2, cgroups
 

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ocitest import Bundle, Env, HostUser
-from test_rootless import Rootless, test_user  # noqa: F401 (test_user: a fixture)
+from helpers.ocitest import Bundle, Env, HostUser
+from helpers.users import Rootless
 
 RUNC = shutil.which("runc")
 

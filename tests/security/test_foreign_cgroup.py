@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import BASE_PATH, Bundle, Env, wait_for
+from helpers.ocitest import BASE_PATH, Bundle, Env, wait_for
 
 from pyoci.linux import cgroups
 
