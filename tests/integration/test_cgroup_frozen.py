@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from helpers.ocitest import Env
 
-from pyoci.linux import cgroups
+from pyoci.cgroups import manager as cgroups
 
 KINDS = ["v1-freezer", "cgroup2"]
 

@@ -112,7 +112,7 @@ def test_rootless_time_offsets(rl: Rootless) -> None:
 
 
 def _v1_only_or_undelegated(rl: Rootless) -> bool:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     lay = cgroups.layout()
     return not cgroups.delegated_paths(lay, "/pyoci-probe/x", "x", cgroups.container_paths("/pyoci-probe/x",

@@ -315,7 +315,7 @@ def test_cgroups_check_follows_delegation(oci: Env, users: dict[str, SubidUser])
     (cgroups.delegated_paths): a cgroup beside its own in a delegated
     subtree (ok, with the controllers offered there), one below its own
     cgroup when only that is writable (warn: no limits there), or none."""
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     lay = cgroups.layout()
     if lay.unified is None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from helpers.ocitest import BASE_PATH, Bundle, Env, wait_for
 
-from pyoci.linux import cgroups
+from pyoci.cgroups import manager as cgroups
 
 
 def _hierarchy_dir(name: str) -> str | None:

@@ -34,7 +34,7 @@ from helpers.ocitest import Env, HostUser
 from helpers.secutil import Side, describe
 from helpers.users import Rootless
 
-from pyoci.linux import cgroups
+from pyoci.cgroups import manager as cgroups
 
 
 @pytest.fixture

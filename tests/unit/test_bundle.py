@@ -95,7 +95,7 @@ def test_the_installed_launcher_serves_pyoci_from_its_bundle() -> None:
     prelude = text.split("from pyoci.cli import entry")[0].split("\n", 1)[1]
     probe = prelude + (
         "import pyoci.cli.run, pyoci.lifecycle.container, pyoci.native.spawn, pyoci.plan.build\n"
-        "import pyoci.spec.load, pyoci.linux.cgroups\n"
+        "import pyoci.spec.load, pyoci.cgroups.manager\n"
         "for n, m in sorted(sys.modules.items()):\n"
         "    if m.__spec__ is None:\n"
         "        continue                 # cffi's pyoci.native._helper.lib and .ffi\n"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pyoci.cgroups import common as cgroups
+from pyoci.cgroups import v1
 from pyoci.errors import PyociError
-from pyoci.linux import cgroups
 
 GOOD = Path(__file__).resolve().parents[2] / "spec-fixtures" / "config" / "good"
 
@@ -58,7 +59,7 @@ def test_empty_and_ignored_fields_pass() -> None:
 def test_a_cgroup2_only_host_refuses_limits_with_the_field() -> None:
     lay = cgroups.Layout({}, "/sys/fs/cgroup")
     with pytest.raises(PyociError) as e:
-        cgroups.apply({"memory": {"kernel": 5, "limit": 10}}, {"": "/sys/fs/cgroup/x"}, lay)
+        v1.apply({"memory": {"kernel": 5, "limit": 10}}, {"": "/sys/fs/cgroup/x"}, lay)
     assert "$.linux.resources.memory.limit" in str(e.value)
     # Podman's deny-all device rule alone is not a limit
-    cgroups.apply({"devices": [{"allow": False, "access": "rwm"}]}, {"": "/nonexistent"}, lay)
+    v1.apply({"devices": [{"allow": False, "access": "rwm"}]}, {"": "/nonexistent"}, lay)
