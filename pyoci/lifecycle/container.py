@@ -86,7 +86,8 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
     ``console_fd``: a connected socket to send the pty master to, for callers
     (run) that hold the console themselves; otherwise --console-socket."""
     from pyoci import jsonfast
-    from pyoci.linux import cgroups, consts
+    from pyoci.cgroups import manager as cgroups
+    from pyoci.linux import consts
     from pyoci.native import spawn
     from pyoci.plan.build import Host, build_plan
     from pyoci.spec.load import load_config
@@ -471,7 +472,7 @@ def container_pids(c: store.Container) -> list[int]:
     paths = st.get("cgroup_paths") or {}
     created = st.get("cgroups_created") or []
     if paths and created:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         # the container's cgroup and its sub-cgroups, where pyoci made it
         found = cgroups.pids(paths, created=created)
@@ -518,14 +519,14 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
             _kill_each(c, targets, sig)
     else:
         if paths and created:
-            from pyoci.linux import cgroups
+            from pyoci.cgroups import manager as cgroups
 
             signalled = cgroups.signal_all(paths, sig, created=created)
         if not signalled and status is not STOPPED:
             _kill_each(c, _host_pidns_members(c), sig)
     freezer = st.get("freezer")
     if sig == SIGKILL and freezer and status == "paused":
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         cgroups.freeze(freezer, False)   # a frozen task cannot die
 
@@ -562,7 +563,7 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             # A frozen task cannot die: thaw so the SIGKILL takes effect and
             # the container leaves `paused` (runc does the same; other
             # signals stay pending until `resume`, as with runc).
-            from pyoci.linux import cgroups
+            from pyoci.cgroups import manager as cgroups
 
             cgroups.freeze(freezer, False)
 
@@ -682,7 +683,7 @@ def _destroy(c: store.Container, status: Status) -> None:
     else:
         paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         # Leftovers are killed as runc does: when the container has no pid
         # namespace of its own (or create died before saying).
@@ -698,7 +699,7 @@ def _destroy(c: store.Container, status: Status) -> None:
 
 def _cgroups_of(pid: int) -> list[str]:
     """The directories of pid's cgroups that are not the caller's own."""
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     try:
         theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
@@ -772,7 +773,7 @@ def list_containers(root: str) -> list[dict[str, Any]]:
 
 
 def pause(root: str, cid: str, resume: bool = False) -> None:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     verb = "resume" if resume else "pause"
     with store.open_container(root, cid, verb=verb) as c:
@@ -796,7 +797,7 @@ def ps(root: str, cid: str) -> list[int]:
 
 
 def update(root: str, cid: str, resources: dict[str, Any]) -> None:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     with store.open_container(root, cid, verb="update") as c:
         status = c.status()

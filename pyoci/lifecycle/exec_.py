@@ -179,7 +179,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         def join_cgroups(child: int, in_cgroup2: bool) -> None:
             # SYNC 2: the new process joins the container's cgroups before it runs.
             if paths:
-                from pyoci.linux import cgroups
+                from pyoci.cgroups import manager as cgroups
 
                 done = placement.joined(paths, in_cgroup2) if placement is not None else []
                 cgroups.attach(child, paths, False, done)
