@@ -12,6 +12,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DESCRIPTION = """Check a bundle without creating anything, and list every problem found,
+one a line, in three stages: schema (config.json against the runtime-spec
+JSON Schema, with the jsonschema library: the JSON path, the rule broken
+and the offending value), check (ociVersion and every semantic rule create
+applies) and, once both pass, host (what this machine and caller can
+provide: the rootfs, the namespaces created or joined, seccomp, idmapped
+mounts, the cgroup files the limits need, labels, sysctls, rootless rules,
+id maps covered by /etc/subuid and /etc/subgid). Exits 0 when the bundle
+would run here, else 1 with one "bundle DIR would not run here: N problems"
+error line. --json prints the same for tools."""
+EXAMPLE = "pyoci validate --bundle /tmp/demo --json"
 USAGE = "[--bundle DIR] [--json]"
 FLAGS = [
     Flag("bundle", "str", aliases=("b",), default=".", help="the bundle directory (default: .)"),

@@ -53,7 +53,7 @@ def test_each_example_parses_with_the_commands_flags(name: str) -> None:
     module = dict((n, m) for n, _, m in manpages.commands())[name]
     argv = shlex.split(module.EXAMPLE)[2:]
     _, pos = parse(argv, list(module.FLAGS), stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
-    assert name in ("features", "list", "spec") or pos, (name, argv)
+    assert name in ("features", "list", "spec", "validate") or pos, (name, argv)
     parse(shlex.split(manpages.MAIN_EXAMPLE)[1:], GLOBAL_FLAGS, stop_at_positional=True)
 
 
