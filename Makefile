@@ -27,7 +27,7 @@ DEMO_PREFIX := /opt/pyoci
 
 APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc uidmap hyperfine \
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
-	containerd docker.io rootlesskit clang-format
+	containerd docker.io rootlesskit clang-format buildah
 
 .PHONY: help deps venv install dev test lint format-c bench load demo demo-prefix clean distclean podman-conf man fuzz
 

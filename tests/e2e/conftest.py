@@ -97,7 +97,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     why = {podman: _missing_prereq(podman) for podman in (True, False)}
     for item in items:
         if str(item.path).startswith(HERE):
-            reason = why[item.path.name.startswith("test_podman")]
+            reason = why[item.path.name.startswith(("test_podman", "test_build"))]
             if reason is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
@@ -317,6 +317,9 @@ def _ids_since(events_file: str, offset: int) -> set[str]:
 
 
 def _mounts_under(path: str, pid: str = "self") -> list[str]:
+    # path + "/": the root setup's base (.../root) is a prefix of the
+    # rootless one's (.../rootless)
+    path = path.rstrip("/") + "/"
     try:
         with open(f"/proc/{pid}/mountinfo") as f:
             return [line.strip() for line in f if path in line.split(" - ")[0]]
@@ -343,6 +346,7 @@ def processes_of(base: str, ids: set[str], skip: set[int]) -> list[tuple[int, st
     environment, or their root inside ``base`` (a container's); ``skip``,
     this process and its parent are left out."""
     skip = skip | {os.getpid(), os.getppid()}
+    base = base.rstrip("/") + "/"  # .../root is a prefix of .../rootless
     own_mntns = os.readlink("/proc/self/ns/mnt")
     found = []
     for d in os.listdir("/proc"):
