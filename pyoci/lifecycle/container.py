@@ -11,6 +11,7 @@ import time
 from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
+from pyoci.lifecycle.record import StateRecord
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
 from pyoci.linux import proc
 
@@ -59,16 +60,16 @@ def _warn(msg: str) -> None:
 
 
 def oci_state(c: store.Container, status: Status) -> dict[str, Any]:
-    st = c.state or {}
+    st = c.state
     out: dict[str, Any] = {
-        "ociVersion": st.get("ociVersion", SPEC_VERSION),
+        "ociVersion": st.oci_version if st is not None else SPEC_VERSION,
         "id": c.cid,
         "status": status,
         "pid": c.pid if status is not STOPPED else 0,
-        "bundle": st.get("bundle", ""),
+        "bundle": st.bundle if st is not None else "",
     }
-    if st.get("annotations"):
-        out["annotations"] = st["annotations"]
+    if st is not None and st.annotations:
+        out["annotations"] = st.annotations
     return out
 
 
@@ -278,29 +279,29 @@ def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> in
             _warn(f"cgroupsPath {linux_cfg['cgroupsPath']!r} ($.linux.cgroupsPath): this user cannot create "
                   f"cgroups there (no delegated cgroup v2 tree), so container {cid!r} runs without a "
                   "cgroup of its own, in the caller's")
-        c.save({
-            "ociVersion": cfg.get("ociVersion", SPEC_VERSION),
-            "id": cid,
-            "pid": pid,
-            "pid_start": pid_start,
-            "bundle": bundle,
-            "rootfs": rootfs,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "owner": os.geteuid(),
-            "annotations": cfg.get("annotations") or {},
-            "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
-            "pid_ns_own": bool(plan.unshare_flags & consts.CLONE_NEWPID),
-            "own_mount_ns": plan.own_mount_ns,
-            "mount_ns_new": bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
-            "process": cfg.get("process") or {},
-            "seccomp": linux_cfg.get("seccomp"),
-            "personality": linux_cfg.get("personality"),
-            "memoryPolicy": linux_cfg.get("memoryPolicy"),
-            "new_keyring": not opts.no_new_keyring,
-            "cgroup_paths": cg_paths,
-            "cgroups_created": cg_created,
-            "freezer": cgroups.freezer_file(cgroups.owned(cg_paths, cg_created)),
-        })
+        c.save(StateRecord(
+            oci_version=cfg.get("ociVersion", SPEC_VERSION),
+            id=cid,
+            pid=pid,
+            pid_start=pid_start,
+            bundle=bundle,
+            rootfs=rootfs,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            owner=os.geteuid(),
+            annotations=cfg.get("annotations") or {},
+            hooks={k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
+            pid_ns_own=bool(plan.unshare_flags & consts.CLONE_NEWPID),
+            own_mount_ns=plan.own_mount_ns,
+            mount_ns_new=bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
+            process=cfg.get("process") or {},
+            seccomp=linux_cfg.get("seccomp"),
+            personality=linux_cfg.get("personality"),
+            memory_policy=linux_cfg.get("memoryPolicy"),
+            new_keyring=not opts.no_new_keyring,
+            cgroup_paths=cg_paths,
+            cgroups_created=cg_created,
+            freezer=cgroups.freezer_file(cgroups.owned(cg_paths, cg_created)),
+        ))
         if opts.pid_file:
             store.write_file_atomic(opts.pid_file, str(pid).encode())
         try:
@@ -377,7 +378,7 @@ def start(root: str, cid: str) -> None:
             raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
         try:
             spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
-                        start_hooks=((c.state or {}).get("hooks") or {}).get("startContainer"))
+                        start_hooks=c.state.hook_list("startContainer") if c.state is not None else None)
         except PyociError:
             # The init exits after a failed start: the container is stopped
             # when the error is printed (an engine deletes it at once).
@@ -386,7 +387,7 @@ def start(root: str, cid: str) -> None:
         finally:
             _drop_socket(c)
     # The lock is not held for poststart: the container runs already.
-    poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
+    poststart = c.state.hook_list("poststart") if c.state is not None else []
     if poststart:
         _run_warn_only(c, "poststart", poststart, RUNNING)
         phase("hooks")
@@ -408,7 +409,7 @@ def _drop_socket(c: store.Container, strict: bool = False) -> None:
 def _wait_exit(c: store.Container, timeout: float = 5.0) -> None:
     """Wait for the init to exit by itself; SIGKILL it after ``timeout``."""
     deadline = time.monotonic() + timeout
-    started = (c.state or {}).get("pid_start")
+    started = _pid_start(c)
     while proc.is_alive(c.pid, started):
         if time.monotonic() > deadline:
             _signal_all(c, SIGKILL, RUNNING)
@@ -466,10 +467,19 @@ def _has_limits(resources: dict[str, Any]) -> bool:
     return False
 
 
+def _pid_start(c: store.Container) -> int | None:
+    return c.state.pid_start if c.state is not None else None
+
+
+def _record(c: store.Container) -> StateRecord:
+    """The state record, or (no state.json) an empty one with its defaults."""
+    return c.state if c.state is not None else store.no_state()
+
+
 def container_pids(c: store.Container) -> list[int]:
-    st = c.state or {}
-    paths = st.get("cgroup_paths") or {}
-    created = st.get("cgroups_created") or []
+    st = _record(c)
+    paths = st.cgroup_paths
+    created = st.cgroups_created
     if paths and created:
         from pyoci.linux import cgroups
 
@@ -477,7 +487,7 @@ def container_pids(c: store.Container) -> list[int]:
         found = cgroups.pids(paths, created=created)
         if found:
             return found
-    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else _host_pidns_members(c)
+    return proc.pids_in_namespace_of(c.pid) if st.pid_ns_own else _host_pidns_members(c)
 
 
 def _host_pidns_members(c: store.Container) -> list[int]:
@@ -485,11 +495,10 @@ def _host_pidns_members(c: store.Container) -> list[int]:
     where no cgroup pyoci made says: its init, what descends from it, and,
     with a mount namespace of its own, every process in that namespace (an
     exec'd process is no descendant of the init) when create made it."""
-    st = c.state or {}
-    if not proc.is_alive(c.pid, st.get("pid_start")):
+    if not proc.is_alive(c.pid, _pid_start(c)):
         return []
     found = proc.descendants(c.pid)
-    if st.get("mount_ns_new"):      # (one joined by path may hold others' processes)
+    if _record(c).mount_ns_new:      # (one joined by path may hold others' processes)
         found += [p for p in proc.pids_in_namespace_of(c.pid, "mnt") if p not in found]
     return found
 
@@ -508,11 +517,11 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
     and is never read for this.  A stopped container is signalled through
     its cgroup only (what outlived the init); its recorded init pid may be
     reused."""
-    st = c.state or {}
-    paths = st.get("cgroup_paths") or {}
-    created = st.get("cgroups_created") or []
+    st = _record(c)
+    paths = st.cgroup_paths
+    created = st.cgroups_created
     signalled: list[int] = []
-    if st.get("pid_ns_own"):
+    if st.pid_ns_own:
         if status is not STOPPED:
             targets = [c.pid] if sig == SIGKILL else (proc.pids_in_namespace_of(c.pid) or [c.pid])
             _kill_each(c, targets, sig)
@@ -523,7 +532,7 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
             signalled = cgroups.signal_all(paths, sig, created=created)
         if not signalled and status is not STOPPED:
             _kill_each(c, _host_pidns_members(c), sig)
-    freezer = st.get("freezer")
+    freezer = st.freezer
     if sig == SIGKILL and freezer and status == "paused":
         from pyoci.linux import cgroups
 
@@ -533,7 +542,7 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
 def _kill_each(c: store.Container, pids: list[int], sig: int) -> None:
     """Signal pids; the init only while it is still the process recorded."""
     for p in pids:
-        if p == c.pid and not proc.is_alive(p, (c.state or {}).get("pid_start")):
+        if p == c.pid and not proc.is_alive(p, _pid_start(c)):
             continue
         try:
             os.kill(p, sig)
@@ -557,7 +566,7 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             _signal_all(c, sig, status)
             return
         _signal_pid(c, sig)
-        freezer = (c.state or {}).get("freezer")
+        freezer = _record(c).freezer
         if sig == SIGKILL and freezer and status == "paused":
             # A frozen task cannot die: thaw so the SIGKILL takes effect and
             # the container leaves `paused` (runc does the same; other
@@ -575,7 +584,7 @@ def _signal_pid(c: store.Container, sig: int) -> None:
         raise PyociError(f"signal the container's init (pid {c.pid})", op="pidfd_open", errno=-pidfd)
     try:
         # The pidfd pins the process: check it is still the one we created.
-        if not proc.is_alive(c.pid, (c.state or {}).get("pid_start")):
+        if not proc.is_alive(c.pid, _pid_start(c)):
             raise InvalidTransition(c.cid, "kill", STOPPED)
         r = lib.pyoci_pidfd_send_signal(pidfd, sig)
         if r < 0:
@@ -590,7 +599,7 @@ def _wait_gone(c: store.Container, timeout: float = 10.0) -> None:
     gone instead of polling with sleeps, each of which costs a trip through a
     busy run queue; without pidfds (Linux < 5.3), poll every 5 ms."""
     deadline = time.monotonic() + timeout
-    started = (c.state or {}).get("pid_start")
+    started = _pid_start(c)
     pidfd = -1
     try:
         pidfd = os.pidfd_open(c.pid)
@@ -647,8 +656,8 @@ def _destroy(c: store.Container, status: Status) -> None:
     if status is not STOPPED and status is not CREATING:
         _signal_all(c, SIGKILL, status)
         _wait_gone(c)
-    st = c.state or {}
-    recorded = "cgroup_paths" in st and "cgroups_created" in st
+    st = _record(c)
+    recorded = st.has("cgroup_paths") and st.has("cgroups_created")
     rec: dict[str, Any] = {}
     if c.state is None or c.damage:
         # create died before state.json, or state.json is damaged: what
@@ -668,17 +677,17 @@ def _destroy(c: store.Container, status: Status) -> None:
         if not recorded and (bad or left):
             problems.append((bad or "nothing records which cgroups pyoci created")
                             + (f"; left in place: {', '.join(left)}" if left else ""))
-        if c.damage and "pid" not in st and not init \
-                and not (st.get("cgroups_created") or rec.get("created")):
+        if c.damage and not st.has("pid") and not init \
+                and not (st.cgroups_created or rec.get("created")):
             problems.append("the init's pid is unknown (a process of the container may still run)")
-    rootfs = st.get("rootfs") if "own_mount_ns" in st else rec.get("rootfs")
-    own_mount_ns = st.get("own_mount_ns", rec.get("own_mount_ns", True))
+    rootfs = (st.rootfs if st.has("rootfs") else None) if st.has("own_mount_ns") else rec.get("rootfs")
+    own_mount_ns = st.own_mount_ns if st.has("own_mount_ns") else rec.get("own_mount_ns", True)
     if rootfs and not own_mount_ns:
         from pyoci.linux.mounts import unmount_under
 
         unmount_under(rootfs)
     if recorded:
-        paths, created = st["cgroup_paths"], st["cgroups_created"]
+        paths, created = st.cgroup_paths, st.cgroups_created
     else:
         paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
@@ -686,8 +695,8 @@ def _destroy(c: store.Container, status: Status) -> None:
 
         # Leftovers are killed as runc does: when the container has no pid
         # namespace of its own (or create died before saying).
-        cgroups.destroy(paths, created, kill=not st.get("pid_ns_own"))
-    poststop = (st.get("hooks") or {}).get("poststop") or []
+        cgroups.destroy(paths, created, kill=not st.pid_ns_own)
+    poststop = st.hook_list("poststop")
     c.remove()
     if poststop:
         _run_warn_only(c, "poststop", poststop, STOPPED)
@@ -760,9 +769,10 @@ def list_containers(root: str) -> list[dict[str, Any]]:
         try:
             with store.open_container(root, cid, peek=True) as c:
                 s = oci_state(c, c.status())
-                s["created"] = (c.state or {}).get("created", "")
-                s["rootfs"] = (c.state or {}).get("rootfs", "")
-                s["owner"] = (c.state or {}).get("owner", "")
+                st = _record(c)
+                s["created"] = st.created
+                s["rootfs"] = st.rootfs
+                s["owner"] = st.owner if st.owner is not None else ""
                 out.append(s)
         except ContainerNotFound:
             continue
@@ -779,8 +789,8 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
         status = c.status()
         if not can(verb, status):
             raise InvalidTransition(cid, verb, status)
-        freezer = (c.state or {}).get("freezer")
-        if not freezer or not (c.state or {}).get("cgroups_created"):
+        freezer = _record(c).freezer
+        if not freezer or not _record(c).cgroups_created:
             raise PyociError(f"cannot {verb} container {cid!r}: it has no freezer cgroup",
                              hint="pausing needs the freezer (v1) or cgroup.freeze (v2) of a cgroup "
                                   "pyoci created: run as root")
@@ -802,12 +812,12 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
         status = c.status()
         if not can("update", status):
             raise InvalidTransition(cid, "update", status)
-        st = c.state or {}
-        paths = st.get("cgroup_paths") or {}
+        st = _record(c)
+        paths = st.cgroup_paths
         lay = cgroups.layout()
         privileged = os.geteuid() == 0 and proc.in_initial_userns()
         delegated = not privileged and cgroups.delegated(lay, paths)
-        if not st.get("cgroups_created") or not (privileged or delegated):
+        if not st.cgroups_created or not (privileged or delegated):
             raise PyociError(f"cannot update container {cid!r}: it has no cgroup pyoci can write",
                              hint="resource limits need root (or a delegated cgroup v2 tree)")
         try:
@@ -816,5 +826,5 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
         except ConfigError as e:
             raise e.relabel("update") from None     # the fields come from the command line too
         if resources:
-            st.setdefault("resources", {}).update(resources)
+            st.resources.update(resources)
             c.save(st)

@@ -112,12 +112,12 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         status = c.status()
         if not can("exec", status) and not (status == "paused" and opts.ignore_paused):
             raise InvalidTransition(cid, "exec in", status)
-        state = c.state or {}
+        state = c.state if c.state is not None else store.no_state()
         pid = c.pid
         phase("state")
         held: list[int] = []     # namespace fds from the init, open until stage1 has joined them
         join = _namespaces_of(pid, cid, c, held)
-        chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
+        chroot = None if state.own_mount_ns else f"/proc/{pid}/root"
         host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
                     preserve_fds=opts.preserve_fds)
         setgroups_denied = _setgroups_denied(pid)
@@ -130,8 +130,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                              "single-id map)", hint="drop --additional-gids (-g) or the process's "
                              "user.additionalGids")
         try:
-            plan = build_exec_plan(opts.process, join, chroot, host, setgroups_denied, state.get("seccomp"),
-                                   state.get("personality"), state.get("memoryPolicy"))
+            plan = build_exec_plan(opts.process, join, chroot, host, setgroups_denied, state.seccomp,
+                                   state.personality, state.memory_policy)
         except ConfigError as e:
             raise e.relabel("exec process") from None
         phase("plan")
@@ -163,9 +163,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         # would otherwise inherit the caller's, e.g. conmon's).
         adj = plan.process.oom_score_adj
         if adj is None:
-            adj = (state.get("process") or {}).get("oomScoreAdj")
-        paths: dict[str, str] = state.get("cgroup_paths") or {}
-        if not state.get("cgroups_created"):
+            adj = state.process.get("oomScoreAdj")
+        paths: dict[str, str] = state.cgroup_paths
+        if not state.cgroups_created:
             paths = {}
         # As for create: without a user namespace the process joins the
         # container's cgroups by itself (spawn.SelfPlacement), which never
@@ -204,7 +204,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         try:
             # A session keyring of its own (anonymous: ""), never the caller's,
             # unless the container was created with --no-new-keyring.
-            keyring = "" if state.get("new_keyring", True) else None
+            keyring = "" if state.new_keyring else None
             child = spawn.spawn(plan, -1, callbacks, [], None, keyring, console_fd, placement)
         finally:
             if console_fd >= 0:

@@ -9,8 +9,9 @@ Files in a container's directory:
                finds the init by it
   state.json   what create recorded (pid, its start time, bundle, hooks, ...),
                written atomically (temp file + rename) once create succeeds;
-               every field is type-checked when read (a damaged file is a
-               DamagedState error naming it, and only `delete --force` goes on)
+               its keys, format versions and checks are pyoci.lifecycle.record's
+               (a damaged file is a DamagedState error naming it, and only
+               `delete --force` goes on; a newer format is refused)
   start.sock   the socket the init waits on until `start` (its presence means
                "created")
 
@@ -45,11 +46,8 @@ from pyoci.errors import (
     PyociError,
 )
 from pyoci.lifecycle import status as st
+from pyoci.lifecycle.record import PID_MAX, NewerState, StateRecord
 from pyoci.linux import proc
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
@@ -60,7 +58,6 @@ LOCK_WAIT = 30.0
 # A state.json is a few KiB (the config's process and annotations); config.json
 # itself is bounded well below this.
 STATE_MAX = 64 << 20
-PID_MAX = 1 << 22           # the kernel's PID_MAX_LIMIT
 SIGKILL = 9
 _ENOSPC = 28
 _EROFS = 30
@@ -244,7 +241,7 @@ class Container:
 
     __slots__ = ("root", "cid", "dirfd", "state", "damage", "locked")
 
-    def __init__(self, root: str, cid: str, dirfd: int, state: dict[str, Any] | None,
+    def __init__(self, root: str, cid: str, dirfd: int, state: StateRecord | None,
                  damage: str | None = None, locked: bool = True) -> None:
         self.root = root
         self.cid = cid
@@ -261,15 +258,14 @@ class Container:
 
     @property
     def pid(self) -> int:
-        pid = (self.state or {}).get("pid")
-        return pid if type(pid) is int else 0
+        return self.state.pid if self.state is not None else 0
 
     def status(self) -> st.Status:
         """Derived from facts, never trusted from the file."""
         if self.state is None:
             return st.CREATING if self.create_running() else st.STOPPED
-        started = self.state.get("pid_start")
-        if type(started) is not int or not proc.is_alive(self.pid, started):
+        started = self.state.pid_start
+        if started is None or not proc.is_alive(self.pid, started):
             return st.STOPPED
         if self.has_start_socket():
             return st.CREATED
@@ -290,7 +286,7 @@ class Container:
             return False
 
     def _frozen(self) -> bool:
-        path = (self.state or {}).get("freezer")
+        path = self.state.freezer if self.state is not None else None
         if not path:
             return False
         try:
@@ -306,8 +302,8 @@ class Container:
         except OSError as e:
             raise write_error("write the state file", os.path.join(self.path, name), e) from None
 
-    def save(self, state: dict[str, Any]) -> None:
-        self.write(STATE_FILE, jsonfast.dumps(state).encode())
+    def save(self, state: StateRecord) -> None:
+        self.write(STATE_FILE, jsonfast.dumps(state.to_json()).encode())
         self.state = state
 
     def remove(self) -> None:
@@ -370,93 +366,36 @@ def _wait_lock(dirfd: int, shared: bool, cid: str, timeout: float) -> None:
         delay = min(delay * 2, 0.02)
 
 
-# state.json: each field's allowed JSON types (bool is not an int here).
-_NONE = type(None)
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "ociVersion": (str,), "id": (str,), "pid": (int,), "pid_start": (int,), "bundle": (str,),
-    "rootfs": (str,), "created": (str,), "owner": (int,), "annotations": (dict,), "hooks": (dict,),
-    "pid_ns_own": (bool,), "own_mount_ns": (bool,), "mount_ns_new": (bool,), "process": (dict,),
-    "seccomp": (dict, _NONE),
-    "personality": (dict, _NONE), "memoryPolicy": (dict, _NONE), "new_keyring": (bool,),
-    "cgroup_paths": (dict,), "cgroups_created": (list,), "freezer": (str, _NONE), "resources": (dict,),
-}
-_REQUIRED = ("pid", "pid_start", "bundle")
-_JSON_TYPE = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "an array",
-              float: "a number", _NONE: "null"}
-
-
-def _abs_path(v: object) -> bool:
-    return type(v) is str and v.startswith("/") and "\0" not in v and "/../" not in v + "/"
-
-
-def _field_problem(key: str, v: Any) -> str | None:
-    """What is wrong with one field's value beyond its type, or None."""
-    if key == "pid" and not 0 < v <= PID_MAX:
-        return f"pid {v} is out of range"
-    if key == "pid_start" and v <= 0:
-        return f"pid_start {v} is out of range"
-    if key in ("rootfs", "freezer") and v is not None and not _abs_path(v):
-        return f"{key} is not an absolute path"
-    if key == "cgroup_paths" and not all(type(k) is str and _abs_path(p) for k, p in v.items()):
-        return "cgroup_paths has a value that is not an absolute path"
-    if key == "cgroups_created" and not all(_abs_path(p) for p in v):
-        return "cgroups_created has an entry that is not an absolute path"
-    if key == "annotations" and not all(type(x) is str for x in v.values()):
-        return "annotations has a value that is not a string"
-    if key == "hooks" and not all(type(hs) is list and all(type(h) is dict and type(h.get("path")) is str
-                                                            for h in hs) for hs in v.values()):
-        return "hooks is not a list of hooks with a path for each stage"
-    return None
-
-
-def check_state(data: object) -> tuple[dict[str, Any], list[str]]:
-    """The fields of a state record that pass the checks, and what is wrong
-    with the others (empty: a sound record)."""
-    if type(data) is not dict:
-        return {}, [f"expected a JSON object, found {_JSON_TYPE.get(type(data), 'something else')}"]
-    clean: dict[str, Any] = {}
-    problems: list[str] = []
-    for key, v in data.items():
-        types = _FIELDS.get(key)
-        if types is None:
-            clean[key] = v          # not used by this version
-            continue
-        if type(v) not in types:
-            want = " or ".join(_JSON_TYPE[t] for t in types)
-            problems.append(f"{key} is {_JSON_TYPE.get(type(v), 'something else')}, expected {want}")
-            continue
-        bad = _field_problem(key, v)
-        if bad:
-            problems.append(bad)
-            continue
-        clean[key] = v
-    problems += [f"{key} is missing" for key in _REQUIRED if key not in data]
-    return clean, problems
-
-
-def _read_state(dirfd: int) -> tuple[dict[str, Any] | None, str | None]:
-    """(state, what is wrong with it): (None, None) when there is no state.json."""
+def _read_state(dirfd: int) -> tuple[StateRecord | None, str | None]:
+    """(state, what is wrong with it): (None, None) when there is no state.json.
+    NewerState for a format this pyoci does not read."""
     try:
         fd = os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dirfd)
     except FileNotFoundError:
         return None, None
     except OSError as e:
-        return {}, os.strerror(e.errno or 0)
+        return no_state(), os.strerror(e.errno or 0)
     try:
         with os.fdopen(fd, "rb") as f:
             data = f.read(STATE_MAX + 1)
     except IsADirectoryError:
-        return {}, "is a directory"
+        return no_state(), "is a directory"
     except OSError as e:
-        return {}, os.strerror(e.errno or 0)
+        return no_state(), os.strerror(e.errno or 0)
     if len(data) > STATE_MAX:
-        return {}, f"larger than {STATE_MAX >> 20} MiB"
+        return no_state(), f"larger than {STATE_MAX >> 20} MiB"
     try:
         parsed = jsonfast.loads(data)
     except (ValueError, RecursionError):
-        return {}, "not valid JSON (truncated?)"
-    clean, problems = check_state(parsed)
-    return clean, "; ".join(problems[:3]) or None
+        return no_state(), "not valid JSON (truncated?)"
+    rec, problems = StateRecord.from_json(parsed)
+    return rec, "; ".join(problems[:3]) or None
+
+
+def no_state() -> StateRecord:
+    """The record of a state.json that could not be read at all: no field loaded."""
+    rec, _ = StateRecord.from_json(None)
+    return rec
 
 
 def open_container(root: str, cid: str, *, shared: bool = False, peek: bool = False,
@@ -493,7 +432,12 @@ def open_container(root: str, cid: str, *, shared: bool = False, peek: bool = Fa
             locked = True
         if os.fstat(dirfd).st_nlink == 0:
             raise ContainerNotFound(cid)        # deleted while we waited for the lock
-        state, damage = _read_state(dirfd)
+        try:
+            state, damage = _read_state(dirfd)
+        except NewerState as e:
+            raise PyociError(f"container {cid!r}: state file {os.path.join(path, STATE_FILE)} was {e}",
+                             path=os.path.join(path, STATE_FILE),
+                             hint="use the pyoci that created the container") from None
         if not locked and state is None and os.fstat(dirfd).st_nlink == 0:
             raise ContainerNotFound(cid)        # being deleted
         if damage and not damaged_ok:
