@@ -12,12 +12,13 @@ import time
 from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
-from pyoci.lifecycle.record import StateRecord
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
+from pyoci.lifecycle.store import StateRecord
 from pyoci.linux import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from pyoci.lifecycle.status import Status
@@ -82,6 +83,41 @@ def _hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: St
     return out
 
 
+class Undo:
+    """A stack of undo actions: create and exec register one as each resource
+    is acquired, and a failure runs them newest first.
+
+    contextlib.ExitStack would do, but contextlib imports functools and
+    collections, which the create path must not (tests/unit/test_import_cost.py).
+    Unlike ExitStack, an undo action that raises stops the unwinding and its
+    error propagates (the older actions are not run): as the hand-written
+    cleanup this replaces did."""
+
+    __slots__ = ("_actions",)
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], None]]] = []
+
+    def push(self, what: str, action: Callable[[], None]) -> None:
+        """Register ``action`` (named ``what``: see names()) to run if a
+        later step fails."""
+        self._actions.append((what, action))
+
+    def names(self) -> list[str]:
+        """What a failure now would undo, in the order it would."""
+        return [what for what, _ in reversed(self._actions)]
+
+    def unwind(self) -> None:
+        """Run the actions, newest first; each runs once."""
+        while self._actions:
+            _, action = self._actions.pop()
+            action()
+
+    def discard(self) -> None:
+        """Success: nothing is to be undone."""
+        self._actions.clear()
+
+
 class _Create:
     """What `create` has learned and acquired so far: the steps below fill
     it in order, and ``undo`` holds what a failure must undo.
@@ -112,8 +148,6 @@ class _Create:
                  "start_fd", "pid", "undo", "oom_error")
 
     def __init__(self, root: str, cid: str, opts: CreateOptions, console_fd: int) -> None:
-        from pyoci.lifecycle.undo import Undo
-
         self.root = root
         self.cid = cid
         self.opts = opts

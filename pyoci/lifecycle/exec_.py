@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from pyoci.lifecycle.record import StateRecord
+    from pyoci.lifecycle.store import StateRecord
 
 # Namespace files in the order they are joined (user first, mount last).
 NS_FILES = [("user", consts.CLONE_NEWUSER), ("ipc", consts.CLONE_NEWIPC), ("uts", consts.CLONE_NEWUTS),
@@ -111,7 +111,7 @@ class _Exec:
                  "mine", "paths", "placement", "adj", "child", "undo")
 
     def __init__(self, root: str, cid: str, opts: ExecOptions) -> None:
-        from pyoci.lifecycle.undo import Undo
+        from pyoci.lifecycle.container import Undo
 
         self.root = root
         self.cid = cid

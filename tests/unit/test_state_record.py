@@ -1,4 +1,4 @@
-"""The state record (pyoci.lifecycle.record): round trip, format versions,
+"""The state record (pyoci.lifecycle.store: StateRecord): round trip, format versions,
 what a damaged state.json or pid record reads as.  The real files are exercised in
 tests/integration/test_bad_state.py."""
 
@@ -13,7 +13,7 @@ import pytest
 from pyoci import jsonfast
 from pyoci.errors import DamagedState, PyociError
 from pyoci.lifecycle import store
-from pyoci.lifecycle.record import STATE_VERSION, VERSION_KEY, NewerState, StateRecord
+from pyoci.lifecycle.store import STATE_VERSION, VERSION_KEY, NewerState, StateRecord
 
 GOOD: dict[str, Any] = {
     "ociVersion": "1.2.0", "id": "c", "pid": 1234, "pid_start": 5678, "bundle": "/b", "rootfs": "/b/rootfs",
