@@ -18,7 +18,8 @@ from pyoci.lifecycle.store import STATE_VERSION, VERSION_KEY, NewerState, StateR
 GOOD: dict[str, Any] = {
     "ociVersion": "1.2.0", "id": "c", "pid": 1234, "pid_start": 5678, "bundle": "/b", "rootfs": "/b/rootfs",
     "created": "2026-01-01T00:00:00Z", "owner": 0, "annotations": {"a": "b"},
-    "hooks": {"poststop": [{"path": "/bin/true"}]}, "pid_ns_own": True, "own_mount_ns": True, "mount_ns_new": True,
+    "hooks": {"poststop": [{"path": "/bin/true"}]}, "pid_ns_own": True, "own_mount_ns": True,
+    "mount_ns_new": True,
     "process": {"args": ["sh"]}, "seccomp": None, "personality": None, "memoryPolicy": None,
     "new_keyring": True, "cgroup_paths": {"": "/sys/fs/cgroup/unified/c"},
     "cgroups_created": ["/sys/fs/cgroup/unified/c"], "freezer": None, "unknown-later-field": [1],
@@ -46,10 +47,12 @@ def test_round_trip_through_json() -> None:
     rec = StateRecord(oci_version="1.2.0", id="c", pid=7, pid_start=9, bundle="/b", rootfs="/b/r",
                       created="2026-01-01T00:00:00Z", owner=1000, annotations={"k": "v"},
                       hooks={"poststop": [{"path": "/x"}]}, pid_ns_own=True, own_mount_ns=False,
-                      mount_ns_new=False, process={"args": ["sh"]}, seccomp={"defaultAction": "SCMP_ACT_ALLOW"},
+                      mount_ns_new=False, process={"args": ["sh"]},
+                      seccomp={"defaultAction": "SCMP_ACT_ALLOW"},
                       memory_policy={"mode": "MPOL_BIND"}, new_keyring=False,
                       cgroup_paths={"memory": "/sys/fs/cgroup/memory/c"},
-                      cgroups_created=["/sys/fs/cgroup/memory/c"], freezer="/sys/fs/cgroup/freezer/c/freezer.state")
+                      cgroups_created=["/sys/fs/cgroup/memory/c"],
+                      freezer="/sys/fs/cgroup/freezer/c/freezer.state")
     text = jsonfast.dumps(rec.to_json())
     data = jsonfast.loads(text)
     assert data[VERSION_KEY] == STATE_VERSION
