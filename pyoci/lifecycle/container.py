@@ -122,24 +122,27 @@ class _Create:
     """What `create` has learned and acquired so far: the steps below fill
     it in order, and ``undo`` holds what a failure must undo.
 
-    The steps, and what a failure in each leaves to undo (newest first):
-      load            (nothing yet)
-      plan_cgroups    (nothing)
-      plan            (nothing)
-      net_devices     (nothing: the devices are checked, not moved)
-      console         (the console fd is closed: ``fds``)
-      check_resources (nothing; the cgroup attach grace period may run)
-      state_dir       remove the state directory
-      record_cgroups  + remove the cgroups made (after the OOM check)
-      listen          (the start socket's fd is closed: ``fds``)
+    The steps (create() calls them in this order), and what a failure in
+    each leaves to undo (``+``: registered by that step):
+      load            nothing yet
+      plan_cgroups    nothing
+      make_plan       nothing
+      check_net_devices  nothing: the devices are checked, not moved
+      open_console    nothing (the console fd is closed: close_fds)
+      check_resources nothing (the cgroup attach grace period may run)
+      state_dir       + remove the state directory
+      record_cgroups  + remove the cgroups made, + before that, check for an
+                        OOM kill (its error replaces the step's)
+      listen          as record_cgroups (the start socket's fd: close_fds)
       spawn           + unmount the rootfs (no mount namespace of its own),
-                        restore the net devices, kill the init; the spawn
+                      + restore the net devices, + kill the init; the spawn
                         callbacks are the methods below
-      save            (as spawn)
-      finish          (as spawn)
-    On failure the fds are closed first, then ``undo`` unwinds: kill the
-    init, restore the net devices, unmount, (OOM check) remove the cgroups,
-    remove the state directory.
+      save, finish    as spawn
+    On failure the fds are closed first, then ``undo`` unwinds newest first:
+    kill the init, restore the net devices, unmount, check for an OOM kill,
+    remove the cgroups, remove the state directory.  (Until this class, the
+    unmount and the net device restore also ran after a failure before
+    spawn, when there was nothing of theirs to undo.)
     """
 
     __slots__ = ("root", "cid", "opts", "console_fd", "own_console", "bundle", "cfg", "linux_cfg",

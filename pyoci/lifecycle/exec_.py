@@ -93,17 +93,18 @@ class _Exec:
     """What `exec` has learned and acquired so far: the steps below fill it
     in order, and ``undo`` holds what a failure must undo.
 
-    The steps, and what a failure in each leaves to undo (newest first):
-      check_process   (nothing yet)
+    The steps (exec_process() calls them in this order), and what a failure
+    in each leaves to undo (``+``: registered by that step; unwound newest first):
+      check_process   nothing yet
       (hold --preserve-fds, open and lock the container: the `with` in exec_process)
-      check_status    (nothing)
-      namespaces      close the namespace fds taken from the init
-      make_plan       (as namespaces)
-      open_console    + close our end of the console pair
-      place           (nothing: the cgroups are joined by the process itself or at SYNC 2)
+      check_status    nothing
+      namespaces      + close the namespace fds taken from the init
+      make_plan       as namespaces
+      open_console    + close our end of the console pair (none with --console-socket)
+      place           as open_console (the process joins the cgroups itself or at SYNC 2)
       spawn           the namespace fds and the console socket are closed
-                      whatever happens; then + kill the process
-      write_pid_file  (as spawn)
+                      whatever happens; + kill the process
+      write_pid_file  as spawn
     The lock is let go when the `with` ends (for a paused container, before spawn).
     """
 
