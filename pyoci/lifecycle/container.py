@@ -180,7 +180,7 @@ class _Create:
         self.linux_cfg = cfg.get("linux") or {}
 
     def plan_cgroups(self) -> None:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         self.init_userns = init_userns = proc.in_initial_userns()
         self.lay = lay = cgroups.layout()
@@ -197,7 +197,8 @@ class _Create:
         cgroups.check_not_frozen(cg_paths, lay)     # before anything is placed there
 
     def make_plan(self) -> None:
-        from pyoci.linux import cgroups, consts
+        from pyoci.cgroups import manager as cgroups
+        from pyoci.linux import consts
         from pyoci.plan.build import Host, build_plan
         from pyoci.report import debug, notes, phase
 
@@ -240,7 +241,7 @@ class _Create:
             self.console_fd = -1
 
     def check_resources(self) -> None:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
         from pyoci.report import phase
 
         self.resources = resources = self.linux_cfg.get("resources") or {}
@@ -275,7 +276,7 @@ class _Create:
         phase("state")
 
     def record_cgroups(self) -> None:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         c = self.c
         assert c is not None
@@ -319,7 +320,8 @@ class _Create:
         self.start_fd = -1
 
     def save(self) -> None:
-        from pyoci.linux import cgroups, consts
+        from pyoci.cgroups import manager as cgroups
+        from pyoci.linux import consts
 
         assert self.c is not None
         pid, cid, cfg, linux_cfg, plan = self.pid, self.cid, self.cfg, self.linux_cfg, self.plan
@@ -388,12 +390,12 @@ class _Create:
 
     def while_booting(self) -> None:
         # The cgroups, with their limits, are made while stage1 starts.
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         cgroups.prepare(self.cg_paths, self.cg_limits, self.cg_created, self._configure_cgroups)
 
     def _configure_cgroups(self) -> None:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         if self.dirs and set(self.cg_created) != set(self.dirs):
             # Someone else made one of them meanwhile: a delete after
@@ -404,7 +406,7 @@ class _Create:
                                     rootless=self.cg_delegated)
 
     def child_created(self, p: int, in_cgroup2: bool) -> None:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
         from pyoci.report import debug
 
         assert self.c is not None
@@ -451,7 +453,7 @@ class _Create:
                               preexec=hooklib.in_namespaces_of(p, self.user_ns and os.geteuid() != 0))
 
     def killed(self) -> None:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         cgroups.thaw(cgroups.owned(self.cg_paths, self.cg_created))
 
@@ -674,7 +676,7 @@ def container_pids(c: store.Container) -> list[int]:
     paths = st.cgroup_paths
     created = st.cgroups_created
     if paths and created:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         # the container's cgroup and its sub-cgroups, where pyoci made it
         found = cgroups.pids(paths, created=created)
@@ -720,14 +722,14 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
             _kill_each(c, targets, sig)
     else:
         if paths and created:
-            from pyoci.linux import cgroups
+            from pyoci.cgroups import manager as cgroups
 
             signalled = cgroups.signal_all(paths, sig, created=created)
         if not signalled and status is not STOPPED:
             _kill_each(c, _host_pidns_members(c), sig)
     freezer = st.freezer
     if sig == SIGKILL and freezer and status == "paused":
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         cgroups.freeze(freezer, False)   # a frozen task cannot die
 
@@ -764,7 +766,7 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             # A frozen task cannot die: thaw so the SIGKILL takes effect and
             # the container leaves `paused` (runc does the same; other
             # signals stay pending until `resume`, as with runc).
-            from pyoci.linux import cgroups
+            from pyoci.cgroups import manager as cgroups
 
             cgroups.freeze(freezer, False)
 
@@ -884,7 +886,7 @@ def _destroy(c: store.Container, status: Status) -> None:
     else:
         paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         # Leftovers are killed as runc does: when the container has no pid
         # namespace of its own (or create died before saying).
@@ -900,7 +902,7 @@ def _destroy(c: store.Container, status: Status) -> None:
 
 def _cgroups_of(pid: int) -> list[str]:
     """The directories of pid's cgroups that are not the caller's own."""
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     try:
         theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
@@ -975,7 +977,7 @@ def list_containers(root: str) -> list[dict[str, Any]]:
 
 
 def pause(root: str, cid: str, resume: bool = False) -> None:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     verb = "resume" if resume else "pause"
     with store.open_container(root, cid, verb=verb) as c:
@@ -999,7 +1001,7 @@ def ps(root: str, cid: str) -> list[int]:
 
 
 def update(root: str, cid: str, resources: dict[str, Any]) -> None:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     with store.open_container(root, cid, verb="update") as c:
         status = c.status()

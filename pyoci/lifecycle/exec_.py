@@ -283,7 +283,7 @@ class _Exec:
         # SYNC 2: the new process joins the container's cgroups before it runs.
         paths, adj, placement = self.paths, self.adj, self.placement
         if paths:
-            from pyoci.linux import cgroups
+            from pyoci.cgroups import manager as cgroups
 
             done = placement.joined(paths, in_cgroup2) if placement is not None else []
             cgroups.attach(child, paths, False, done)

@@ -294,8 +294,9 @@ def _preflight(doc: dict[str, Any], bundle: str, rootfs: str, add: Any) -> list[
     lifecycle.container.create): the cgroup layout and limits, the LSM
     labels, the plan (rootless rules, sysctls, devices, mounts), the id maps
     against /etc/subuid and /etc/subgid."""
+    from pyoci.cgroups import manager as cgroups
     from pyoci.lifecycle.container import _has_limits, check_lsm
-    from pyoci.linux import cgroups, proc
+    from pyoci.linux import proc
     from pyoci.plan.build import Host, build_plan
 
     out: list[Problem] = []

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Bundle, Env, HostUser, caps_mask, status_fields
-from test_rootless import Rootless, test_user  # noqa: F401 (a fixture)
+from helpers.ocitest import Bundle, Env, HostUser, caps_mask, status_fields
+from helpers.users import Rootless
 
 RUNC = shutil.which("runc")
 

@@ -11,8 +11,7 @@ import subprocess
 
 import pytest
 
-from pyoci.cli import COMMANDS, GLOBAL_FLAGS, main
-from pyoci.cli import manpages
+from pyoci.cli import COMMANDS, GLOBAL_FLAGS, main, manpages
 from pyoci.cli.flags import Flag, parse
 
 MAN_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "man")
