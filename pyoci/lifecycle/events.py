@@ -27,9 +27,9 @@ def _cgroup_paths(root: str, cid: str) -> dict[str, str]:
         if status in (STOPPED, CREATING):
             raise PyociError(f"container {cid!r} is not running ({status})",
                              hint="events and stats need a created, running or paused container")
-        st = c.state or {}
-        paths: dict[str, str] = st.get("cgroup_paths") or {}
-        if not paths or not st.get("cgroups_created"):
+        st = c.state if c.state is not None else store.no_state()
+        paths: dict[str, str] = st.cgroup_paths
+        if not paths or not st.cgroups_created:
             raise PyociError(f"container {cid!r} has no cgroup pyoci created, so no statistics",
                              hint="statistics need root (the container's own cgroups)")
         return paths
