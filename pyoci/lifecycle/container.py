@@ -360,7 +360,7 @@ def keyring_name(cid: str) -> str:
 
 
 def start(root: str, cid: str) -> None:
-    from pyoci.native import spawn
+    from pyoci.native import startmsg
     from pyoci.report import debug, phase
 
     with store.open_container(root, cid, verb="start") as c:
@@ -376,7 +376,7 @@ def start(root: str, cid: str) -> None:
         except OSError as e:
             raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
         try:
-            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
+            startmsg.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
                         start_hooks=((c.state or {}).get("hooks") or {}).get("startContainer"))
         except PyociError:
             # The init exits after a failed start: the container is stopped

@@ -14,6 +14,10 @@ import os
 from pyoci.errors import ChildError, PyociError
 from pyoci.linux import consts
 from pyoci.native._helper import ffi, lib
+from pyoci.native.startmsg import HOOK_ALLOWANCE as HOOK_ALLOWANCE
+from pyoci.native.startmsg import SYNC_TIMEOUT as SYNC_TIMEOUT
+from pyoci.native.startmsg import Message, sync_timeout
+from pyoci.native.startmsg import start as start
 from pyoci.report import phase
 
 TYPE_CHECKING = False
@@ -126,20 +130,8 @@ STEP_HINTS: dict[tuple[int, int], str] = {
 # runs in the init between START and execve: `start` adds its timeout, or
 # HOOK_ALLOWANCE for a hook without one.  PYOCI_SYNC_TIMEOUT (seconds)
 # overrides SYNC_TIMEOUT, for tests and very slow hosts.
-SYNC_TIMEOUT = 30.0
-HOOK_ALLOWANCE = 300.0
-
-
-def sync_timeout() -> float:
-    value = os.environ.get("PYOCI_SYNC_TIMEOUT")
-    if value:
-        try:
-            t = float(value)
-        except ValueError:
-            t = 0.0
-        if 0 < t <= 86400:
-            return t
-    return SYNC_TIMEOUT
+# (The values and sync_timeout() live in pyoci.native.startmsg, which `start`
+# uses without loading the helper.)
 
 
 class _Encoded:
@@ -340,18 +332,6 @@ def encode(plan: Plan, sync_fd: int, start_fd: int, start_hooks: list[dict[str, 
             cfg.cgroup_tasks = enc.strv(placement.tasks)
         cfg.cgroup_required = 1 if placement.required else 0
     return enc
-
-
-class Message:
-    __slots__ = ("type", "stage", "index", "err", "pid", "text")
-
-    def __init__(self, type: int, stage: int, index: int, err: int, pid: int, text: str) -> None:
-        self.type = type
-        self.stage = stage
-        self.index = index
-        self.err = err
-        self.pid = pid
-        self.text = text
 
 
 MSG_SIZE = ffi.sizeof("struct pyoci_msg")
@@ -678,37 +658,6 @@ def listen(dirfd: int, name: str) -> int:
     if fd < 0:
         raise PyociError(f"listen on {name}", op="bind", errno=-fd)
     return int(fd)
-
-
-def start(dirfd: int, name: str, before_start: Callable[[], None],
-          start_hooks: list[dict[str, Any]] | None = None) -> None:
-    """SYNC 5: tell the waiting init to go; raise if it cannot exec.
-
-    ``before_start`` runs once connected (the socket path can go then, which
-    is what marks the container as no longer "created").  The wait for the
-    execve allows for the startContainer hooks the init runs first."""
-    fd = lib.pyoci_connect(dirfd, name.encode())
-    if fd < 0:
-        raise PyociError("connect to the container's init", op="connect", errno=-fd)
-    timeout = sync_timeout()
-    for h in start_hooks or []:
-        t = h.get("timeout") if isinstance(h, dict) else None
-        timeout += t if isinstance(t, int) and t > 0 else HOOK_ALLOWANCE
-    try:
-        before_start()
-        send(fd, lib.PYOCI_MSG_START)
-        waiting = "sync 5 (START: its startContainer hooks and execve)"
-        msg = recv(fd, timeout, waiting)
-        while msg is not None and msg.type == lib.PYOCI_MSG_WARNING:
-            from pyoci.report import warning
-
-            warning(child_error(msg, None).msg)
-            msg = recv(fd, timeout, waiting)
-        phase("start")
-        if msg is not None and msg.type == lib.PYOCI_MSG_ERROR:
-            raise child_error(msg, None)
-    finally:
-        os.close(fd)
 
 
 def init_namespaces(dirfd: int, name: str) -> dict[str, int]:
