@@ -12,6 +12,7 @@ from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
+from pyoci.lifecycle.store import oci_state as oci_state
 from pyoci.linux import proc
 
 TYPE_CHECKING = False
@@ -56,20 +57,6 @@ def _warn(msg: str) -> None:
     from pyoci.report import warning
 
     warning(msg)
-
-
-def oci_state(c: store.Container, status: Status) -> dict[str, Any]:
-    st = c.state or {}
-    out: dict[str, Any] = {
-        "ociVersion": st.get("ociVersion", SPEC_VERSION),
-        "id": c.cid,
-        "status": status,
-        "pid": c.pid if status is not STOPPED else 0,
-        "bundle": st.get("bundle", ""),
-    }
-    if st.get("annotations"):
-        out["annotations"] = st["annotations"]
-    return out
 
 
 def _hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: Status) -> dict[str, Any]:

@@ -542,3 +542,20 @@ def list_ids(root: str) -> list[str]:
     except OSError as e:
         raise PyociError.from_os("list the state directory", e, path=root) from None
     return sorted(n for n in names if valid_id(n) and os.path.isdir(os.path.join(root, n)))
+
+
+def oci_state(c: Container, status: st.Status) -> dict[str, Any]:
+    """The runtime-spec state of ``c`` (what `pyoci state` prints)."""
+    from pyoci import SPEC_VERSION
+
+    rec = c.state or {}
+    out: dict[str, Any] = {
+        "ociVersion": rec.get("ociVersion", SPEC_VERSION),
+        "id": c.cid,
+        "status": status,
+        "pid": c.pid if status is not st.STOPPED else 0,
+        "bundle": rec.get("bundle", ""),
+    }
+    if rec.get("annotations"):
+        out["annotations"] = rec["annotations"]
+    return out
