@@ -27,7 +27,7 @@ DEMO_PREFIX := /opt/pyoci
 
 APT_PACKAGES := make python3-venv python3-dev libffi-dev gcc busybox-static runc uidmap hyperfine \
 	podman conmon crun libseccomp-dev libcap-dev bats strace fuse3 bindfs \
-	containerd docker.io rootlesskit clang-format
+	containerd docker.io rootlesskit clang-format buildah
 
 .PHONY: help deps venv install dev test lint format-c bench load demo demo-prefix clean distclean podman-conf man fuzz
 
@@ -76,11 +76,11 @@ venv: deps
 install: venv
 	rm -f $(DEV_STAMP)
 	$(PIP) install .
-	$(PY) -m pyoci.devtools.launcher $(VENV)/bin/pyoci
+	$(PY) -m pyoci.launcher $(VENV)/bin/pyoci
 
 $(DEV_STAMP): $(BUILD_INPUTS) | venv
 	$(PIP) install -e '.[test]'
-	$(PY) -m pyoci.devtools.launcher $(VENV)/bin/pyoci
+	$(PY) -m pyoci.launcher $(VENV)/bin/pyoci
 	touch $@
 
 dev: venv
@@ -134,7 +134,7 @@ fuzz: $(DEV_STAMP)
 	  $(PY) -m pytest tests/integration/test_config_fuzz.py -q -s -p no:cacheprovider
 
 bench: install
-	$(PY) -m pyoci.devtools.bench
+	$(PY) -m tools.bench
 
 # Concurrent load (tools/load.py): N lifecycles J at once, and teardown of T
 # running containers, for pyoci and runc alternately; prints both runtimes'
@@ -160,10 +160,10 @@ demo-prefix: deps
 	  $(SYSTEM_PYTHON) -m venv $(DEMO_PREFIX); \
 	fi; \
 	$(DEMO_PREFIX)/bin/python -m pip --disable-pip-version-check install -q .
-	$(DEMO_PREFIX)/bin/python -m pyoci.devtools.launcher $(DEMO_PREFIX)/bin/pyoci
+	$(DEMO_PREFIX)/bin/python -m pyoci.launcher $(DEMO_PREFIX)/bin/pyoci
 
 demo: install demo-prefix
-	$(PY) -m pyoci.devtools.demo --pyoci $(VENV)/bin/pyoci \
+	$(PY) -m tools.demo --pyoci $(VENV)/bin/pyoci \
 	  --user $(DEMO_USER) --user-python $(DEMO_PREFIX)/bin/python --user-pyoci $(DEMO_PREFIX)/bin/pyoci
 
 clean:

@@ -370,16 +370,100 @@ static void send_namespaces(int conn)
     }
 }
 
+/* What a failing startContainer hook wrote goes into its error, in the form
+ * pyoci/linux/hooks.py gives the other hooks' (as runc does: "..., stdout:
+ * ..., stderr: ..."), on one line: the first HOOK_OUTPUT_LIMIT bytes of each
+ * stream are kept, the rest is read and dropped. */
+#define HOOK_OUTPUT_LIMIT 2048
+
+struct hook_stream {
+    int fd;                               /* read end, non-blocking; -1 at end of file */
+    size_t len;                           /* bytes kept (HOOK_OUTPUT_LIMIT + 1 at most) */
+    char buf[HOOK_OUTPUT_LIMIT + 1];      /* one more than shown: "..." when it is full */
+    char text[HOOK_OUTPUT_LIMIT * 4 + 4]; /* escaped: \xNN at most 4 bytes per byte, "..." */
+};
+
+/* Read one chunk: 1 when one was read, 0 when there is nothing now or at
+ * end of file (the pipe is closed then, fd -1). */
+static int hook_read(struct hook_stream *s)
+{
+    char chunk[4096];
+    if (s->fd < 0)
+        return 0;
+    ssize_t n = read(s->fd, chunk, sizeof chunk);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n <= 0) {
+        close(s->fd);
+        s->fd = -1;
+        return 0;
+    }
+    size_t room = sizeof s->buf - s->len;
+    size_t take = (size_t)n < room ? (size_t)n : room;
+    memcpy(s->buf + s->len, chunk, take);
+    s->len += take;
+    return 1;
+}
+
+static int hook_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* s->text: the kept bytes without surrounding white space, each control
+ * byte written as \n, \t, \r or \xNN (UTF-8 passes through). */
+static const char *hook_text(struct hook_stream *s)
+{
+    size_t start = 0;
+    size_t end = s->len < HOOK_OUTPUT_LIMIT ? s->len : HOOK_OUTPUT_LIMIT;
+    while (start < end && hook_space(s->buf[start]))
+        start++;
+    while (end > start && hook_space(s->buf[end - 1]))
+        end--;
+    size_t o = 0;
+    for (size_t i = start; i < end; i++) {
+        unsigned char c = (unsigned char)s->buf[i];
+        if (c == '\n' || c == '\t' || c == '\r') {
+            s->text[o++] = '\\';
+            s->text[o++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(s->text + o, 5, "\\x%02x", c);
+            o += 4;
+        } else {
+            s->text[o++] = (char)c;
+        }
+    }
+    if (o > 0 && s->len > HOOK_OUTPUT_LIMIT) {
+        memcpy(s->text + o, "...", 3);
+        o += 3;
+    }
+    s->text[o] = '\0';
+    return s->text;
+}
+
+/* Fail with what the hook wrote appended: "<what>, stdout: ..., stderr: ...". */
+#define HOOK_FAIL(what, ...)                                                              \
+    do {                                                                                  \
+        const char *o_ = hook_text(&streams[0]), *e_ = hook_text(&streams[1]);            \
+        PFAIL(PYOCI_STEP_HOOK, what "%s%s%s%s", __VA_ARGS__, *o_ ? ", stdout: " : "", o_, \
+              *e_ ? ", stderr: " : "", e_);                                               \
+    } while (0)
+
 /* Run one startContainer hook inside the container; returns when it exited
- * with status 0, else fails the child.  The state goes to its stdin whole,
- * however long (the pipe is written as the hook reads it, so the timeout
- * also covers a hook that never reads); a hook that exits or closes its
- * stdin before reading it all is not an error. */
+ * with status 0, else fails the child with what the hook wrote to its
+ * stdout and stderr (pipes; they no longer go to the container's stdio, as
+ * with runc).  The state goes to its stdin whole, however long (the pipe is
+ * written as the hook reads it, so the timeout also covers a hook that never
+ * reads); a hook that exits or closes its stdin before reading it all is not
+ * an error.  The hook's exit ends the wait, not the end of its output: what
+ * a child it left behind with the pipes open writes later is not waited
+ * for. */
 static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *state, size_t len)
 {
     const struct pyoci_hook *h = &cfg->start_hooks[n];
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
+    static struct hook_stream streams[2];
+    int pipefd[2], outfd[2], errfd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0 || pipe2(outfd, O_CLOEXEC) < 0 || pipe2(errfd, O_CLOEXEC) < 0)
         PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): pipe", n, h->path);
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
@@ -387,20 +471,27 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *st
     if (pid < 0)
         PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): fork", n, h->path);
     if (pid == 0) {
-        dup2(pipefd[0], 0);
+        if (dup2(pipefd[0], 0) < 0 || dup2(outfd[1], 1) < 0 || dup2(errfd[1], 2) < 0)
+            _exit(127);
         execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
         _exit(127);
     }
     close(pipefd[0]);
+    close(outfd[1]);
+    close(errfd[1]);
+    streams[0].fd = outfd[0];
+    streams[1].fd = errfd[0];
+    streams[0].len = streams[1].len = 0;
     int out = pipefd[1];
-    if (fcntl(out, F_SETFL, O_NONBLOCK) < 0)
-        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): make its stdin pipe non-blocking", n, h->path);
+    if (fcntl(out, F_SETFL, O_NONBLOCK) < 0 || fcntl(outfd[0], F_SETFL, O_NONBLOCK) < 0 ||
+        fcntl(errfd[0], F_SETFL, O_NONBLOCK) < 0)
+        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): make its pipes non-blocking", n, h->path);
     signal(SIGPIPE, SIG_IGN);
     size_t off = 0;
     int status = 0;
     int reaped = 0;
     long limit = h->timeout > 0 ? (long)h->timeout * 1000 : -1;
-    while (!reaped && (out >= 0 || limit >= 0)) {
+    while (!reaped) {
         while (out >= 0 && off < len) {
             ssize_t w = write(out, state + off, len - off);
             if (w > 0)
@@ -418,6 +509,9 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *st
             close(out); /* all written, or the hook closed its stdin */
             out = -1;
         }
+        for (int i = 0; i < 2; i++)
+            for (int k = 0; k < 16 && hook_read(&streams[i]); k++)
+                ;
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) {
             reaped = 1;
@@ -429,34 +523,31 @@ static void run_hook(const struct pyoci_spawn_config *cfg, int n, const char *st
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             errno = ETIMEDOUT;
-            PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) timed out after %ds", n, h->path, h->timeout);
+            HOOK_FAIL("startContainer hook %d (%s) timed out after %ds", n, h->path, h->timeout);
         }
-        /* until the pipe has room (or its reader is gone), 10 ms at most */
-        struct pollfd pfd = {out, POLLOUT, 0};
-        if (out >= 0)
-            poll(&pfd, 1, 10);
-        else {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        /* until the stdin pipe has room (or its reader is gone) or there is
+         * output to read, 10 ms at most (the hook's exit is not polled) */
+        struct pollfd pfd[3] = {{out, POLLOUT, 0}, {streams[0].fd, POLLIN, 0}, {streams[1].fd, POLLIN, 0}};
+        poll(pfd, 3, 10); /* negative fds are ignored */
     }
     if (out >= 0)
         close(out);
     signal(SIGPIPE, SIG_DFL);
-    while (!reaped) {
-        pid_t r = waitpid(pid, &status, 0);
-        if (r == pid)
-            reaped = 1;
-        else if (r < 0 && errno != EINTR)
-            PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s): wait", n, h->path);
+    /* Gone: take what it left in the pipes (bounded: a child it left behind
+     * may go on writing). */
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 16 && streams[i].len <= HOOK_OUTPUT_LIMIT && hook_read(&streams[i]); k++)
+            ;
+        if (streams[i].fd >= 0)
+            close(streams[i].fd);
+        streams[i].fd = -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return;
     errno = 0;
     if (WIFEXITED(status))
-        PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) exited with status %d", n, h->path,
-              WEXITSTATUS(status));
-    PFAIL(PYOCI_STEP_HOOK, "startContainer hook %d (%s) killed by signal %d", n, h->path, WTERMSIG(status));
+        HOOK_FAIL("startContainer hook %d (%s) exited with status %d", n, h->path, WEXITSTATUS(status));
+    HOOK_FAIL("startContainer hook %d (%s) killed by signal %d", n, h->path, WTERMSIG(status));
 }
 
 /* ---- HOME ----

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+# The fixtures of tests/helpers (tests/ and the repository root are on sys.path
+# through pyproject.toml's [tool.pytest.ini_options] pythonpath).
+from helpers.fixtures import oci, test_user, users  # noqa: F401
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:

@@ -45,8 +45,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyoci.devtools.bench import default_pyoci, find_runc  # noqa: E402
-from pyoci.devtools.busybox import make_bundle  # noqa: E402
+from tools.bench import default_pyoci, find_runc  # noqa: E402
+from tools.busybox import make_bundle  # noqa: E402
 
 POLL = 0.010
 STOP_TIMEOUT = 30.0

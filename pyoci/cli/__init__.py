@@ -110,9 +110,10 @@ def main(argv: list[str]) -> int:
         flags: list[Flag] = module.FLAGS + [Flag("help", aliases=("h",))]
         opts, pos = parse(rest[1:], flags, stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
         if opts.get("help"):
-            from pyoci.cli.manpages import command_help
+            from pyoci.cli.helptext import command_help
 
-            sys.stdout.write(command_help(name, module, flags))
+            alias = sorted(a for a, target in ALIASES.items() if target == name)
+            sys.stdout.write(command_help(name, module, flags, COMMANDS[name][1], alias))
             return 0
         if g.debug:
             if pos and name not in NO_ID:

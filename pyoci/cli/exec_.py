@@ -75,7 +75,7 @@ def _run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
         if not args:
             raise UsageError("exec needs a command or --process FILE")
         with store.open_container(g.root, cid, shared=True) as c:
-            base = dict((c.state or {}).get("process") or {})
+            base = dict(c.state.process if c.state is not None else {})
         process = process_from_args(base, args, env=list(opts["env"]), cwd=opts["cwd"],
                                     user=opts["user"], groups=list(opts["additional-gids"]),
                                     caps=list(opts["cap"]), tty=bool(opts["tty"]),

@@ -52,8 +52,8 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": sorted(CAPABILITIES),
-            # v1 and hybrid: pyoci/linux/cgroups_v1.py (rdma.max included); v2:
-            # cgroup_v2.py and bpfdev.py (devices).
+            # v1 and hybrid: pyoci/cgroups/v1.py (rdma.max included); v2:
+            # pyoci/cgroups/v2.py and bpfdev.py (devices).
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
             "seccomp": {
                 "enabled": True,

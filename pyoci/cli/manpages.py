@@ -19,6 +19,9 @@ import sys
 from types import ModuleType
 
 from pyoci.cli.flags import Flag
+from pyoci.cli.helptext import flag_help as _flag_help
+from pyoci.cli.helptext import flag_names as _flag_names
+from pyoci.cli.helptext import metavar as _metavar
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,43 +73,6 @@ def aliases_of(name: str) -> list[str]:
     from pyoci.cli import ALIASES
 
     return sorted(a for a, target in ALIASES.items() if target == name)
-
-
-def _metavar(flag: Flag) -> str:
-    return "" if flag.kind == "bool" else ("N" if flag.kind == "int" else "VALUE")
-
-
-def _flag_names(flag: Flag) -> list[str]:
-    return [f"--{flag.name}"] + [("-" if len(a) == 1 else "--") + a for a in flag.aliases]
-
-
-def _flag_help(flag: Flag) -> str:
-    text = flag.help or "show this help"
-    if flag.kind == "list" and "repeatable" not in text:
-        text += " (repeatable)"
-    if flag.default not in (None, False, 0, "") and "default" not in text:
-        text += f" (default: {flag.default})"
-    return text
-
-
-def command_help(name: str, module: ModuleType, flags: list[Flag]) -> str:
-    """What `pyoci NAME --help` prints: usage, summary, flags, an example."""
-    from pyoci.cli import COMMANDS
-
-    lines = [f"usage: pyoci {name} {module.USAGE}".rstrip(), "", COMMANDS[name][1]]
-    alias = aliases_of(name)
-    if alias:
-        lines[-1] += f" (alias: {', '.join(alias)})"
-    lines += ["", "flags:"]
-    for f in flags:
-        arg = _metavar(f)
-        lines.append(f"  {', '.join(_flag_names(f))}{' ' + arg if arg else ''}")
-        lines.append(f"      {_flag_help(f)}")
-    example = getattr(module, "EXAMPLE", "")
-    if example:
-        lines += ["", "example:", f"  {example}"]
-    lines += ["", f"See man pyoci-{name} (docs/man/pyoci-{name}.1) for more."]
-    return "\n".join(lines) + "\n"
 
 
 # --- roff -----------------------------------------------------------------

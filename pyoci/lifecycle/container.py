@@ -6,17 +6,20 @@ create -> created -> (start) -> running -> (exit) -> stopped -> (delete)
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from pyoci import SPEC_VERSION
 from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTransition, PyociError
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
+from pyoci.lifecycle.store import StateRecord
 from pyoci.lifecycle.store import oci_state as oci_state
 from pyoci.linux import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from pyoci.lifecycle.status import Status
@@ -67,273 +70,466 @@ def _hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: St
     return out
 
 
-def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> int:
-    """Create the container; return its init's pid.
+class Undo:
+    """A stack of undo actions: create and exec register one as each resource
+    is acquired, and a failure runs them newest first.
 
-    ``console_fd``: a connected socket to send the pty master to, for callers
-    (run) that hold the console themselves; otherwise --console-socket."""
-    from pyoci import jsonfast
-    from pyoci.linux import cgroups, consts
-    from pyoci.native import spawn
-    from pyoci.plan.build import Host, build_plan
-    from pyoci.spec.load import load_config
+    contextlib.ExitStack would do, but contextlib imports functools and
+    collections, which the create path must not (tests/unit/test_import_cost.py).
+    Unlike ExitStack, an undo action that raises stops the unwinding and its
+    error propagates (the older actions are not run): as the hand-written
+    cleanup this replaces did."""
 
-    store.check_id(cid)
-    bundle = os.path.abspath(opts.bundle)
-    cfg = load_config(bundle)
-    root_path = (cfg.get("root") or {}).get("path") or "rootfs"
-    rootfs = os.path.realpath(os.path.join(bundle, root_path))
-    if not os.path.isdir(rootfs):
-        raise ConfigError("$.root.path", f"{rootfs} is not a directory")
-    init_userns = proc.in_initial_userns()
-    lay = cgroups.layout()
-    linux_cfg = cfg.get("linux") or {}
-    cg_paths = cgroups.container_paths(linux_cfg.get("cgroupsPath"), cid, lay)
-    # Without privilege over the host's cgroups (rootless without a delegated
-    # tree), placement is best effort and limits cannot be applied.  A
-    # delegated (writable) cgroup v2 subtree takes limits, except devices.
-    cg_required = os.geteuid() == 0 and init_userns
-    mine = None if cg_required else cgroups.delegated_paths(lay, linux_cfg.get("cgroupsPath"), cid, cg_paths)
-    cg_paths = mine or cg_paths
-    cg_delegated = mine is not None
-    cg_limits = cg_required or cg_delegated
-    cgroups.check_not_frozen(cg_paths, lay)     # before anything is placed there
-    host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=init_userns,
-                no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
-                cgroup_binds=cgroups.mount_binds(lay, cg_paths if cg_limits else None))
-    check_lsm(cfg)
-    plan = build_plan(cfg, bundle, rootfs, host)
-    from pyoci.report import debug, notes, phase
+    __slots__ = ("_actions",)
 
-    phase("plan")
-    notes(plan.process.notes)
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], None]]] = []
 
-    debug(f"create {cid}: rootfs {rootfs}, {len(plan.ops)} filesystem ops, "
-          f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")
-    if plan.idmap is not None and plan.idmap_writer == "helper":
-        # Refuse a map newuidmap/newgidmap would refuse before anything
-        # exists (state dir, stage1): the error names the config field.
-        from pyoci.linux.subid import check_idmap
+    def push(self, what: str, action: Callable[[], None]) -> None:
+        """Register ``action`` (named ``what``: see names()) to run if a
+        later step fails."""
+        self._actions.append((what, action))
 
-        check_idmap(plan.idmap.uid_lines, plan.idmap.gid_lines)
-    net_devices = None
-    if linux_cfg.get("netDevices"):
-        from pyoci.linux import netdev
+    def names(self) -> list[str]:
+        """What a failure now would undo, in the order it would."""
+        return [what for what, _ in reversed(self._actions)]
 
-        netdev.check_host(linux_cfg["netDevices"])     # before anything exists
-        net_devices = netdev.Mover(linux_cfg["netDevices"])
-    hooks: dict[str, list[dict[str, Any]]] = cfg.get("hooks") or {}
-    user_ns = bool(plan.idmap is not None or any(t == consts.CLONE_NEWUSER for t, _ in plan.join))
+    def unwind(self) -> None:
+        """Run the actions, newest first; each runs once."""
+        while self._actions:
+            _, action = self._actions.pop()
+            action()
 
-    own_console = -1
-    if plan.process.terminal and console_fd < 0:
-        if not opts.console_socket:
-            raise ConfigError("$.process.terminal", "is true but no --console-socket was given",
-                              hint="pass --console-socket, or set terminal to false")
-        own_console = console_fd = spawn.connect_console(opts.console_socket)
-    elif not plan.process.terminal:
-        console_fd = -1
+    def discard(self) -> None:
+        """Success: nothing is to be undone."""
+        self._actions.clear()
 
-    resources = linux_cfg.get("resources") or {}
-    if cg_limits:
-        cgroups.check_resources(resources, lay)     # before anything exists
-    elif _has_limits(resources):
-        raise PyociError(
-            "linux.resources asks for limits, but this user cannot write the host's cgroups",
-            field="$.linux.resources",
-            hint="run as root, use a delegated cgroup v2 tree, or drop the limits")
-    cg_created: list[str] = []
-    # Without a user namespace the container's init joins its cgroups by
-    # itself, which never waits for the attach lock's grace period
-    # (spawn.SelfPlacement); otherwise we move it, and start that grace
-    # period now (pyoci/linux/prewarm.py).
-    placement = None
-    if cg_limits and not user_ns:
-        placement = spawn.SelfPlacement(cg_paths, required=True)
-    elif cg_limits and os.geteuid() == 0:
-        from pyoci.linux import prewarm
 
-        prewarm.start()
+class _Create:
+    """What `create` has learned and acquired so far: the steps below fill
+    it in order, and ``undo`` holds what a failure must undo.
 
-    phase("cgroups")
-    if opts.preserve_fds:
-        proc.hold_fd_range(3, opts.preserve_fds)
-    c = store.new_container(root, cid)
-    phase("state")
-    pid = 0
-    start_fd = -1
-    try:
+    The steps (create() calls them in this order), and what a failure in
+    each leaves to undo (``+``: registered by that step):
+      load            nothing yet
+      plan_cgroups    nothing
+      make_plan       nothing
+      check_net_devices  nothing: the devices are checked, not moved
+      open_console    nothing (the console fd is closed: close_fds)
+      check_resources nothing (the cgroup attach grace period may run)
+      state_dir       + remove the state directory
+      record_cgroups  + remove the cgroups made, + before that, check for an
+                        OOM kill (its error replaces the step's)
+      listen          as record_cgroups (the start socket's fd: close_fds)
+      spawn           + unmount the rootfs (no mount namespace of its own),
+                      + restore the net devices, + kill the init; the spawn
+                        callbacks are the methods below
+      save, finish    as spawn
+    On failure the fds are closed first, then ``undo`` unwinds newest first:
+    kill the init, restore the net devices, unmount, check for an OOM kill,
+    remove the cgroups, remove the state directory.  (Until this class, the
+    unmount and the net device restore also ran after a failure before
+    spawn, when there was nothing of theirs to undo.)
+    """
+
+    __slots__ = ("root", "cid", "opts", "console_fd", "own_console", "bundle", "cfg", "linux_cfg",
+                 "rootfs", "init_userns", "lay", "cg_paths", "cg_delegated", "cg_limits", "host", "plan",
+                 "net_devices", "hooks", "user_ns", "resources", "cg_created", "placement", "c", "dirs",
+                 "start_fd", "pid", "undo", "oom_error")
+
+    def __init__(self, root: str, cid: str, opts: CreateOptions, console_fd: int) -> None:
+        self.root = root
+        self.cid = cid
+        self.opts = opts
+        self.console_fd = console_fd
+        self.own_console = -1
+        self.net_devices: Any = None
+        self.cg_created: list[str] = []
+        self.placement: Any = None
+        self.c: store.Container | None = None
+        self.start_fd = -1
+        self.pid = 0
+        self.undo = Undo()
+        self.oom_error: PyociError | None = None
+
+    # -- the steps, in order ----------------------------------------------------------
+
+    def load(self) -> None:
+        from pyoci.spec.load import load_config
+
+        store.check_id(self.cid)
+        self.bundle = bundle = os.path.abspath(self.opts.bundle)
+        self.cfg = cfg = load_config(bundle)
+        root_path = (cfg.get("root") or {}).get("path") or "rootfs"
+        self.rootfs = rootfs = os.path.realpath(os.path.join(bundle, root_path))
+        if not os.path.isdir(rootfs):
+            raise ConfigError("$.root.path", f"{rootfs} is not a directory")
+        self.linux_cfg = cfg.get("linux") or {}
+
+    def plan_cgroups(self) -> None:
+        from pyoci.cgroups import manager as cgroups
+
+        self.init_userns = init_userns = proc.in_initial_userns()
+        self.lay = lay = cgroups.layout()
+        cg_paths = cgroups.container_paths(self.linux_cfg.get("cgroupsPath"), self.cid, lay)
+        # Without privilege over the host's cgroups (rootless without a delegated
+        # tree), placement is best effort and limits cannot be applied.  A
+        # delegated (writable) cgroup v2 subtree takes limits, except devices.
+        cg_required = os.geteuid() == 0 and init_userns
+        mine = None if cg_required else cgroups.delegated_paths(lay, self.linux_cfg.get("cgroupsPath"),
+                                                                self.cid, cg_paths)
+        self.cg_paths = cg_paths = mine or cg_paths
+        self.cg_delegated = mine is not None
+        self.cg_limits = cg_required or self.cg_delegated
+        cgroups.check_not_frozen(cg_paths, lay)     # before anything is placed there
+
+    def make_plan(self) -> None:
+        from pyoci.cgroups import manager as cgroups
+        from pyoci.linux import consts
+        from pyoci.plan.build import Host, build_plan
+        from pyoci.report import debug, notes, phase
+
+        opts = self.opts
+        binds = cgroups.mount_binds(self.lay, self.cg_paths if self.cg_limits else None)
+        self.host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=self.init_userns,
+                         no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds, cgroup_binds=binds)
+        check_lsm(self.cfg)
+        self.plan = plan = build_plan(self.cfg, self.bundle, self.rootfs, self.host)
+        phase("plan")
+        notes(plan.process.notes)
+
+        debug(f"create {self.cid}: rootfs {self.rootfs}, {len(plan.ops)} filesystem ops, "
+              f"unshare 0x{plan.unshare_flags:x}, join {[p for _, p in plan.join]}")
+        if plan.idmap is not None and plan.idmap_writer == "helper":
+            # Refuse a map newuidmap/newgidmap would refuse before anything
+            # exists (state dir, stage1): the error names the config field.
+            from pyoci.linux.subid import check_idmap
+
+            check_idmap(plan.idmap.uid_lines, plan.idmap.gid_lines)
+        self.hooks = self.cfg.get("hooks") or {}
+        self.user_ns = bool(plan.idmap is not None or any(t == consts.CLONE_NEWUSER for t, _ in plan.join))
+
+    def check_net_devices(self) -> None:
+        if self.linux_cfg.get("netDevices"):
+            from pyoci.linux import netdev
+
+            netdev.check_host(self.linux_cfg["netDevices"])     # before anything exists
+            self.net_devices = netdev.Mover(self.linux_cfg["netDevices"])
+
+    def open_console(self) -> None:
+        if self.plan.process.terminal and self.console_fd < 0:
+            if not self.opts.console_socket:
+                raise ConfigError("$.process.terminal", "is true but no --console-socket was given",
+                                  hint="pass --console-socket, or set terminal to false")
+            from pyoci.native import spawn
+
+            self.own_console = self.console_fd = spawn.connect_console(self.opts.console_socket)
+        elif not self.plan.process.terminal:
+            self.console_fd = -1
+
+    def check_resources(self) -> None:
+        from pyoci.cgroups import manager as cgroups
+        from pyoci.report import phase
+
+        self.resources = resources = self.linux_cfg.get("resources") or {}
+        if self.cg_limits:
+            cgroups.check_resources(resources, self.lay)     # before anything exists
+        elif _has_limits(resources):
+            raise PyociError(
+                "linux.resources asks for limits, but this user cannot write the host's cgroups",
+                field="$.linux.resources",
+                hint="run as root, use a delegated cgroup v2 tree, or drop the limits")
+        # Without a user namespace the container's init joins its cgroups by
+        # itself, which never waits for the attach lock's grace period
+        # (spawn.SelfPlacement); otherwise we move it, and start that grace
+        # period now (pyoci/linux/prewarm.py).
+        if self.cg_limits and not self.user_ns:
+            from pyoci.native import spawn
+
+            self.placement = spawn.SelfPlacement(self.cg_paths, required=True)
+        elif self.cg_limits and os.geteuid() == 0:
+            from pyoci.linux import prewarm
+
+            prewarm.start()
+        phase("cgroups")
+
+    def state_dir(self) -> None:
+        from pyoci.report import phase
+
+        if self.opts.preserve_fds:
+            proc.hold_fd_range(3, self.opts.preserve_fds)
+        self.c = store.new_container(self.root, self.cid)
+        self.undo.push("remove the state directory", self._remove_state_dir)
+        phase("state")
+
+    def record_cgroups(self) -> None:
+        from pyoci.cgroups import manager as cgroups
+
+        c = self.c
+        assert c is not None
         # What a delete must remove should we die from now on, before the
         # first mkdir; the cgroup v2 directory is made now, the rest while
         # stage1 starts.  Written even when no directory is missing, so that
         # a delete can tell a lost record from none.
-        dirs = cgroups.missing_dirs(cg_paths)
-        c.write(CGROUPS_RECORD, jsonfast.dumps({"paths": cg_paths, "created": dirs, "rootfs": rootfs,
-                                                "own_mount_ns": plan.own_mount_ns}).encode())
-        if placement is not None and placement.cgroup2_dir:
-            cgroups.prepare({"": placement.cgroup2_dir}, True, cg_created)
-        start_fd = spawn.listen(c.dirfd, store.START_SOCKET)
+        self.dirs = cgroups.missing_dirs(self.cg_paths)
+        self._write_cgroups_record(self.dirs)
+        self.undo.push("remove the cgroups made", lambda: cgroups.remove(self.cg_created))
+        self.undo.push("check for an OOM kill", self._check_oom)
+        if self.placement is not None and self.placement.cgroup2_dir:
+            cgroups.prepare({"": self.placement.cgroup2_dir}, True, self.cg_created)
 
-        def state_for(status: Status, p: int) -> dict[str, Any]:
-            return _hook_state(cid, cfg, bundle, p, status)
+    def listen(self) -> None:
+        from pyoci.native import spawn
 
-        def write_idmap(stage1: int) -> None:
-            from pyoci.linux import idmap as idmaplib
+        assert self.c is not None
+        self.start_fd = spawn.listen(self.c.dirfd, store.START_SOCKET)
 
-            assert plan.idmap is not None
-            if plan.idmap_writer == "direct":
-                idmaplib.write_direct(stage1, plan.idmap)
-            else:
-                idmaplib.write_with_helpers(stage1, plan.idmap)
+    def spawn(self) -> None:
+        from pyoci import jsonfast
+        from pyoci.native import spawn
 
-        def while_booting() -> None:
-            # The cgroups, with their limits, are made while stage1 starts.
-            def configure() -> None:
-                if dirs and set(cg_created) != set(dirs):
-                    # Someone else made one of them meanwhile: a delete after
-                    # our crash must not take it for ours.
-                    c.write(CGROUPS_RECORD, jsonfast.dumps(
-                        {"paths": cg_paths, "created": cg_created, "rootfs": rootfs,
-                         "own_mount_ns": plan.own_mount_ns}).encode())
-                if cg_limits:
-                    cgroups.apply_resources(resources, cg_paths, lay, linux_cfg.get("devices"),
-                                            rootless=cg_delegated)
-
-            cgroups.prepare(cg_paths, cg_limits, cg_created, configure)
-
-        def child_created(p: int, in_cgroup2: bool) -> None:
-            nonlocal pid
-            pid = p
-            # Before anything else: a delete after we are killed finds the
-            # init by it (pid and start time) when there is no state.json.
-            c.write(store.INIT_FILE, store.pid_record(p))
-            # (the v1 hierarchies of a SelfPlacement stage2 joins after SYNC 2)
-            done = placement.joined(cg_paths, in_cgroup2) if placement is not None else []
-            try:
-                cgroups.attach(p, cg_paths, cg_limits, done)
-            finally:
-                if placement is None:
-                    from pyoci.linux import prewarm
-
-                    prewarm.stop()
-            debug(f"cgroups of pid {p}: {cg_paths} (created {cg_created})")
-            if net_devices is not None:
-                net_devices.move(p)         # linux.netDevices, into the init's network namespace
-            adj = plan.process.oom_score_adj
-            if adj is not None:
-                try:
-                    proc.write_text(f"/proc/{p}/oom_score_adj", str(adj))
-                except OSError as e:
-                    raise PyociError(f"set oom_score_adj {adj} ($.process.oomScoreAdj)",
-                                     op="write oom_score_adj", errno=e.errno,
-                                     hint="lowering it needs CAP_SYS_RESOURCE") from None
-
-        def run_create_hooks(p: int) -> None:
-            if not (hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer")):
-                return
-            from pyoci.linux import hooks as hooklib
-
-            if hooks.get("prestart"):
-                hooklib.run_hooks("prestart", hooks["prestart"], state_for(HOOK_STATUS["prestart"], p))
-            if hooks.get("createRuntime"):
-                hooklib.run_hooks("createRuntime", hooks["createRuntime"],
-                                  state_for(HOOK_STATUS["createRuntime"], p))
-            if hooks.get("createContainer"):
-                hooklib.run_hooks("createContainer", hooks["createContainer"],
-                                  state_for(HOOK_STATUS["createContainer"], p),
-                                  preexec=hooklib.in_namespaces_of(p, user_ns and os.geteuid() != 0))
-
-        def killed() -> None:
-            cgroups.thaw(cgroups.owned(cg_paths, cg_created))
-
-        callbacks = spawn.Callbacks(write_idmap=write_idmap, while_booting=while_booting,
-                                    child_created=child_created,
-                                    run_create_hooks=run_create_hooks, warning=_warn, killed=killed)
+        if not self.plan.own_mount_ns:
+            self.undo.push("unmount the rootfs", self._unmount)
+        if self.net_devices is not None:
+            self.undo.push("restore the net devices", self.net_devices.restore)
+        self.undo.push("kill the init", self._kill_init)
+        callbacks = spawn.Callbacks(write_idmap=self.write_idmap, while_booting=self.while_booting,
+                                    child_created=self.child_created,
+                                    run_create_hooks=self.run_create_hooks, warning=_warn, killed=self.killed)
         # "pid":0 is replaced by the C helper with the pid it gets at SYNC 2.
-        start_state = jsonfast.dumps(_hook_state(cid, cfg, bundle, 0, HOOK_STATUS["startContainer"]))
-        pid = spawn.spawn(plan, start_fd, callbacks, list(hooks.get("startContainer") or []),
-                          start_state, None if opts.no_new_keyring else keyring_name(cid), console_fd,
-                          placement)
-        os.close(start_fd)
-        start_fd = -1
+        start_state = jsonfast.dumps(self._hook_state(HOOK_STATUS["startContainer"], 0))
+        opts = self.opts
+        start_hooks = list(self.hooks.get("startContainer") or [])
+        keyring = None if opts.no_new_keyring else keyring_name(self.cid)
+        self.pid = spawn.spawn(self.plan, self.start_fd, callbacks, start_hooks, start_state, keyring,
+                               self.console_fd, self.placement)
+        os.close(self.start_fd)
+        self.start_fd = -1
+
+    def save(self) -> None:
+        from pyoci.cgroups import manager as cgroups
+        from pyoci.linux import consts
+
+        assert self.c is not None
+        pid, cid, cfg, linux_cfg, plan = self.pid, self.cid, self.cfg, self.linux_cfg, self.plan
         pid_start = proc.start_time(pid)
         if pid_start is None:
             raise ChildError("the container's init exited during setup")
-        if not cg_limits and not cg_created and linux_cfg.get("cgroupsPath"):
+        if not self.cg_limits and not self.cg_created and linux_cfg.get("cgroupsPath"):
             # Asked for a cgroup (--cgroup-parent) that this user cannot make
             # (cgroup v1, no delegated v2 tree): said, never silent.
             _warn(f"cgroupsPath {linux_cfg['cgroupsPath']!r} ($.linux.cgroupsPath): this user cannot create "
                   f"cgroups there (no delegated cgroup v2 tree), so container {cid!r} runs without a "
                   "cgroup of its own, in the caller's")
-        c.save({
-            "ociVersion": cfg.get("ociVersion", SPEC_VERSION),
-            "id": cid,
-            "pid": pid,
-            "pid_start": pid_start,
-            "bundle": bundle,
-            "rootfs": rootfs,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "owner": os.geteuid(),
-            "annotations": cfg.get("annotations") or {},
-            "hooks": {k: hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
-            "pid_ns_own": bool(plan.unshare_flags & consts.CLONE_NEWPID),
-            "own_mount_ns": plan.own_mount_ns,
-            "mount_ns_new": bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
-            "process": cfg.get("process") or {},
-            "seccomp": linux_cfg.get("seccomp"),
-            "personality": linux_cfg.get("personality"),
-            "memoryPolicy": linux_cfg.get("memoryPolicy"),
-            "new_keyring": not opts.no_new_keyring,
-            "cgroup_paths": cg_paths,
-            "cgroups_created": cg_created,
-            "freezer": cgroups.freezer_file(cgroups.owned(cg_paths, cg_created)),
-        })
-        if opts.pid_file:
-            store.write_file_atomic(opts.pid_file, str(pid).encode())
+        self.c.save(StateRecord(
+            oci_version=cfg.get("ociVersion", SPEC_VERSION),
+            id=cid,
+            pid=pid,
+            pid_start=pid_start,
+            bundle=self.bundle,
+            rootfs=self.rootfs,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            owner=os.geteuid(),
+            annotations=cfg.get("annotations") or {},
+            hooks={k: self.hooks.get(k) or [] for k in ("startContainer", "poststart", "poststop")},
+            pid_ns_own=bool(plan.unshare_flags & consts.CLONE_NEWPID),
+            own_mount_ns=plan.own_mount_ns,
+            mount_ns_new=bool(plan.unshare_flags & consts.CLONE_NEWNS),     # not joined
+            process=cfg.get("process") or {},
+            seccomp=linux_cfg.get("seccomp"),
+            personality=linux_cfg.get("personality"),
+            memory_policy=linux_cfg.get("memoryPolicy"),
+            new_keyring=not self.opts.no_new_keyring,
+            cgroup_paths=self.cg_paths,
+            cgroups_created=self.cg_created,
+            freezer=cgroups.freezer_file(cgroups.owned(self.cg_paths, self.cg_created)),
+        ))
+
+    def finish(self) -> None:
+        from pyoci.report import debug, phase
+
+        assert self.c is not None
+        if self.opts.pid_file:
+            store.write_file_atomic(self.opts.pid_file, str(self.pid).encode())
         try:
-            os.unlink(store.CREATOR_FILE, dir_fd=c.dirfd)
+            os.unlink(store.CREATOR_FILE, dir_fd=self.c.dirfd)
         except OSError:
             pass        # state.json decides the status from now on
-        if net_devices is not None:
-            net_devices.close()     # the init's namespace holds the devices from now on
+        if self.net_devices is not None:
+            self.net_devices.close()     # the init's namespace holds the devices from now on
         phase("state")
-        debug(f"created {cid}: init pid {pid}")
-        if own_console >= 0:
-            os.close(own_console)
-    except BaseException as exc:
-        if own_console >= 0:
-            os.close(own_console)
-        if start_fd >= 0:
-            os.close(start_fd)
+        debug(f"created {self.cid}: init pid {self.pid}")
+        if self.own_console >= 0:
+            os.close(self.own_console)
+            self.own_console = -1
+
+    # -- the callbacks of spawn (native/spawn.py), at its sync points ------------------
+
+    def write_idmap(self, stage1: int) -> None:
+        from pyoci.linux import idmap as idmaplib
+
+        plan = self.plan
+        assert plan.idmap is not None
+        if plan.idmap_writer == "direct":
+            idmaplib.write_direct(stage1, plan.idmap)
+        else:
+            idmaplib.write_with_helpers(stage1, plan.idmap)
+
+    def while_booting(self) -> None:
+        # The cgroups, with their limits, are made while stage1 starts.
+        from pyoci.cgroups import manager as cgroups
+
+        cgroups.prepare(self.cg_paths, self.cg_limits, self.cg_created, self._configure_cgroups)
+
+    def _configure_cgroups(self) -> None:
+        from pyoci.cgroups import manager as cgroups
+
+        if self.dirs and set(self.cg_created) != set(self.dirs):
+            # Someone else made one of them meanwhile: a delete after
+            # our crash must not take it for ours.
+            self._write_cgroups_record(self.cg_created)
+        if self.cg_limits:
+            cgroups.apply_resources(self.resources, self.cg_paths, self.lay, self.linux_cfg.get("devices"),
+                                    rootless=self.cg_delegated)
+
+    def child_created(self, p: int, in_cgroup2: bool) -> None:
+        from pyoci.cgroups import manager as cgroups
+        from pyoci.report import debug
+
+        assert self.c is not None
+        self.pid = p
+        # Before anything else: a delete after we are killed finds the
+        # init by it (pid and start time) when there is no state.json.
+        self.c.write(store.INIT_FILE, store.pid_record(p))
+        # (the v1 hierarchies of a SelfPlacement stage2 joins after SYNC 2)
+        placement = self.placement
+        done = placement.joined(self.cg_paths, in_cgroup2) if placement is not None else []
+        try:
+            cgroups.attach(p, self.cg_paths, self.cg_limits, done)
+        finally:
+            if placement is None:
+                from pyoci.linux import prewarm
+
+                prewarm.stop()
+        debug(f"cgroups of pid {p}: {self.cg_paths} (created {self.cg_created})")
+        if self.net_devices is not None:
+            self.net_devices.move(p)         # linux.netDevices, into the init's network namespace
+        adj = self.plan.process.oom_score_adj
+        if adj is not None:
+            try:
+                proc.write_text(f"/proc/{p}/oom_score_adj", str(adj))
+            except OSError as e:
+                raise PyociError(f"set oom_score_adj {adj} ($.process.oomScoreAdj)",
+                                 op="write oom_score_adj", errno=e.errno,
+                                 hint="lowering it needs CAP_SYS_RESOURCE") from None
+
+    def run_create_hooks(self, p: int) -> None:
+        hooks = self.hooks
+        if not (hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer")):
+            return
+        from pyoci.linux import hooks as hooklib
+
+        if hooks.get("prestart"):
+            hooklib.run_hooks("prestart", hooks["prestart"], self._hook_state(HOOK_STATUS["prestart"], p))
+        if hooks.get("createRuntime"):
+            hooklib.run_hooks("createRuntime", hooks["createRuntime"],
+                              self._hook_state(HOOK_STATUS["createRuntime"], p))
+        if hooks.get("createContainer"):
+            hooklib.run_hooks("createContainer", hooks["createContainer"],
+                              self._hook_state(HOOK_STATUS["createContainer"], p),
+                              preexec=hooklib.in_namespaces_of(p, self.user_ns and os.geteuid() != 0))
+
+    def killed(self) -> None:
+        from pyoci.cgroups import manager as cgroups
+
+        cgroups.thaw(cgroups.owned(self.cg_paths, self.cg_created))
+
+    # -- helpers and undo actions ------------------------------------------------------
+
+    def _hook_state(self, status: Status, pid: int) -> dict[str, Any]:
+        return _hook_state(self.cid, self.cfg, self.bundle, pid, status)
+
+    def _write_cgroups_record(self, created: list[str]) -> None:
+        from pyoci import jsonfast
+
+        assert self.c is not None
+        self.c.write(CGROUPS_RECORD, jsonfast.dumps({"paths": self.cg_paths, "created": created,
+                                                     "rootfs": self.rootfs,
+                                                     "own_mount_ns": self.plan.own_mount_ns}).encode())
+
+    def close_fds(self) -> None:
+        if self.own_console >= 0:
+            os.close(self.own_console)
+            self.own_console = -1
+        if self.start_fd >= 0:
+            os.close(self.start_fd)
+            self.start_fd = -1
+
+    def _kill_init(self) -> None:
+        pid = self.pid
         if pid > 0 and proc.is_alive(pid, None):
             try:
                 os.kill(pid, SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-        if net_devices is not None:
-            net_devices.restore()
-        if not plan.own_mount_ns:
-            from pyoci.linux.mounts import unmount_under
 
-            unmount_under(rootfs)
-        oom_error = None
-        if isinstance(exc, ChildError) and cg_limits:
-            # killed by its memory cgroup?
+    def _unmount(self) -> None:
+        from pyoci.linux.mounts import unmount_under
+
+        unmount_under(self.rootfs)
+
+    def _check_oom(self) -> None:
+        """Was the init killed by its memory cgroup? (read before the
+        cgroups go; the error replaces the one of the failed step)"""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ChildError) and self.cg_limits:
             from pyoci.linux.oom import setup_oom_error
 
-            oom_error = setup_oom_error(cg_paths, resources)
-        cgroups.remove(cg_created)
+            self.oom_error = setup_oom_error(self.cg_paths, self.resources)
+
+    def _remove_state_dir(self) -> None:
+        assert self.c is not None
         try:
-            c.remove()
+            self.c.remove()
         except PyociError as e:
             _warn(f"{e}")
-        c.close()
-        if oom_error is not None:
-            raise oom_error from None
+
+
+def create(root: str, cid: str, opts: CreateOptions, console_fd: int = -1) -> int:
+    """Create the container; return its init's pid.
+
+    ``console_fd``: a connected socket to send the pty master to, for callers
+    (run) that hold the console themselves; otherwise --console-socket.
+    The steps and what a failure in each undoes: _Create."""
+    ctx = _Create(root, cid, opts, console_fd)
+    try:
+        ctx.load()
+        ctx.plan_cgroups()
+        ctx.make_plan()
+        ctx.check_net_devices()
+        ctx.open_console()
+        ctx.check_resources()
+        ctx.state_dir()
+        ctx.record_cgroups()
+        ctx.listen()
+        ctx.spawn()
+        ctx.save()
+        ctx.finish()
+    except BaseException:
+        ctx.close_fds()
+        try:
+            ctx.undo.unwind()
+        finally:
+            if ctx.c is not None:
+                ctx.c.close()
+        if ctx.oom_error is not None:
+            raise ctx.oom_error from None
         raise
-    c.close()
-    return pid
+    ctx.undo.discard()
+    assert ctx.c is not None
+    ctx.c.close()
+    return ctx.pid
 
 
 def keyring_name(cid: str) -> str:
@@ -364,7 +560,7 @@ def start(root: str, cid: str) -> None:
             raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
         try:
             startmsg.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
-                        start_hooks=((c.state or {}).get("hooks") or {}).get("startContainer"))
+                           start_hooks=c.state.hook_list("startContainer") if c.state is not None else None)
         except PyociError:
             # The init exits after a failed start: the container is stopped
             # when the error is printed (an engine deletes it at once).
@@ -373,7 +569,7 @@ def start(root: str, cid: str) -> None:
         finally:
             _drop_socket(c)
     # The lock is not held for poststart: the container runs already.
-    poststart = ((c.state or {}).get("hooks") or {}).get("poststart") or []
+    poststart = c.state.hook_list("poststart") if c.state is not None else []
     if poststart:
         _run_warn_only(c, "poststart", poststart, RUNNING)
         phase("hooks")
@@ -395,7 +591,7 @@ def _drop_socket(c: store.Container, strict: bool = False) -> None:
 def _wait_exit(c: store.Container, timeout: float = 5.0) -> None:
     """Wait for the init to exit by itself; SIGKILL it after ``timeout``."""
     deadline = time.monotonic() + timeout
-    started = (c.state or {}).get("pid_start")
+    started = _pid_start(c)
     while proc.is_alive(c.pid, started):
         if time.monotonic() > deadline:
             _signal_all(c, SIGKILL, RUNNING)
@@ -453,18 +649,27 @@ def _has_limits(resources: dict[str, Any]) -> bool:
     return False
 
 
+def _pid_start(c: store.Container) -> int | None:
+    return c.state.pid_start if c.state is not None else None
+
+
+def _record(c: store.Container) -> StateRecord:
+    """The state record, or (no state.json) an empty one with its defaults."""
+    return c.state if c.state is not None else store.no_state()
+
+
 def container_pids(c: store.Container) -> list[int]:
-    st = c.state or {}
-    paths = st.get("cgroup_paths") or {}
-    created = st.get("cgroups_created") or []
+    st = _record(c)
+    paths = st.cgroup_paths
+    created = st.cgroups_created
     if paths and created:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         # the container's cgroup and its sub-cgroups, where pyoci made it
         found = cgroups.pids(paths, created=created)
         if found:
             return found
-    return proc.pids_in_namespace_of(c.pid) if st.get("pid_ns_own") else _host_pidns_members(c)
+    return proc.pids_in_namespace_of(c.pid) if st.pid_ns_own else _host_pidns_members(c)
 
 
 def _host_pidns_members(c: store.Container) -> list[int]:
@@ -472,11 +677,10 @@ def _host_pidns_members(c: store.Container) -> list[int]:
     where no cgroup pyoci made says: its init, what descends from it, and,
     with a mount namespace of its own, every process in that namespace (an
     exec'd process is no descendant of the init) when create made it."""
-    st = c.state or {}
-    if not proc.is_alive(c.pid, st.get("pid_start")):
+    if not proc.is_alive(c.pid, _pid_start(c)):
         return []
     found = proc.descendants(c.pid)
-    if st.get("mount_ns_new"):      # (one joined by path may hold others' processes)
+    if _record(c).mount_ns_new:      # (one joined by path may hold others' processes)
         found += [p for p in proc.pids_in_namespace_of(c.pid, "mnt") if p not in found]
     return found
 
@@ -495,24 +699,24 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
     and is never read for this.  A stopped container is signalled through
     its cgroup only (what outlived the init); its recorded init pid may be
     reused."""
-    st = c.state or {}
-    paths = st.get("cgroup_paths") or {}
-    created = st.get("cgroups_created") or []
+    st = _record(c)
+    paths = st.cgroup_paths
+    created = st.cgroups_created
     signalled: list[int] = []
-    if st.get("pid_ns_own"):
+    if st.pid_ns_own:
         if status is not STOPPED:
             targets = [c.pid] if sig == SIGKILL else (proc.pids_in_namespace_of(c.pid) or [c.pid])
             _kill_each(c, targets, sig)
     else:
         if paths and created:
-            from pyoci.linux import cgroups
+            from pyoci.cgroups import manager as cgroups
 
             signalled = cgroups.signal_all(paths, sig, created=created)
         if not signalled and status is not STOPPED:
             _kill_each(c, _host_pidns_members(c), sig)
-    freezer = st.get("freezer")
+    freezer = st.freezer
     if sig == SIGKILL and freezer and status == "paused":
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         cgroups.freeze(freezer, False)   # a frozen task cannot die
 
@@ -520,7 +724,7 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
 def _kill_each(c: store.Container, pids: list[int], sig: int) -> None:
     """Signal pids; the init only while it is still the process recorded."""
     for p in pids:
-        if p == c.pid and not proc.is_alive(p, (c.state or {}).get("pid_start")):
+        if p == c.pid and not proc.is_alive(p, _pid_start(c)):
             continue
         try:
             os.kill(p, sig)
@@ -544,12 +748,12 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             _signal_all(c, sig, status)
             return
         _signal_pid(c, sig)
-        freezer = (c.state or {}).get("freezer")
+        freezer = _record(c).freezer
         if sig == SIGKILL and freezer and status == "paused":
             # A frozen task cannot die: thaw so the SIGKILL takes effect and
             # the container leaves `paused` (runc does the same; other
             # signals stay pending until `resume`, as with runc).
-            from pyoci.linux import cgroups
+            from pyoci.cgroups import manager as cgroups
 
             cgroups.freeze(freezer, False)
 
@@ -562,7 +766,7 @@ def _signal_pid(c: store.Container, sig: int) -> None:
         raise PyociError(f"signal the container's init (pid {c.pid})", op="pidfd_open", errno=-pidfd)
     try:
         # The pidfd pins the process: check it is still the one we created.
-        if not proc.is_alive(c.pid, (c.state or {}).get("pid_start")):
+        if not proc.is_alive(c.pid, _pid_start(c)):
             raise InvalidTransition(c.cid, "kill", STOPPED)
         r = lib.pyoci_pidfd_send_signal(pidfd, sig)
         if r < 0:
@@ -577,7 +781,7 @@ def _wait_gone(c: store.Container, timeout: float = 10.0) -> None:
     gone instead of polling with sleeps, each of which costs a trip through a
     busy run queue; without pidfds (Linux < 5.3), poll every 5 ms."""
     deadline = time.monotonic() + timeout
-    started = (c.state or {}).get("pid_start")
+    started = _pid_start(c)
     pidfd = -1
     try:
         pidfd = os.pidfd_open(c.pid)
@@ -634,8 +838,8 @@ def _destroy(c: store.Container, status: Status) -> None:
     if status is not STOPPED and status is not CREATING:
         _signal_all(c, SIGKILL, status)
         _wait_gone(c)
-    st = c.state or {}
-    recorded = "cgroup_paths" in st and "cgroups_created" in st
+    st = _record(c)
+    recorded = st.has("cgroup_paths") and st.has("cgroups_created")
     rec: dict[str, Any] = {}
     if c.state is None or c.damage:
         # create died before state.json, or state.json is damaged: what
@@ -655,26 +859,26 @@ def _destroy(c: store.Container, status: Status) -> None:
         if not recorded and (bad or left):
             problems.append((bad or "nothing records which cgroups pyoci created")
                             + (f"; left in place: {', '.join(left)}" if left else ""))
-        if c.damage and "pid" not in st and not init \
-                and not (st.get("cgroups_created") or rec.get("created")):
+        if c.damage and not st.has("pid") and not init \
+                and not (st.cgroups_created or rec.get("created")):
             problems.append("the init's pid is unknown (a process of the container may still run)")
-    rootfs = st.get("rootfs") if "own_mount_ns" in st else rec.get("rootfs")
-    own_mount_ns = st.get("own_mount_ns", rec.get("own_mount_ns", True))
+    rootfs = (st.rootfs if st.has("rootfs") else None) if st.has("own_mount_ns") else rec.get("rootfs")
+    own_mount_ns = st.own_mount_ns if st.has("own_mount_ns") else rec.get("own_mount_ns", True)
     if rootfs and not own_mount_ns:
         from pyoci.linux.mounts import unmount_under
 
         unmount_under(rootfs)
     if recorded:
-        paths, created = st["cgroup_paths"], st["cgroups_created"]
+        paths, created = st.cgroup_paths, st.cgroups_created
     else:
         paths, created = rec.get("paths") or {}, rec.get("created") or []
     if created:
-        from pyoci.linux import cgroups
+        from pyoci.cgroups import manager as cgroups
 
         # Leftovers are killed as runc does: when the container has no pid
         # namespace of its own (or create died before saying).
-        cgroups.destroy(paths, created, kill=not st.get("pid_ns_own"))
-    poststop = (st.get("hooks") or {}).get("poststop") or []
+        cgroups.destroy(paths, created, kill=not st.pid_ns_own)
+    poststop = st.hook_list("poststop")
     c.remove()
     if poststop:
         _run_warn_only(c, "poststop", poststop, STOPPED)
@@ -685,7 +889,7 @@ def _destroy(c: store.Container, status: Status) -> None:
 
 def _cgroups_of(pid: int) -> list[str]:
     """The directories of pid's cgroups that are not the caller's own."""
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     try:
         theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
@@ -747,9 +951,10 @@ def list_containers(root: str) -> list[dict[str, Any]]:
         try:
             with store.open_container(root, cid, peek=True) as c:
                 s = oci_state(c, c.status())
-                s["created"] = (c.state or {}).get("created", "")
-                s["rootfs"] = (c.state or {}).get("rootfs", "")
-                s["owner"] = (c.state or {}).get("owner", "")
+                st = _record(c)
+                s["created"] = st.created
+                s["rootfs"] = st.rootfs
+                s["owner"] = st.owner if st.owner is not None else ""
                 out.append(s)
         except ContainerNotFound:
             continue
@@ -759,15 +964,15 @@ def list_containers(root: str) -> list[dict[str, Any]]:
 
 
 def pause(root: str, cid: str, resume: bool = False) -> None:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     verb = "resume" if resume else "pause"
     with store.open_container(root, cid, verb=verb) as c:
         status = c.status()
         if not can(verb, status):
             raise InvalidTransition(cid, verb, status)
-        freezer = (c.state or {}).get("freezer")
-        if not freezer or not (c.state or {}).get("cgroups_created"):
+        freezer = _record(c).freezer
+        if not freezer or not _record(c).cgroups_created:
             raise PyociError(f"cannot {verb} container {cid!r}: it has no freezer cgroup",
                              hint="pausing needs the freezer (v1) or cgroup.freeze (v2) of a cgroup "
                                   "pyoci created: run as root")
@@ -783,18 +988,18 @@ def ps(root: str, cid: str) -> list[int]:
 
 
 def update(root: str, cid: str, resources: dict[str, Any]) -> None:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     with store.open_container(root, cid, verb="update") as c:
         status = c.status()
         if not can("update", status):
             raise InvalidTransition(cid, "update", status)
-        st = c.state or {}
-        paths = st.get("cgroup_paths") or {}
+        st = _record(c)
+        paths = st.cgroup_paths
         lay = cgroups.layout()
         privileged = os.geteuid() == 0 and proc.in_initial_userns()
         delegated = not privileged and cgroups.delegated(lay, paths)
-        if not st.get("cgroups_created") or not (privileged or delegated):
+        if not st.cgroups_created or not (privileged or delegated):
             raise PyociError(f"cannot update container {cid!r}: it has no cgroup pyoci can write",
                              hint="resource limits need root (or a delegated cgroup v2 tree)")
         try:
@@ -803,5 +1008,5 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
         except ConfigError as e:
             raise e.relabel("update") from None     # the fields come from the command line too
         if resources:
-            st.setdefault("resources", {}).update(resources)
+            st.resources.update(resources)
             c.save(st)

@@ -1,6 +1,6 @@
 """`events`: a container's statistics and OOM notifications, as runc prints them.
 
-``{"type":"stats","id":ID,"data":{...}}`` (see pyoci.linux.cgstats) and
+``{"type":"stats","id":ID,"data":{...}}`` (see pyoci.cgroups.stats) and
 ``{"type":"oom","id":ID}``, one JSON object a line.  The stream ends, as
 runc's does, when the container's cgroup goes away (delete); a stopped but
 not deleted container keeps reporting.  No lock is held while streaming.
@@ -27,16 +27,16 @@ def _cgroup_paths(root: str, cid: str) -> dict[str, str]:
         if status in (STOPPED, CREATING):
             raise PyociError(f"container {cid!r} is not running ({status})",
                              hint="events and stats need a created, running or paused container")
-        st = c.state or {}
-        paths: dict[str, str] = st.get("cgroup_paths") or {}
-        if not paths or not st.get("cgroups_created"):
+        st = c.state if c.state is not None else store.no_state()
+        paths: dict[str, str] = st.cgroup_paths
+        if not paths or not st.cgroups_created:
             raise PyociError(f"container {cid!r} has no cgroup pyoci created, so no statistics",
                              hint="statistics need root (the container's own cgroups)")
         return paths
 
 
 def stats_event(cid: str, paths: dict[str, str]) -> dict[str, Any]:
-    from pyoci.linux.cgstats import collect
+    from pyoci.cgroups.stats import collect
 
     return {"type": "stats", "id": cid, "data": collect(paths)}
 
@@ -52,7 +52,7 @@ def stream(root: str, cid: str, interval: float, emit: Callable[[dict[str, Any]]
     import gc
     import select
 
-    from pyoci.linux.cgstats import OomWatch
+    from pyoci.cgroups.stats import OomWatch
 
     gc.enable()           # a long wait (the launcher disables it for short commands)
     paths = _cgroup_paths(root, cid)

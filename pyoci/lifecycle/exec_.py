@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
+    from pyoci.lifecycle.store import StateRecord
+
 # Namespace files in the order they are joined (user first, mount last).
 NS_FILES = [("user", consts.CLONE_NEWUSER), ("ipc", consts.CLONE_NEWIPC), ("uts", consts.CLONE_NEWUTS),
             ("net", consts.CLONE_NEWNET), ("pid", consts.CLONE_NEWPID), ("cgroup", consts.CLONE_NEWCGROUP),
@@ -87,39 +89,81 @@ def _setgroups_denied(pid: int) -> bool:
         return False
 
 
-def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
-    """Start the process; with detach return 0, else wait and return its status."""
-    from pyoci.errors import ConfigError
-    from pyoci.lifecycle.container import check_lsm
-    from pyoci.lifecycle.run import wait_for
-    from pyoci.native import spawn
-    from pyoci.plan.build import Host, build_exec_plan
-    from pyoci.report import debug, phase
-    from pyoci.spec import limits
+class _Exec:
+    """What `exec` has learned and acquired so far: the steps below fill it
+    in order, and ``undo`` holds what a failure must undo.
 
-    try:
-        # (The strings need no check_strings: a --process file had it, the
-        # container's own process had it at create, and the command line's
-        # cannot hold a NUL; an argument that is not UTF-8 arrives as
-        # surrogateescape text and reaches the process as its bytes, as with runc.)
-        limits.check_process_numbers(opts.process, "$")
-        check_lsm({"process": opts.process})
-    except ConfigError as e:
-        raise e.relabel("exec") from None
-    if opts.preserve_fds:
-        proc.hold_fd_range(3, opts.preserve_fds)
-    with store.open_container(root, cid, shared=True) as c:
-        status = c.status()
-        if not can("exec", status) and not (status == "paused" and opts.ignore_paused):
-            raise InvalidTransition(cid, "exec in", status)
-        state = c.state or {}
-        pid = c.pid
+    The steps (exec_process() calls them in this order), and what a failure
+    in each leaves to undo (``+``: registered by that step; unwound newest first):
+      check_process   nothing yet
+      (hold --preserve-fds, open and lock the container: the `with` in exec_process)
+      check_status    nothing
+      namespaces      + close the namespace fds taken from the init
+      make_plan       as namespaces
+      open_console    + close our end of the console pair (none with --console-socket)
+      place           as open_console (the process joins the cgroups itself or at SYNC 2)
+      spawn           the namespace fds and the console socket are closed
+                      whatever happens; + kill the process
+      write_pid_file  as spawn
+    The lock is let go when the `with` ends (for a paused container, before spawn).
+    """
+
+    __slots__ = ("root", "cid", "opts", "c", "status", "pid", "held", "join", "plan", "host", "console_fd",
+                 "mine", "paths", "placement", "adj", "child", "undo")
+
+    def __init__(self, root: str, cid: str, opts: ExecOptions) -> None:
+        from pyoci.lifecycle.container import Undo
+
+        self.root = root
+        self.cid = cid
+        self.opts = opts
+        self.held: list[int] = []     # namespace fds from the init, open until stage1 has joined them
+        self.console_fd = -1
+        self.mine = -1
+        self.placement: Any = None
+        self.child = 0
+        self.undo = Undo()
+
+    # -- the steps, in order ----------------------------------------------------------
+
+    def check_process(self) -> None:
+        from pyoci.errors import ConfigError
+        from pyoci.lifecycle.container import check_lsm
+        from pyoci.spec import limits
+
+        try:
+            # (The strings need no check_strings: a --process file had it, the
+            # container's own process had it at create, and the command line's
+            # cannot hold a NUL; an argument that is not UTF-8 arrives as
+            # surrogateescape text and reaches the process as its bytes, as with runc.)
+            limits.check_process_numbers(self.opts.process, "$")
+            check_lsm({"process": self.opts.process})
+        except ConfigError as e:
+            raise e.relabel("exec") from None
+
+    def check_status(self, c: store.Container) -> None:
+        from pyoci.report import phase
+
+        self.c = c
+        self.status = status = c.status()
+        if not can("exec", status) and not (status == "paused" and self.opts.ignore_paused):
+            raise InvalidTransition(self.cid, "exec in", status)
+        self.pid = c.pid
         phase("state")
-        held: list[int] = []     # namespace fds from the init, open until stage1 has joined them
-        join = _namespaces_of(pid, cid, c, held)
-        chroot = None if state.get("own_mount_ns", True) else f"/proc/{pid}/root"
-        host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
-                    preserve_fds=opts.preserve_fds)
+
+    def namespaces(self) -> None:
+        self.undo.push("close the namespace fds", self._close_held)
+        self.join = _namespaces_of(self.pid, self.cid, self.c, self.held)
+
+    def make_plan(self) -> None:
+        from pyoci.errors import ConfigError
+        from pyoci.plan.build import Host, build_exec_plan
+        from pyoci.report import debug, notes, phase
+
+        state, pid, cid, opts, join = self._state(), self.pid, self.cid, self.opts, self.join
+        chroot = None if state.own_mount_ns else f"/proc/{pid}/root"
+        self.host = host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=proc.in_initial_userns(),
+                                preserve_fds=opts.preserve_fds)
         setgroups_denied = _setgroups_denied(pid)
         groups = (opts.process.get("user") or {}).get("additionalGids")
         if groups and setgroups_denied:
@@ -130,24 +174,25 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
                              "single-id map)", hint="drop --additional-gids (-g) or the process's "
                              "user.additionalGids")
         try:
-            plan = build_exec_plan(opts.process, join, chroot, host, setgroups_denied, state.get("seccomp"),
-                                   state.get("personality"), state.get("memoryPolicy"))
+            self.plan = plan = build_exec_plan(opts.process, join, chroot, host, setgroups_denied,
+                                               state.seccomp, state.personality, state.memory_policy)
         except ConfigError as e:
             raise e.relabel("exec process") from None
         phase("plan")
-        debug(f"exec in {cid} (status {status}, init pid {pid}): {opts.process.get('args')}, "
+        debug(f"exec in {cid} (status {self.status}, init pid {pid}): {opts.process.get('args')}, "
               f"joining {[p for _, p in join]}")
-        from pyoci.report import notes
-
         notes(plan.process.notes)
 
-        console_fd = -1
-        mine = -1
-        if plan.process.terminal:
+    def open_console(self) -> None:
+        from pyoci.native import spawn
+
+        opts = self.opts
+        if self.plan.process.terminal:
             if opts.console_socket:
-                console_fd = spawn.connect_console(opts.console_socket)
+                self.console_fd = spawn.connect_console(opts.console_socket)
             elif not opts.detach:
-                mine, console_fd = spawn.console_pair()
+                self.undo.push("close our end of the console pair", self._close_mine)
+                self.mine, self.console_fd = spawn.console_pair()
             else:
                 raise PyociError("exec --tty --detach needs --console-socket")
         if not opts.detach:
@@ -155,84 +200,144 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
 
             lib.pyoci_set_child_subreaper()
 
-        def nothing(_: int) -> None:
-            return None
+    def place(self) -> None:
+        from pyoci.native import spawn
 
+        state = self._state()
         # As runc: the exec'd process gets the process spec's oomScoreAdj,
         # else the container's (Podman's exec specs carry it; a process
         # would otherwise inherit the caller's, e.g. conmon's).
-        adj = plan.process.oom_score_adj
+        adj = self.plan.process.oom_score_adj
         if adj is None:
-            adj = (state.get("process") or {}).get("oomScoreAdj")
-        paths: dict[str, str] = state.get("cgroup_paths") or {}
-        if not state.get("cgroups_created"):
+            adj = state.process.get("oomScoreAdj")
+        self.adj = adj
+        paths: dict[str, str] = state.cgroup_paths
+        if not state.cgroups_created:
             paths = {}
+        self.paths = paths
         # As for create: without a user namespace the process joins the
         # container's cgroups by itself (spawn.SelfPlacement), which never
         # waits for the cgroup attach lock; stage1 opens the files before it
         # enters the container's mount namespace.
-        placement = None
-        joins_userns = any(t == consts.CLONE_NEWUSER for t, _ in join)
-        if paths and os.geteuid() == 0 and host.init_userns and not joins_userns:
-            placement = spawn.SelfPlacement(paths, required=False)
+        joins_userns = any(t == consts.CLONE_NEWUSER for t, _ in self.join)
+        if paths and os.geteuid() == 0 and self.host.init_userns and not joins_userns:
+            self.placement = spawn.SelfPlacement(paths, required=False)
 
-        def join_cgroups(child: int, in_cgroup2: bool) -> None:
-            # SYNC 2: the new process joins the container's cgroups before it runs.
-            if paths:
-                from pyoci.linux import cgroups
+    def spawn(self) -> None:
+        from pyoci.native import spawn
 
-                done = placement.joined(paths, in_cgroup2) if placement is not None else []
-                cgroups.attach(child, paths, False, done)
-            if adj is not None:
-                try:
-                    proc.write_text(f"/proc/{child}/oom_score_adj", str(adj))
-                except OSError as e:
-                    raise PyociError(f"set oom_score_adj {adj} of the exec'd process (oomScoreAdj)",
-                                     op="write oom_score_adj", errno=e.errno,
-                                     hint="lowering it needs CAP_SYS_RESOURCE") from None
-
-        callbacks = spawn.Callbacks(write_idmap=nothing, child_created=join_cgroups,
-                                    run_create_hooks=nothing, warning=_warn)
-        if status == "paused":
+        callbacks = spawn.Callbacks(write_idmap=_nothing, child_created=self.join_cgroups,
+                                    run_create_hooks=_nothing, warning=_warn)
+        if self.status == "paused":
             # exec --ignore-paused: the new process stops in the frozen cgroup
             # until `resume`, which needs the container's lock; hold none from
             # here (runc holds none either).  `kill`/`delete --force` of the
             # container meanwhile kill it with the rest.
             import fcntl
 
-            fcntl.flock(c.dirfd, fcntl.LOCK_UN)
+            fcntl.flock(self.c.dirfd, fcntl.LOCK_UN)
         try:
             # A session keyring of its own (anonymous: ""), never the caller's,
             # unless the container was created with --no-new-keyring.
-            keyring = "" if state.get("new_keyring", True) else None
-            child = spawn.spawn(plan, -1, callbacks, [], None, keyring, console_fd, placement)
+            keyring = "" if self._state().new_keyring else None
+            self.child = spawn.spawn(self.plan, -1, callbacks, [], None, keyring, self.console_fd,
+                                     self.placement)
         finally:
-            if console_fd >= 0:
-                os.close(console_fd)
-            for fd in held:
-                os.close(fd)
-        if opts.pid_file:
-            try:
-                store.write_file_atomic(opts.pid_file, str(child).encode())
-            except PyociError:
-                # Nothing left behind: the process never reached its program
-                # unseen by the caller (runc kills it too).
-                _kill_quietly(child)
-                raise
-        debug(f"exec in {cid}: process pid {child}")
-    master = -1
-    if mine >= 0:
-        master = spawn.recv_console(mine)
-        os.close(mine)
-    if opts.detach:
-        return 0
-    if master >= 0:
-        from pyoci.linux.tty import proxy
+            if self.console_fd >= 0:
+                os.close(self.console_fd)
+                self.console_fd = -1
+            self._close_held()
+        self.undo.push("kill the process", self._kill_child)
 
-        proxy(master, child)
-    status_code = wait_for(child)
-    phase("wait")
-    return status_code
+    def write_pid_file(self) -> None:
+        from pyoci.report import debug
+
+        if self.opts.pid_file:
+            # On failure nothing is left behind: the process never reached its
+            # program unseen by the caller (runc kills it too).
+            store.write_file_atomic(self.opts.pid_file, str(self.child).encode())
+        debug(f"exec in {self.cid}: process pid {self.child}")
+
+    def wait(self) -> int:
+        from pyoci.lifecycle.run import wait_for
+        from pyoci.native import spawn
+        from pyoci.report import phase
+
+        master = -1
+        if self.mine >= 0:
+            master = spawn.recv_console(self.mine)
+            self._close_mine()
+        if self.opts.detach:
+            return 0
+        if master >= 0:
+            from pyoci.linux.tty import proxy
+
+            proxy(master, self.child)
+        status_code = wait_for(self.child)
+        phase("wait")
+        return status_code
+
+    # -- the callback of spawn (native/spawn.py) at SYNC 2 ----------------------------
+
+    def join_cgroups(self, child: int, in_cgroup2: bool) -> None:
+        # SYNC 2: the new process joins the container's cgroups before it runs.
+        paths, adj, placement = self.paths, self.adj, self.placement
+        if paths:
+            from pyoci.cgroups import manager as cgroups
+
+            done = placement.joined(paths, in_cgroup2) if placement is not None else []
+            cgroups.attach(child, paths, False, done)
+        if adj is not None:
+            try:
+                proc.write_text(f"/proc/{child}/oom_score_adj", str(adj))
+            except OSError as e:
+                raise PyociError(f"set oom_score_adj {adj} of the exec'd process (oomScoreAdj)",
+                                 op="write oom_score_adj", errno=e.errno,
+                                 hint="lowering it needs CAP_SYS_RESOURCE") from None
+
+    # -- helpers and undo actions ------------------------------------------------------
+
+    def _state(self) -> StateRecord:
+        return self.c.state if self.c.state is not None else store.no_state()
+
+    def _close_held(self) -> None:
+        while self.held:
+            os.close(self.held.pop())
+
+    def _close_mine(self) -> None:
+        if self.mine >= 0:
+            os.close(self.mine)
+            self.mine = -1
+
+    def _kill_child(self) -> None:
+        _kill_quietly(self.child)
+
+
+def _nothing(_: int) -> None:
+    return None
+
+
+def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
+    """Start the process; with detach return 0, else wait and return its status.
+    The steps and what a failure in each undoes: _Exec."""
+    ctx = _Exec(root, cid, opts)
+    ctx.check_process()
+    if opts.preserve_fds:
+        proc.hold_fd_range(3, opts.preserve_fds)
+    with store.open_container(root, cid, shared=True) as c:
+        try:
+            ctx.check_status(c)
+            ctx.namespaces()
+            ctx.make_plan()
+            ctx.open_console()
+            ctx.place()
+            ctx.spawn()
+            ctx.write_pid_file()
+        except BaseException:
+            ctx.undo.unwind()
+            raise
+    ctx.undo.discard()
+    return ctx.wait()
 
 
 def _kill_quietly(pid: int) -> None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from pyoci.linux.cgroups import Layout
+    from pyoci.cgroups.common import Layout
 
     Result = dict[str, str]
 
@@ -412,7 +412,7 @@ def result_list(name: str, status: str, found: str, fix: str = "") -> list[Resul
 
 
 def check_cgroups(ctx: Context) -> list[Result]:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     name = "cgroups"
     lay = cgroups.layout()
@@ -455,7 +455,7 @@ def _v2_delegation(ctx: Context, lay: Layout, version: str) -> Result:
     same code (cgroups.delegated_paths): a cgroup beside the caller's own
     in a delegated subtree, one below the caller's own cgroup (only that is
     writable), or none."""
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     name = "cgroups"
     assert lay.unified is not None

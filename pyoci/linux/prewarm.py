@@ -35,7 +35,7 @@ INTERVAL = 0.001
 
 def _target() -> str | None:
     """Our own cgroup's cgroup.procs in a hierarchy every host has."""
-    from pyoci.linux.cgroups import own_cgroups
+    from pyoci.cgroups.common import own_cgroups
 
     own = own_cgroups()
     for c in ("pids", "freezer", "devices"):

@@ -294,8 +294,9 @@ def _preflight(doc: dict[str, Any], bundle: str, rootfs: str, add: Any) -> list[
     lifecycle.container.create): the cgroup layout and limits, the LSM
     labels, the plan (rootless rules, sysctls, devices, mounts), the id maps
     against /etc/subuid and /etc/subgid."""
+    from pyoci.cgroups import manager as cgroups
     from pyoci.lifecycle.container import _has_limits, check_lsm
-    from pyoci.linux import cgroups, proc
+    from pyoci.linux import proc
     from pyoci.plan.build import Host, build_plan
 
     out: list[Problem] = []
@@ -344,9 +345,12 @@ def _preflight(doc: dict[str, Any], bundle: str, rootfs: str, add: Any) -> list[
     return out
 
 
-def validate_bundle(bundle: str) -> list[Problem]:
+def validate_bundle(bundle: str, ignored: list[str] | None = None) -> list[Problem]:
     """Every problem of the bundle's config.json, in stage order; [] when it
-    would run here."""
+    would run here.  Unknown properties are not problems (the runtime-spec's
+    Extensibility rule: create ignores them); after the schema stage they
+    are removed, as create removes them, and their JSON paths added to
+    *ignored*."""
     from pyoci.spec.load import _parse, _read
 
     path = os.path.join(bundle, "config.json")
@@ -356,7 +360,14 @@ def validate_bundle(bundle: str) -> list[Problem]:
         return [_from_error("load", e, None, "JSON document")]
     except PyociError as e:
         return [Problem("load", "$", "readable", str(e))]
-    problems = schema_problems(doc) + check_problems(doc)
+    problems = schema_problems(doc)
+    if isinstance(doc, dict):
+        from pyoci.spec import _validator
+
+        paths = _validator.strip_unknown(doc)
+        if ignored is not None:
+            ignored.extend(paths)
+    problems += check_problems(doc)
     if isinstance(doc, dict) and not problems:
         problems += host_problems(doc, bundle)
     elif isinstance(doc, dict):

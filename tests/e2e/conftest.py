@@ -2,7 +2,7 @@
 containerd, the Kubernetes CRI and Docker (test_containerd.py, test_cri.py,
 test_docker.py: their session fixtures are in the "containerd, CRI and
 Docker" part below, their leak checks in engine_env.py, the daemons in
-pyoci/devtools/engines.py).
+tools/engines.py).
 
 Every test runs once with ``--runtime <pyoci launcher>`` and once with
 ``--runtime <runc>``: the suite checks Podman's real behaviour, so a test that
@@ -15,7 +15,7 @@ also need newuidmap/newgidmap; they run as the user ``pyoci-e2e`` (or
 $PYOCI_E2E_USER), created with ``useradd -m`` (+ a 65536-id /etc/subuid and
 /etc/subgid range) when missing.
 
-Isolation (pyoci/devtools/podman.py): one directory /tmp/pyoci-e2e-XXXX per
+Isolation (tools/podman.py): one directory /tmp/pyoci-e2e-XXXX per
 session (removed at the end; PYOCI_E2E_KEEP=1 keeps it) holding two Podman
 setups, ``root/`` and ``rootless/`` (vfs storage, run root, tmpdir, events
 log, containers.conf via CONTAINERS_CONF and, for rootless, XDG_RUNTIME_DIR
@@ -33,7 +33,7 @@ session ends.  Podman's cleanup is asynchronous (conmon's exit command), so
 the check waits up to 10 s.  A failing podman call's message shows the
 command line and podman's stdout/stderr (which embed the runtime's error);
 to look at oci-log/ctr.log of a live container, reproduce by hand with
-``python -m pyoci.devtools.podman``.
+``python -m tools.podman``.
 
 Environment notes (observed with runc too, so the tests account for them):
 CONTAINERS_CONF hides /usr/share/containers/containers.conf, so the
@@ -48,7 +48,7 @@ Running::
     .venv/bin/python -m pytest tests/e2e -q            # ~2-4 minutes
     .venv/bin/python -m pytest tests/e2e -q -k pyoci   # pyoci half only
 
-To reproduce a failing call by hand use ``python -m pyoci.devtools.podman``
+To reproduce a failing call by hand use ``python -m tools.podman``
 (setup / cmd) on a scratch directory.
 """
 
@@ -67,8 +67,8 @@ from pathlib import Path
 
 import pytest
 
-from pyoci.devtools import engines
-from pyoci.devtools.podman import IMAGE, PODMAN, PodmanEnv, busybox_tar, runc_path
+from tools import engines
+from tools.podman import IMAGE, PODMAN, PodmanEnv, busybox_tar, runc_path
 
 REPO = Path(__file__).resolve().parents[2]
 PYOCI = str(REPO / ".venv" / "bin" / "pyoci")
@@ -97,7 +97,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     why = {podman: _missing_prereq(podman) for podman in (True, False)}
     for item in items:
         if str(item.path).startswith(HERE):
-            reason = why[item.path.name.startswith("test_podman")]
+            reason = why[item.path.name.startswith(("test_podman", "test_build"))]
             if reason is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
@@ -192,7 +192,7 @@ def engine_runtimes() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def engine_images(e2e_base: Path) -> dict[str, str]:
-    """{ref: archive} of the busybox and pause images (pyoci.devtools.engines),
+    """{ref: archive} of the busybox and pause images (tools.engines),
     from the session's busybox rootfs tarball."""
     return engines.build_images(str(e2e_base / "images"), str(e2e_base / "busybox.tar"))
 
@@ -317,6 +317,9 @@ def _ids_since(events_file: str, offset: int) -> set[str]:
 
 
 def _mounts_under(path: str, pid: str = "self") -> list[str]:
+    # path + "/": the root setup's base (.../root) is a prefix of the
+    # rootless one's (.../rootless)
+    path = path.rstrip("/") + "/"
     try:
         with open(f"/proc/{pid}/mountinfo") as f:
             return [line.strip() for line in f if path in line.split(" - ")[0]]
@@ -343,6 +346,7 @@ def processes_of(base: str, ids: set[str], skip: set[int]) -> list[tuple[int, st
     environment, or their root inside ``base`` (a container's); ``skip``,
     this process and its parent are left out."""
     skip = skip | {os.getpid(), os.getppid()}
+    base = base.rstrip("/") + "/"  # .../root is a prefix of .../rootless
     own_mntns = os.readlink("/proc/self/ns/mnt")
     found = []
     for d in os.listdir("/proc"):

@@ -1,6 +1,6 @@
 """Leak checks and helpers shared by the containerd, CRI and Docker e2e
 tests (test_containerd.py, test_cri.py, test_docker.py).  The engines are
-started by conftest's fixtures and pyoci.devtools.engines.
+started by conftest's fixtures and tools.engines.
 
 After every test, LeakCheck.wait_clean() waits up to CLEANUP_WAIT for the
 engine to forget the test's containers (shims exit asynchronously after the
@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from conftest import CLEANUP_WAIT, _mounts_under, processes_of
 
-from pyoci.devtools.engines import cgroup_dirs
+from tools.engines import cgroup_dirs
 
 
 def mount_points(base: str) -> set[str]:

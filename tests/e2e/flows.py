@@ -15,10 +15,10 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from conftest import Podman, explain
+from helpers.ocitest import wait_for  # noqa: F401 (the one poll loop; the e2e tests take it from here)
 
 # A container that reports the signals it gets.  sh is pid 1 of its pid
 # namespace, so only signals with a handler reach it (SIGTERM's default is
@@ -44,17 +44,6 @@ def capmask(names: Any) -> int:
 def caps_of(status_text: str) -> dict[str, int]:
     """{"CapEff": int, ...} from /proc/self/status text."""
     return {k: int(v, 16) for k, v in re.findall(r"^(Cap\w+):\s*([0-9a-f]+)$", status_text, re.M)}
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def lines(text: str) -> list[str]:

@@ -24,9 +24,9 @@ from conftest import CTR_NAMESPACE, PYOCI, engine_cgroup, explain
 from engine_env import LeakCheck, cgroup_file, cgroup_of, readme_block, runtime_state
 from flows import name, wait_for
 
-from pyoci.devtools import engines
-from pyoci.devtools.engines import BUSYBOX_REF, Containerd
-from pyoci.devtools.podman import run_in_pty
+from tools import engines
+from tools.engines import BUSYBOX_REF, Containerd
+from tools.podman import run_in_pty
 
 # sh is pid 1 of its own pid namespace: only trapped signals reach it.
 SIGNAL_SCRIPT = ('trap "echo got-usr1" USR1; trap "echo got-term; exit 7" TERM; '

@@ -1,6 +1,6 @@
 """The Kubernetes CRI path: containerd 1.6's CRI plugin with a runtime
 handler per runtime (``io.containerd.runc.v2`` with ``BinaryName``: see
-pyoci.devtools.engines.Containerd.config), driven over gRPC with the CRI v1
+tools.engines.Containerd.config), driven over gRPC with the CRI v1
 stubs of PyPI's container-runtime-interface-api, as the kubelet would.
 
 Every test runs once per runtime; the pod names the handler
@@ -26,7 +26,7 @@ from conftest import engine_cgroup
 from engine_env import LeakCheck, cgroup_file, cgroup_of, runtime_state
 from flows import wait_for
 
-from pyoci.devtools.engines import BUSYBOX_REF, Containerd
+from tools.engines import BUSYBOX_REF, Containerd
 
 grpc = pytest.importorskip("grpc", reason="grpcio missing (pip install container-runtime-interface-api)")
 pb = pytest.importorskip("cri_api.v1.api_pb2", reason="pip install container-runtime-interface-api")

@@ -30,8 +30,8 @@ from conftest import PYOCI, TEST_USER, engine_cgroup, engine_runtimes, ensure_us
 from engine_env import LeakCheck, cgroup_file, mount_points, readme_block, runtime_state
 from flows import SIGNAL_SCRIPT, name, wait_for
 
-from pyoci.devtools import engines
-from pyoci.devtools.engines import BUSYBOX_REF, Containerd, Dockerd, RootlessDockerd
+from tools import engines
+from tools.engines import BUSYBOX_REF, Containerd, Dockerd, RootlessDockerd
 
 MiB = 1 << 20
 

@@ -1,24 +1,18 @@
-"""Fixtures for the integration tests.
+"""Setup of the integration tests (their fixtures live in tests/helpers/fixtures.py).
 
 ``oci`` gives each test a private directory under /tmp (mode 0755 so a user
 namespace's root can reach its bundles), its own ``--root``, and a token that
 marks every process it starts.  After the test it asserts that nothing
 leaked: no process of the test, no mount mentioning its directory, no
-container directory under its state roots (see ocitest.py).
+container directory under its state roots (see tests/helpers/ocitest.py).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import ocitest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -29,23 +23,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if str(item.path).startswith(here):
             item.add_marker(skip)
-
-
-@pytest.fixture
-def oci(request: pytest.FixtureRequest) -> Iterator[ocitest.Env]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    env = ocitest.Env(request.node.name)
-    yield env
-    problems = ocitest.check_leaks(env)
-    for name in env.netns:
-        os.system(f"ip netns delete {name} >/dev/null 2>&1")
-    if problems:
-        ocitest.clean_up_after_leak(env)
-        listing = "\n  ".join(problems)
-        pytest.fail(f"leaked after the test (directory kept: {env.tmp}):\n  {listing}",
-                    pytrace=False)
-    # Kept for a look when the test failed; a passed or skipped one leaves nothing.
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and not rep.failed:
-        ocitest.remove_tree(env.tmp)

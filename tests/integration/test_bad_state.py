@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Env, HostUser, pid_alive, wait_for
-from test_rootless import Rootless, test_user  # noqa: F401  (the rootless user fixture)
+from helpers.ocitest import Env, HostUser, pid_alive, wait_for
+from helpers.users import Rootless
 
 SLEEPER = ["sleep", "1000"]
 

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Env
+from helpers.ocitest import Env
 
-from pyoci.linux import cgroups
+from pyoci.cgroups import manager as cgroups
 
 KINDS = ["v1-freezer", "cgroup2"]
 

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ocitest import PYOCI, Bundle, Env
+from helpers.ocitest import PYOCI, Bundle, Env
 
 CG = Path("/sys/fs/cgroup")
 pytestmark = [

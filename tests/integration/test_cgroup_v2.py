@@ -32,10 +32,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import BASE_PATH, Bundle, Env, HostUser, Result, pid_alive, wait_for
-from test_rootless import Rootless, test_user  # noqa: F401 (test_user: a fixture)
+from helpers.ocitest import BASE_PATH, Bundle, Env, HostUser, Result, pid_alive, wait_for
+from helpers.users import Rootless
 
-from pyoci.linux import bpfdev, cgroup_v2, cgroups
+from pyoci.cgroups import bpfdev
+from pyoci.cgroups import manager as cgroups
+from pyoci.cgroups import v2 as cgroup_v2
 
 LAYOUT = cgroups.layout()
 UNIFIED = Path(LAYOUT.unified) if LAYOUT.unified else None
@@ -672,7 +674,7 @@ def test_v2_counter_watch_wakes_on_a_kernel_event(v2_hugetlb: None) -> None:
     which the kernel notifies the same way (cgroup_file_notify)."""
     import select
 
-    from pyoci.linux.cgstats import CounterWatch, OomWatch
+    from pyoci.cgroups.stats import CounterWatch, OomWatch
 
     top = mkcg(f"pyoci-it-watch-{os.getpid()}")
     try:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ocitest import Env, pid_alive, wait_for
+from helpers.ocitest import Env, pid_alive, wait_for
 
 CG = Path("/sys/fs/cgroup")
 V1 = (CG / "pids").is_dir()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Env, wait_for
+from helpers.ocitest import Env, wait_for
 
 CG = Path("/sys/fs/cgroup")
 pytestmark = pytest.mark.skipif(not (CG / "pids").is_dir() or not (CG / "memory").is_dir(),
@@ -468,7 +468,7 @@ def test_net_cls_net_prio_hugetlb_in_a_private_mount_namespace(oci: Env, cgname:
     mounts them (net_cls and net_prio co-mounted, as most v1 hosts do) in a
     mount namespace of its own and runs pyoci there.  hugetlb only when
     /sys/kernel/mm/hugepages has 2 MB pages and cgroup2 does not use it."""
-    from ocitest import PYOCI
+    from helpers.ocitest import PYOCI
 
     hugetlb = Path("/sys/kernel/mm/hugepages/hugepages-2048kB").is_dir()
     b = oci.bundle(["sleep", "1000"])

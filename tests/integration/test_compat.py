@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Bundle, Env, HostUser, caps_mask, status_fields
-from test_rootless import Rootless, test_user  # noqa: F401 (a fixture)
+from helpers.ocitest import Bundle, Env, HostUser, caps_mask, status_fields
+from helpers.users import Rootless
 
 RUNC = shutil.which("runc")
 
@@ -474,3 +474,37 @@ def test_start_container_hook_argv_as_given(oci: Env) -> None:
     r = oci.run(b)
     assert r.rc != 0 and len(r.err_lines) == 1, str(r)
     assert "startContainer hook 0 (/bin/busybox) exited with status 3" in r.stderr, str(r)
+
+
+def test_start_container_hook_output_in_error(oci: Env) -> None:
+    """A failing startContainer hook (run by the init in C) has what it wrote
+    in its error, in the other hooks' form: one line, escaped, at most 2 KiB
+    per stream (runc: `..., stdout: ..., stderr: cat: can't open ...`)."""
+    b = oci.bundle(["true"])
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/busybox", "args": ["cat", "/nosuchfile"]}]}
+    b.save()
+    r = oci.run(b)
+    assert r.rc != 0 and len(r.err_lines) == 1, str(r)
+    assert ("startContainer hook 0 (/bin/busybox) exited with status 1, "
+            "stderr: cat: can't open '/nosuchfile': No such file or directory") in r.err_lines[0], str(r)
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", (
+        "printf 'out1\\nout2\\n'; printf 'err1\\n\\033[31merr2\\n' >&2; "
+        "head -c 1000000 /dev/zero | tr '\\0' x >&2; exit 2")]}]}
+    b.save()
+    r = oci.run(b)
+    assert r.rc != 0 and len(r.err_lines) == 1, str(r)
+    line = r.err_lines[0]
+    assert "exited with status 2, stdout: out1\\nout2, stderr: err1\\n\\x1b[31merr2\\nxxx" in line, str(r)
+    assert "x..." in line and len(line) < 5000, str(r)
+
+
+def test_start_container_hook_timeout_keeps_output(oci: Env) -> None:
+    """A startContainer hook that fills its pipes and outlives its timeout
+    is killed; the error says so with what it wrote."""
+    b = oci.bundle(["true"])
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/sh", "timeout": 1, "args": [
+        "sh", "-c", "echo started; head -c 200000 /dev/zero >&2; exec sleep 60"]}]}
+    b.save()
+    r = oci.run(b)
+    assert r.rc != 0 and len(r.err_lines) == 1, str(r)
+    assert "timed out after 1s, stdout: started, stderr: \\x00" in r.err_lines[0], str(r)

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ocitest import Bundle, Env, HostUser
-from test_rootless import Rootless, test_user  # noqa: F401 (test_user: a fixture)
+from helpers.ocitest import Bundle, Env, HostUser
+from helpers.users import Rootless
 
 RUNC = shutil.which("runc")
 
@@ -112,7 +112,7 @@ def test_rootless_time_offsets(rl: Rootless) -> None:
 
 
 def _v1_only_or_undelegated(rl: Rootless) -> bool:
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     lay = cgroups.layout()
     return not cgroups.delegated_paths(lay, "/pyoci-probe/x", "x", cgroups.container_paths("/pyoci-probe/x",

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Bundle, Env, caps_mask, status_fields
+from helpers.ocitest import Bundle, Env, caps_mask, status_fields
 
 RUNC = shutil.which("runc")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Bundle, Env, HostUser, Result, pid_alive, wait_for
-from test_rootless import Rootless, test_user  # noqa: F401  (session fixture)
+from helpers.ocitest import Bundle, Env, HostUser, Result, pid_alive, wait_for
+from helpers.users import Rootless
 
 ROUNDS = 4
 CGROUP_TOP = "/sys/fs/cgroup"

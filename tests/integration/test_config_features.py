@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import (
+from helpers.ocitest import (
     Bundle,
     Env,
     caps_mask,

@@ -26,11 +26,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import fuzzconfig
-import ocitest
 import pytest
-from ocitest import Env, HostUser
-from test_rootless import Rootless, test_user  # noqa: F401  (the rootless user fixture)
+from helpers import fuzzconfig, ocitest
+from helpers.ocitest import Env, HostUser
+from helpers.users import Rootless
 
 SEED = os.environ.get("FUZZ_SEED") or secrets.token_hex(4)
 ONLY_CASE = os.environ.get("FUZZ_CASE")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ocitest import Env, check_leaks, clean_up_after_leak
+from helpers.ocitest import Env, check_leaks, clean_up_after_leak
 
 N = int(os.environ.get("CRASH_N", "24"))
 RUNTIME = os.environ.get("CRASH_RUNTIME", "pyoci")

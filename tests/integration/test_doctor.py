@@ -15,34 +15,18 @@ import os
 import shlex
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import BASE_PATH, PYOCI, TOKEN_VAR, Env
-from test_rootless_ranges import SubidUser, create_user, remove_user
+from helpers.ocitest import BASE_PATH, PYOCI, TOKEN_VAR, Env
+from helpers.users import SubidUser
 
 from pyoci.linux import subid
 
 CHECK_NAMES = ["user namespaces", "subuid", "subgid", "newuidmap", "newgidmap", "XDG_RUNTIME_DIR",
                "cgroups", "/dev/net/tun", "clone3", "mount API", "idmapped mounts", "time namespace",
                "overlayfs"]
-
-
-@pytest.fixture(scope="module")
-def users() -> Iterator[dict[str, SubidUser]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create users")
-    made: dict[str, SubidUser] = {}
-    try:
-        made["good"] = create_user("dg", 65536)
-        made["none"] = create_user("dn", None)
-        made["small"] = create_user("ds", 1000)
-        yield made
-    finally:
-        for u in made.values():
-            remove_user(u.name)
 
 
 class Doctor:
@@ -331,7 +315,7 @@ def test_cgroups_check_follows_delegation(oci: Env, users: dict[str, SubidUser])
     (cgroups.delegated_paths): a cgroup beside its own in a delegated
     subtree (ok, with the controllers offered there), one below its own
     cgroup when only that is writable (warn: no limits there), or none."""
-    from pyoci.linux import cgroups
+    from pyoci.cgroups import manager as cgroups
 
     lay = cgroups.layout()
     if lay.unified is None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ocitest import Bundle, Env, Result
+from helpers.ocitest import Bundle, Env, Result
 
 Mutator = Callable[[Bundle, Env], None]
 

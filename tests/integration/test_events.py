@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Env, wait_for
+from helpers.ocitest import Env, wait_for
 
 CG = Path("/sys/fs/cgroup")
 pytestmark = pytest.mark.skipif(not (CG / "memory").is_dir() or not (CG / "pids").is_dir(),

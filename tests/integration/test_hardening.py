@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Bundle, Env, HostUser, caps_mask, status_fields, wait_for
-from test_rootless import Rootless, test_user  # noqa: F401 (test_user: a fixture)
+from helpers.ocitest import Bundle, Env, HostUser, caps_mask, status_fields, wait_for
+from helpers.users import Rootless
 
 F_GET_SEALS = 1034
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ocitest import Env, Result, pid_alive
+from helpers.ocitest import Env, Result, pid_alive
 
 
 def one_line(r: Result, *needles: str, rc: int = 1) -> str:

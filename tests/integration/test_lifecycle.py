@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ocitest import Env, check_leaks, clean_up_after_leak, pid_alive, wait_for
+from helpers.ocitest import Env, check_leaks, clean_up_after_leak, pid_alive, wait_for
 
 SLEEPER = ["sleep", "1000"]
 

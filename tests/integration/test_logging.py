@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 
-from ocitest import Env
+from helpers.ocitest import Env
 
 LINE_RE = re.compile(r'^time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" level=debug msg=.*')
 

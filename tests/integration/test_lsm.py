@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from ocitest import Env
+from helpers.ocitest import Env
 
 APPARMOR = os.path.exists("/sys/module/apparmor/parameters/enabled")
 SELINUX = os.path.exists("/sys/fs/selinux/enforce")

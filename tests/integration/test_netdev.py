@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Env, HostUser
-from test_rootless import Rootless, test_user  # noqa: F401 (a fixture)
+from helpers.ocitest import Env, HostUser
+from helpers.users import Rootless
 
 from pyoci.linux.netdev import F
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Bundle, Env, pid_alive, wait_for
+from helpers.ocitest import Bundle, Env, pid_alive, wait_for
 
 
 def writable_dir(oci: Env, name: str) -> Path:

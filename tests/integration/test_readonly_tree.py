@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import PYTHON, Bundle, Env, Result
+from helpers.ocitest import PYTHON, Bundle, Env, Result
 
 ENOSYS_WRAPPER = r"""
 import ctypes, os, sys

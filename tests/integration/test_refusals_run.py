@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Bundle, Env, Result
-from test_rootless import Rootless, subids, test_user  # noqa: F401 (test_user: a fixture)
+from helpers.ocitest import Bundle, Env, Result
+from helpers.users import Rootless, subids
 
 
 def one_line(r: Result, *needles: str) -> str:

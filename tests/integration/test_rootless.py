@@ -11,89 +11,11 @@ the repository's .venv directly: /work/main and .venv are world-traversable
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
-from pathlib import Path
 
 import pytest
-from ocitest import PYOCI, Bundle, Env, HostUser, pid_alive, wait_for
-
-USER = "pyoci-test-user"
-SUB_START, SUB_COUNT = 200000, 65536
-
-
-def _ensure_subid(path: str, name: str) -> tuple[int, int]:
-    try:
-        lines = Path(path).read_text().splitlines()
-    except FileNotFoundError:
-        lines = []
-    for ln in lines:
-        parts = ln.split(":")
-        if len(parts) == 3 and parts[0] == name:
-            return int(parts[1]), int(parts[2])
-    with open(path, "a") as f:
-        f.write(f"{name}:{SUB_START}:{SUB_COUNT}\n")
-    return SUB_START, SUB_COUNT
-
-
-@pytest.fixture(scope="session")
-def test_user() -> HostUser:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create the test user")
-    try:
-        pw = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", USER], check=True, capture_output=True)
-        pw = pwd.getpwnam(USER)
-    _ensure_subid("/etc/subuid", USER)
-    _ensure_subid("/etc/subgid", USER)
-    user = HostUser(USER, pw.pw_uid, pw.pw_gid, pw.pw_dir)
-    r = subprocess.run(["runuser", "-u", USER, "--", PYOCI, "--version"], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"{USER} cannot run {PYOCI}: {r.stderr.strip()}")
-    return user
-
-
-def subids(user: HostUser, path: str) -> tuple[int, int]:
-    for ln in Path(path).read_text().splitlines():
-        parts = ln.split(":")
-        if len(parts) == 3 and parts[0] == user.name:
-            return int(parts[1]), int(parts[2])
-    raise AssertionError(f"no {path} entry for {user.name}")
-
-
-class Rootless:
-    """A directory the user owns, holding its bundles, state root and XDG dir."""
-
-    def __init__(self, oci: Env, user: HostUser) -> None:
-        self.oci = oci
-        self.user = user
-        self.home = oci.mkdir("user", 0o755)
-        os.chown(self.home, user.uid, user.gid)
-        self.root = self.home / "state"
-        oci.roots.append(self.root)
-        self.xdg = self.home / "xdg"
-        self.xdg.mkdir(mode=0o700)
-        os.chown(self.xdg, user.uid, user.gid)
-
-    def bundle(self, args: list[str], name: str | None = None) -> Bundle:
-        name = name or f"bundle{len(self.oci.bundles) + 1}"
-        b = self.oci.bundle(args, name=f"user/{name}", rootless=True, uid=self.user.uid, gid=self.user.gid)
-        return b
-
-    def save(self, b: Bundle) -> None:
-        b.save()
-        b.chown_all(self.user.uid, self.user.gid)
-
-    def outdir(self, name: str = "out") -> Path:
-        d = self.home / name
-        d.mkdir(mode=0o755)
-        os.chown(d, self.user.uid, self.user.gid)
-        return d
-
-    def pyoci(self, *args: str, **kw):  # type: ignore[no-untyped-def]
-        return self.oci.pyoci(*args, root=self.root, user=self.user,
-                              env={"XDG_RUNTIME_DIR": str(self.xdg), **kw.pop("env", {})}, **kw)
+from helpers.ocitest import Env, HostUser, pid_alive, wait_for
+from helpers.users import Rootless, subids
 
 
 @pytest.fixture

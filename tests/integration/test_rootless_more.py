@@ -18,8 +18,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ocitest import PYOCI, Bundle, Env, HostUser, default_config
-from test_rootless import USER, Rootless, test_user  # noqa: F401 (test_user: a fixture)
+from helpers.ocitest import PYOCI, Bundle, Env, HostUser, default_config
+from helpers.users import Rootless
 
 SYSFS = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]}

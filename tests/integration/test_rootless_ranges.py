@@ -19,93 +19,12 @@ test sessions, keep theirs).  usermod takes shadow's lock on the files.
 from __future__ import annotations
 
 import os
-import pwd
-import random
-import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from ocitest import PYOCI, Bundle, Env, Result
-
-from pyoci.linux import subid
+from helpers.ocitest import Bundle, Env, Result
+from helpers.users import SubidUser, free_block
 
 CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID"]
-
-
-class SubidUser:
-    """A throwaway user and what /etc/subuid, /etc/subgid give it."""
-
-    def __init__(self, name: str, uid: int, gid: int, home: str, sub: tuple[int, int] | None) -> None:
-        self.name = name
-        self.uid = uid
-        self.gid = gid
-        self.home = home
-        self.sub = sub  # (start, count) in both files, or None
-
-    def __repr__(self) -> str:
-        return f"SubidUser({self.name}, uid={self.uid}, sub={self.sub})"
-
-
-def _free_block(count: int) -> int:
-    taken = subid.read("uid") + subid.read("gid")
-    rng = random.Random(uuid.uuid4().int)
-    for _ in range(1000):
-        start = 10_000_000 + rng.randrange(0, 7000) * 65536
-        if not subid.overlaps(taken, start, count):
-            return start
-    raise AssertionError("no free subordinate id block found")
-
-
-def create_user(tag: str, count: int | None) -> SubidUser:
-    name = f"pyoci-{tag}-{uuid.uuid4().hex[:6]}"
-    # -K SUB_*_COUNT=0: no automatic range (Debian's useradd gives one).
-    subprocess.run(["useradd", "--user-group", "--create-home", "--shell", "/bin/sh",
-                    "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name],
-                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
-    pw = pwd.getpwnam(name)
-    sub = None
-    try:
-        if count:
-            start = _free_block(count)
-            span = f"{start}-{start + count - 1}"
-            subprocess.run(["usermod", "--add-subuids", span, "--add-subgids", span, name],
-                           check=True, capture_output=True)
-            sub = (start, count)
-        assert subid.ranges_for(name, pw.pw_uid, "uid") == ([sub] if sub else [])
-        assert subid.ranges_for(name, pw.pw_uid, "gid") == ([sub] if sub else [])
-    except BaseException:
-        remove_user(name)
-        raise
-    return SubidUser(name, pw.pw_uid, pw.pw_gid, pw.pw_dir, sub)
-
-
-def remove_user(name: str) -> None:
-    r = subprocess.run(["userdel", "-r", name], capture_output=True, text=True)
-    if r.returncode != 0:
-        subprocess.run(["userdel", "-f", "-r", name], capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def users() -> Iterator[dict[str, SubidUser]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create users")
-    made: dict[str, SubidUser] = {}
-    try:
-        made["good"] = create_user("sg", 65536)
-        made["none"] = create_user("sn", None)
-        made["small"] = create_user("ss", 1000)
-        r = subprocess.run(["runuser", "-u", made["good"].name, "--", PYOCI, "--version"],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"a new user cannot run {PYOCI}: {r.stderr.strip()}")
-        yield made
-    finally:
-        for u in made.values():
-            remove_user(u.name)
-        for u in made.values():
-            assert not subid.ranges_for(u.name, u.uid, "uid"), f"{u.name} left in /etc/subuid"
 
 
 class AsUser:
@@ -209,7 +128,7 @@ def test_process_runs_as_a_subordinate_id(oci: Env, users: dict[str, SubidUser])
 
 def _assert_nothing_left(oci: Env, a: AsUser) -> None:
     assert not a.root.exists() or os.listdir(a.root) == [], os.listdir(a.root)
-    from ocitest import find_process_leaks
+    from helpers.ocitest import find_process_leaks
 
     assert find_process_leaks(oci) == []
 
@@ -224,7 +143,7 @@ def _one_line(r: Result) -> str:
 def test_no_range_gets_a_clear_error_and_nothing_is_left(oci: Env, users: dict[str, SubidUser]) -> None:
     u = users["none"]
     a = AsUser(oci, u)
-    start = _free_block(65536)
+    start = free_block(65536)
     b = a.bundle("echo SHOULD-NOT-RUN", [(0, u.uid, 1), (1, start, 65536)],
                  [(0, u.gid, 1), (1, start, 65536)])
     r = a.run(b)

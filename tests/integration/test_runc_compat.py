@@ -14,8 +14,7 @@ import subprocess
 import time
 
 import pytest
-from ocitest import BASE_PATH, PYOCI, Bundle, Env, HostUser
-from test_rootless import test_user  # noqa: F401 (a fixture)
+from helpers.ocitest import BASE_PATH, PYOCI, Bundle, Env, HostUser
 
 RUNC = shutil.which("runc")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import Env
+from helpers.ocitest import Env
 
 SPEC_FIXTURES = Path(__file__).resolve().parents[2] / "spec-fixtures" / "config" / "good"
 

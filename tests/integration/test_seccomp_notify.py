@@ -10,7 +10,7 @@ import socket
 import threading
 from typing import Any
 
-from ocitest import Env
+from helpers.ocitest import Env
 
 
 def test_notify_listener_gets_fd_and_state(oci: Env) -> None:

@@ -10,7 +10,7 @@ import select
 import socket
 import time
 
-from ocitest import Env
+from helpers.ocitest import Env
 
 
 def _read_all(fd: int, timeout: float = 5.0) -> bytes:

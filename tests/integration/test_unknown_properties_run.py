@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from ocitest import Env
+from helpers.ocitest import Env
 
 RUNC = shutil.which("runc")
 UNKNOWN = [

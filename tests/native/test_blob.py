@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyoci.native._helper import ffi, lib
 
 from pyoci.native import spawn
-from pyoci.native._helper import ffi, lib
 from pyoci.plan.build import Host, build_plan
 from pyoci.spec.load import parse_config
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pyoci.native._helper import lib
+
 from pyoci.linux import consts, seccomp
 from pyoci.native import spawn
-from pyoci.native._helper import lib
 from pyoci.plan import build, mountopts
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,45 +1,30 @@
 """Fixtures of the attack suite (tests/security).
 
 The integration tests' machinery is reused, not copied: ``oci`` (a private
-directory, a state root, a token, the leak check after the test) comes from
-tests/integration/conftest.py, ``test_user`` and ``Rootless`` from
-tests/integration/test_rootless.py.  Added here:
+directory, a state root, a token, the leak check after the test),
+``test_user`` and ``Rootless`` come from tests/helpers/.  Added here:
 
 * ``side``: each test runs once as root and once rootless (as the test user,
-  with a user namespace), through secutil.Side;
+  with a user namespace), through helpers.secutil.Side;
 * ``probe``: probe.c built static (the attacker's tool: the test rootfs has
   no libc) with gcc, once per session, in a directory of its own.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.ocitest import Env
+from helpers.secutil import Side
+from helpers.users import Rootless
 
 HERE = Path(__file__).resolve().parent
-INTEGRATION = HERE.parent / "integration"
-sys.path.insert(0, str(INTEGRATION))
-sys.path.insert(0, str(HERE))
-
-_spec = importlib.util.spec_from_file_location("pyoci_integration_conftest", INTEGRATION / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_integration = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_integration)
-
-oci = _integration.oci
-
-from ocitest import Env  # noqa: E402
-from secutil import Side  # noqa: E402
-from test_rootless import Rootless, test_user  # noqa: E402, F401 (test_user: a fixture)
-
 
 @pytest.fixture(params=["root", "rootless"])
 def side(request: pytest.FixtureRequest, oci: Env) -> Side:

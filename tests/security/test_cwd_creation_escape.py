@@ -12,7 +12,7 @@ where the same link leads to <rootfs>/some/host/dir.
 
 from __future__ import annotations
 
-from secutil import Side, describe
+from helpers.secutil import Side, describe
 
 
 def test_cwd_creation_stays_in_the_rootfs(side: Side) -> None:

@@ -15,8 +15,8 @@ import stat
 import uuid
 from pathlib import Path
 
-from ocitest import Bundle, Result
-from secutil import Side, describe, install, refused
+from helpers.ocitest import Bundle, Result
+from helpers.secutil import Side, describe, install, refused
 
 LEAKED = range(3, 11)
 SECRET = "HOST-SECRET-21626"

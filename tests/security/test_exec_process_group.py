@@ -20,8 +20,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from ocitest import BASE_PATH, PYOCI, pid_alive, wait_for
-from secutil import Side, describe
+from helpers.ocitest import BASE_PATH, PYOCI, pid_alive, wait_for
+from helpers.secutil import Side, describe
 
 # The caller: a new session (so a process group of its own) holding the
 # victim, then the command in the same process group.

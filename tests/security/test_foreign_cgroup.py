@@ -33,9 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import BASE_PATH, Bundle, Env, wait_for
+from helpers.ocitest import BASE_PATH, Bundle, Env, wait_for
 
-from pyoci.linux import cgroups
+from pyoci.cgroups import manager as cgroups
 
 
 def _hierarchy_dir(name: str) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from secutil import Side, describe, refused
+from helpers.secutil import Side, describe, refused
 
 
 def proc_sys(key: str) -> Path:

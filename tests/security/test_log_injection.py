@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from ocitest import Env
+from helpers.ocitest import Env
 
 TEXT_BUNDLE = '/nonexistent/x" level=info msg="all good'
 JSON_BUNDLE = '/nonexistent/x","level":"info","msg":"all good'

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 import pytest
-from secutil import Side, describe, hook_mountinfo, mountinfo_hook, mounts_outside, refused
+from helpers.secutil import Side, describe, hook_mountinfo, mountinfo_hook, mounts_outside, refused
 
 APPARMOR = os.path.exists("/sys/module/apparmor/parameters/enabled")
 SELINUX = os.path.exists("/sys/fs/selinux/enforce")

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 import pytest
-from ocitest import Bundle
-from secutil import Side, describe, host_mounts_under, install, refused, start_swapper, stop
+from helpers.ocitest import Bundle
+from helpers.secutil import Side, describe, host_mounts_under, install, refused, start_swapper, stop
 
 MASKED_FILES = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
                 "/proc/latency_stats", "/proc/timer_stats"]

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 import pytest
-from ocitest import PYTHON, Bundle
-from secutil import (
+from helpers.ocitest import PYTHON, Bundle
+from helpers.secutil import (
     Side,
     describe,
     hook_mountinfo,

@@ -20,7 +20,7 @@ import subprocess
 import uuid
 
 import pytest
-from ocitest import Env
+from helpers.ocitest import Env
 
 from pyoci.linux.netdev import F
 

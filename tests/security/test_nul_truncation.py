@@ -12,8 +12,8 @@ pyoci must refuse the config, naming the field, and mount nothing.
 
 from __future__ import annotations
 
-from ocitest import find_mount_leaks
-from secutil import Side, describe, refused
+from helpers.ocitest import find_mount_leaks
+from helpers.secutil import Side, describe, refused
 
 SECRET = "TOPSECRET-5b1e"
 

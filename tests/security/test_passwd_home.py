@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from secutil import Side, describe
+from helpers.secutil import Side, describe
 
 SECRET = "HOST-SECRET-HOME"
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ocitest import Env
+from helpers.ocitest import Env
 
 NAIVE = r"""
 import ctypes, os, sys

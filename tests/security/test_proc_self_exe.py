@@ -31,8 +31,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ocitest import PYTHON, Bundle, wait_for
-from secutil import Side, describe, found_host_binaries, host_binaries, install, sha256
+from helpers.ocitest import PYTHON, Bundle, wait_for
+from helpers.secutil import Side, describe, found_host_binaries, host_binaries, install, sha256
 
 REAL_PYTHON = os.path.realpath(PYTHON)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from secutil import Side, describe, refused
+from helpers.secutil import Side, describe, refused
 
 PROC_SUPER_MAGIC = "9fa0"
 

@@ -30,11 +30,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocitest import Env, HostUser
-from secutil import Side, describe
-from test_rootless import Rootless
+from helpers.ocitest import Env, HostUser
+from helpers.secutil import Side, describe
+from helpers.users import Rootless
 
-from pyoci.linux import cgroups
+from pyoci.cgroups import manager as cgroups
 
 
 @pytest.fixture

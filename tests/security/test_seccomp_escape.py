@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocitest import BASE_PATH
-from secutil import Side, install
+from helpers.ocitest import BASE_PATH
+from helpers.secutil import Side, install
 
 PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 
-from ocitest import BASE_PATH
-from secutil import Side, describe, refused
+from helpers.ocitest import BASE_PATH
+from helpers.secutil import Side, describe, refused
 
 MINUS_ONE = 4294967295
 

@@ -95,7 +95,7 @@ def test_the_installed_launcher_serves_pyoci_from_its_bundle() -> None:
     prelude = text.split("from pyoci.cli import entry")[0].split("\n", 1)[1]
     probe = prelude + (
         "import pyoci.cli.run, pyoci.lifecycle.container, pyoci.native.spawn, pyoci.plan.build\n"
-        "import pyoci.spec.load, pyoci.linux.cgroups\n"
+        "import pyoci.spec.load, pyoci.cgroups.manager\n"
         "for n, m in sorted(sys.modules.items()):\n"
         "    if m.__spec__ is None:\n"
         "        continue                 # cffi's pyoci.native._helper.lib and .ffi\n"
@@ -123,7 +123,7 @@ def test_the_installed_launcher_serves_pyoci_from_its_bundle() -> None:
 _CHOICE = r"""
 import os, sys, sysconfig
 sys.path.insert(0, sys.argv[1])
-from pyoci.devtools import launcher
+from pyoci import launcher
 site = sys.argv[2]
 sysconfig.get_paths = lambda *a, **k: {"purelib": site}
 print(launcher.package_parent())
@@ -135,7 +135,7 @@ print(text.split("sys.path[:0] = ")[1].split("\n")[0])
 
 
 def test_a_regular_install_runs_and_bundles_its_own_package(tmp_path: Path) -> None:
-    """`python -m pyoci.devtools.launcher` from the checkout (which -m puts
+    """`python -m pyoci.launcher` from the checkout (which -m puts
     first on sys.path) must name site-packages, not the checkout, once the
     package is installed there."""
     site = tmp_path / "site"

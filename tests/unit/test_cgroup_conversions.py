@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from pyoci.cli.events import parse_duration
-from pyoci.cli.update import parse_size, resources_from_flags
-from pyoci.errors import PyociError, UsageError
-from pyoci.linux import cgroups, cgstats
-from pyoci.linux.cgroups_v1 import (
+from pyoci.cgroups import common as cgroups
+from pyoci.cgroups import stats as cgstats
+from pyoci.cgroups.v1 import (
     blkio_device_line,
     is_unset_swappiness,
     memory_order,
     page_size_name,
     rdma_line,
 )
+from pyoci.cli.events import parse_duration
+from pyoci.cli.update import parse_size, resources_from_flags
+from pyoci.errors import PyociError, UsageError
 
 MB = 1 << 20
 
@@ -247,7 +248,7 @@ def _fake_v1(tmp_path: Path, files: dict[str, str]) -> tuple[dict[str, str], cgr
 
 
 def test_writer_on_files(tmp_path: Path) -> None:
-    from pyoci.linux.cgroups_v1 import Writer
+    from pyoci.cgroups.v1 import Writer
 
     dirs, lay = _fake_v1(tmp_path, {"memory/memory.limit_in_bytes": "",
                                     "memory/memory.soft_limit_in_bytes": "", "blkio/blkio.bfq.weight": "",
@@ -273,8 +274,8 @@ def test_writer_on_files(tmp_path: Path) -> None:
     ({"unified": {"../x": "1"}}, ["not a cgroup file name"]),
 ])
 def test_writer_names_what_is_missing(tmp_path: Path, res: dict[str, object], words: list[str]) -> None:
+    from pyoci.cgroups.v1 import Writer
     from pyoci.errors import PyociError
-    from pyoci.linux.cgroups_v1 import Writer
 
     dirs, lay = _fake_v1(tmp_path, {"memory/memory.limit_in_bytes": "0\n", "blkio/blkio.bfq.weight": "",
                                     "hugetlb/hugetlb.2MB.limit_in_bytes": ""})
@@ -285,8 +286,8 @@ def test_writer_names_what_is_missing(tmp_path: Path, res: dict[str, object], wo
 
 
 def test_unified_needs_a_cgroup2_mount() -> None:
+    from pyoci.cgroups.v1 import Writer
     from pyoci.errors import PyociError
-    from pyoci.linux.cgroups_v1 import Writer
 
     with pytest.raises(PyociError) as e:
         Writer({"unified": {"cgroup.max.depth": "1"}}, {"pids": "/x"}, cgroups.Layout({"pids": "/p"}, None),

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pyoci.cgroups import common as cgroups
+from pyoci.cgroups import v1
 from pyoci.errors import PyociError
-from pyoci.linux import cgroups
 
 GOOD = Path(__file__).resolve().parents[2] / "spec-fixtures" / "config" / "good"
 
@@ -58,7 +59,26 @@ def test_empty_and_ignored_fields_pass() -> None:
 def test_a_cgroup2_only_host_refuses_limits_with_the_field() -> None:
     lay = cgroups.Layout({}, "/sys/fs/cgroup")
     with pytest.raises(PyociError) as e:
-        cgroups.apply({"memory": {"kernel": 5, "limit": 10}}, {"": "/sys/fs/cgroup/x"}, lay)
+        v1.apply({"memory": {"kernel": 5, "limit": 10}}, {"": "/sys/fs/cgroup/x"}, lay)
     assert "$.linux.resources.memory.limit" in str(e.value)
     # Podman's deny-all device rule alone is not a limit
-    cgroups.apply({"devices": [{"allow": False, "access": "rwm"}]}, {"": "/nonexistent"}, lay)
+    v1.apply({"devices": [{"allow": False, "access": "rwm"}]}, {"": "/nonexistent"}, lay)
+
+
+def test_the_manager_follows_the_layout() -> None:
+    from pyoci.cgroups import manager
+
+    def kind(v1: dict[str, str], unified: str | None) -> str:
+        return manager.for_layout(cgroups.Layout(v1, unified)).kind
+
+    assert kind({}, "/sys/fs/cgroup") == "v2"
+    assert kind({"name=systemd": "/sys/fs/cgroup/systemd"}, "/sys/fs/cgroup/unified") == "v2"
+    assert kind({"pids": "/sys/fs/cgroup/pids"}, "/sys/fs/cgroup/unified") == "hybrid"
+    assert kind({"pids": "/sys/fs/cgroup/pids"}, None) == "v1"
+    assert kind({}, None) == "v1"           # no cgroups at all: limits refused (v1.apply)
+    # each checks with its own rules: v2 cannot disable the OOM killer, v1 can
+    res = {"memory": {"disableOOMKiller": True}}
+    manager.for_layout(cgroups.Layout({"pids": "/p"}, None)).check(res)
+    with pytest.raises(PyociError) as e:
+        manager.for_layout(cgroups.Layout({}, "/sys/fs/cgroup")).check(res)
+    assert "disableOOMKiller" in str(e.value)

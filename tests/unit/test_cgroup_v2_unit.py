@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
+from pyoci.cgroups import bpfdev
+from pyoci.cgroups import common as cgroups
+from pyoci.cgroups import v2 as cgroup_v2
+from pyoci.cgroups.bpfdev import ACC_MKNOD, ACC_READ, ACC_WRITE, DEV_BLOCK, DEV_CHAR, Rule
+from pyoci.cgroups.v2 import plan
 from pyoci.errors import ConfigError, PyociError
-from pyoci.linux import bpfdev, cgroup_v2, cgroups
-from pyoci.linux.bpfdev import ACC_MKNOD, ACC_READ, ACC_WRITE, DEV_BLOCK, DEV_CHAR, Rule
-from pyoci.linux.cgroup_v2 import plan
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = REPO / "spec-fixtures" / "config" / "good"
@@ -378,7 +380,7 @@ def test_v2_default_path_is_beside_our_own_cgroup(monkeypatch: pytest.MonkeyPatc
 
 
 def test_hot_path_imports_stay_cheap() -> None:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import pyoci.linux.cgroup_v2, pyoci.linux.bpfdev; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import pyoci.cgroups.v2, pyoci.cgroups.bpfdev; "
             "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('re', 'enum', 'json', 'typing', 'dataclasses', 'functools', 'collections', 'struct'))))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(REPO)], capture_output=True,

@@ -11,8 +11,7 @@ import subprocess
 
 import pytest
 
-from pyoci.cli import COMMANDS, GLOBAL_FLAGS, main
-from pyoci.cli import manpages
+from pyoci.cli import COMMANDS, GLOBAL_FLAGS, main, manpages
 from pyoci.cli.flags import Flag, parse
 
 MAN_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "man")
@@ -54,7 +53,7 @@ def test_each_example_parses_with_the_commands_flags(name: str) -> None:
     module = dict((n, m) for n, _, m in manpages.commands())[name]
     argv = shlex.split(module.EXAMPLE)[2:]
     _, pos = parse(argv, list(module.FLAGS), stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
-    assert name in ("features", "list", "spec") or pos, (name, argv)
+    assert name in ("features", "list", "spec", "validate") or pos, (name, argv)
     parse(shlex.split(manpages.MAIN_EXAMPLE)[1:], GLOBAL_FLAGS, stop_at_positional=True)
 
 

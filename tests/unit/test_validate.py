@@ -186,6 +186,29 @@ def test_cli_exit_status_and_json(tmp_path: Path) -> None:
     assert text.returncode == 1 and "$.hostname" in text.stdout
 
 
+def test_unknown_properties_are_named_not_problems(tmp_path: Path) -> None:
+    """create ignores unknown properties (the runtime-spec's Extensibility
+    rule), so validate names them and still exits 0; a real problem beside
+    them is still one."""
+    doc = json.loads((FIXTURES / "config" / "good" / "minimal.json").read_bytes())
+    doc.setdefault("linux", {}).setdefault("resources", {})["memory"] = {"limt": 5}
+    doc["org.example.extension"] = {"x": 1}
+    (tmp_path / "a").mkdir()
+    b = _bundle(tmp_path / "a", doc)
+    r = _cli("validate", "--bundle", str(b))
+    assert r.returncode == 0 and r.stderr == "", (r.stdout, r.stderr)
+    assert "ignored $.linux.resources.memory.limt: unknown property" in r.stdout
+    r = _cli("validate", "--json", "--bundle", str(b))
+    out = json.loads(r.stdout)
+    assert out["ok"] is True and out["problems"] == []
+    assert sorted(out["ignored"]) == ["$.linux.resources.memory.limt", "$['org.example.extension']"]
+    doc["process"]["cwd"] = "rel"
+    (tmp_path / "b").mkdir()
+    r = _cli("validate", "--json", "--bundle", str(_bundle(tmp_path / "b", doc)))
+    out = json.loads(r.stdout)
+    assert r.returncode == 1 and [p["path"] for p in out["problems"]] == ["$.process.cwd"]
+
+
 # -- the shipped jsonschema validator and the generated one agree ------------
 
 

@@ -140,9 +140,9 @@ class Bundle:
 
 
 def _shared_make_bundle() -> Callable[..., Any] | None:
-    """pyoci.devtools.busybox.make_bundle (the project's bundle builder)."""
+    """tools.busybox.make_bundle (the project's bundle builder)."""
     try:
-        from pyoci.devtools.busybox import make_bundle
+        from tools.busybox import make_bundle
     except ImportError:
         return None
     return make_bundle  # type: ignore[no-any-return]
@@ -477,7 +477,10 @@ def remove_tree(path: Path) -> None:
 # -- small utilities --------------------------------------------------------------
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+def wait_for(pred: Callable[[], Any], timeout: float = 10, what: str = "condition",
+             interval: float = 0.02) -> Any:
+    """pred()'s first true value, polled every INTERVAL seconds; AssertionError
+    naming WHAT after TIMEOUT seconds.  The one poll loop of the test suite."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
@@ -485,7 +488,7 @@ def wait_for(pred: Callable[[], Any], timeout: float = 10, what: str = "conditio
             return v
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def pid_alive(pid: int) -> bool:

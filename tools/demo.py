@@ -1,6 +1,6 @@
 """`make demo`: run one busybox container as root and one as an unprivileged user.
 
-    python -m pyoci.devtools.demo --pyoci PYOCI [--user NAME] [--user-python PY] [--user-pyoci PYOCI]
+    python -m tools.demo --pyoci PYOCI [--user NAME] [--user-python PY] [--user-pyoci PYOCI]
 
 Must run as root.  Both containers run the same shell script, which prints
 what the container sees: its ids, its hostname, /proc/self/uid_map, the pid
@@ -10,7 +10,7 @@ of the shell (1: it is the container's init) and its process list.
    run --bundle DIR/bundle ID`.
 2. As NAME (created with useradd if missing): a directory under /tmp owned by
    NAME, a rootless bundle built by NAME (``USER_PYTHON -m
-   pyoci.devtools.busybox DIR --rootless``, which maps NAME's uid and gid to
+   tools.busybox DIR --rootless``, which maps NAME's uid and gid to
    root in the container), and `USER_PYOCI --root DIR/state run ...` through
    `runuser -u NAME --`.  USER_PYOCI and USER_PYTHON must be readable and
    executable by NAME (`make demo` installs them under /opt/pyoci).
@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 
-from pyoci.devtools.busybox import make_bundle
+from tools.busybox import make_bundle
 
 SCRIPT = """\
 echo "id:         $(id)"
@@ -129,7 +129,12 @@ def run_as_user(user: str, python: str, pyoci: str, keep: bool) -> bool:
             _say(f"FAILED: {user} cannot run {pyoci} (it must be readable and executable by every user)")
             return False
         bundle = os.path.join(work, "bundle")
-        r = _run(as_user + [python, "-m", "pyoci.devtools.busybox", bundle, "--rootless", "--",
+        # The bundle builder is not installed (tools/ stays in the checkout,
+        # which the user may not be able to read): run a copy from WORK.
+        builder = os.path.join(work, "busybox.py")
+        shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), "busybox.py"), builder)
+        os.chmod(builder, 0o644)
+        r = _run(as_user + [python, builder, bundle, "--rootless", "--",
                             "sh", "-c", SCRIPT], cwd=work)
         if r.returncode != 0:
             _say(r.stdout + r.stderr)
@@ -149,7 +154,7 @@ def run_as_user(user: str, python: str, pyoci: str, keep: bool) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pyoci.devtools.demo",
+    ap = argparse.ArgumentParser(prog="python -m tools.demo",
                                  description="run a busybox container as root and as an unprivileged user")
     ap.add_argument("--pyoci", required=True, help="the pyoci executable root runs")
     ap.add_argument("--user", default="pyoci-demo", help="the unprivileged user (created if missing)")

@@ -196,7 +196,7 @@ def _v2_pids(d: str) -> dict[str, Any]:
         return _pids(d, "pids.current")
     if not os.path.isdir(d):
         return {}
-    from pyoci.linux.cgroups import tree_pids
+    from pyoci.cgroups.common import tree_pids
 
     return _omit_zero({"current": len(tree_pids(d)), "limit": 0}, "current", "limit")
 
@@ -246,7 +246,7 @@ def _v1_blkio(dirs: dict[str, str]) -> dict[str, Any]:
 
 
 def _hugetlb(d: str | None, v2: bool) -> dict[str, Any]:
-    from pyoci.linux.cgroups_v1 import huge_page_sizes
+    from pyoci.cgroups.v1 import huge_page_sizes
 
     out: dict[str, Any] = {}
     if not d or not os.path.isdir(d):
@@ -348,7 +348,7 @@ def _v2_io(d: str) -> dict[str, Any]:
 
 def collect(paths: dict[str, str]) -> dict[str, Any]:
     """Stats of a container from its recorded cgroup paths."""
-    from pyoci.linux.cgroups import controller_dirs, layout
+    from pyoci.cgroups.common import controller_dirs, layout
 
     if not v1_paths(paths):
         return v2_stats(paths.get("", ""))
@@ -436,7 +436,7 @@ class OomWatch:
     gone.  Without a memory controller (fd -1) there is nothing to watch."""
 
     def __init__(self, paths: dict[str, str]) -> None:
-        from pyoci.linux.cgroups import controller_dirs, layout
+        from pyoci.cgroups.common import controller_dirs, layout
 
         self.fd = -1
         self.v2 = not v1_paths(paths)

@@ -1,6 +1,6 @@
 """`make bench`: time pyoci against runc on the same busybox bundle.
 
-    python -m pyoci.devtools.bench [-n N] [--pyoci PATH] [--runc PATH] [--json FILE]
+    python -m tools.bench [-n N] [--pyoci PATH] [--runc PATH] [--json FILE]
 
 Environment: BENCH_N (default 30) sets N, BENCH_JSON a file for the results
 as JSON.  Flags win over the environment.
@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from pyoci.devtools.busybox import make_bundle
+from tools.busybox import make_bundle
 
 RUNC_CANDIDATES = ("/usr/sbin/runc", "/usr/bin/runc")
 WARMUP = 2
@@ -282,7 +282,7 @@ def floor_ms(python: str, n: int) -> float:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pyoci.devtools.bench",
+    ap = argparse.ArgumentParser(prog="python -m tools.bench",
                                  description="time pyoci against runc")
     ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N") or 30),
                     help="samples per runtime and benchmark (env BENCH_N, default 30)")

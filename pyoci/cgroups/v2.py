@@ -29,7 +29,7 @@ rdma                                        rdma.max "DEVICE hca_handle=N hca_ob
 network                                     refused (net_cls/net_prio are v1 only)
 unified                                     written verbatim, last; the key must be a plain file
                                             name of the form CONTROLLER.PARAMETER
-devices                                     an eBPF program (pyoci/linux/bpfdev.py)
+devices                                     an eBPF program (pyoci/cgroups/bpfdev.py)
 ==========================================  ======================================================
 
 cpu.shares -> cpu.weight: the formula of opencontainers/cgroups since
@@ -57,7 +57,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from pyoci.linux.cgroups import Layout
+    from pyoci.cgroups.common import Layout
 
 EPERM, ENOENT, EACCES, EBUSY, EINVAL = 1, 2, 13, 16, 22
 F = "$.linux.resources"
@@ -242,7 +242,7 @@ def plan(resources: dict[str, Any], *, bfq: bool = False,
 
     devices = resources.get("devices")
     if devices:
-        from pyoci.linux import bpfdev
+        from pyoci.cgroups import bpfdev
 
         for i, rule in enumerate(devices):
             bpfdev.parse_rule(rule, f"{F}.devices[{i}]")
@@ -506,7 +506,7 @@ def apply(resources: dict[str, Any], cgroup_dir: str, mount: str,
         # Device programs need CAP_SYS_ADMIN in the initial user namespace; in
         # a user namespace the host's device nodes keep their own permissions
         # (runc ignores device errors for rootless containers too).
-        from pyoci.linux import bpfdev
+        from pyoci.cgroups import bpfdev
 
         bpfdev.apply(cgroup_dir, devices, nodes)
 
@@ -533,7 +533,7 @@ def delegated(lay: Layout, paths: dict[str, str], own: str | None = None) -> boo
     it writable, and the cgroup.procs of the common ancestor of the caller's
     own cgroup and the target writable (the kernel's rule for moving a
     process between cgroups)."""
-    from pyoci.linux.cgroups import is_v2
+    from pyoci.cgroups.common import is_v2
 
     target = paths.get("")
     if not is_v2(lay) or not target or lay.unified is None:
@@ -549,7 +549,7 @@ def delegated(lay: Layout, paths: dict[str, str], own: str | None = None) -> boo
     if not os.access(d, os.W_OK | os.X_OK) or not os.access(os.path.join(d, "cgroup.procs"), os.W_OK):
         return False
     if own is None:
-        from pyoci.linux.cgroups import own_cgroups
+        from pyoci.cgroups.common import own_cgroups
 
         own = own_cgroups().get("", "/")
     mine = os.path.normpath(lay.unified + "/" + own.lstrip("/"))

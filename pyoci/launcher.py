@@ -11,7 +11,7 @@ commands that wait turn it on again) and installs the module bundle this
 writer builds beside it (pyoci/bundle.py).  Its first line names the
 interpreter by absolute path, as engines call the runtime without PATH.
 
-    python -m pyoci.devtools.launcher .venv/bin/pyoci
+    python -m pyoci.launcher .venv/bin/pyoci
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def launcher_text() -> str:
     parent = package_parent()
     paths = [site] if parent == site else [parent, site]
     return (f"#!{sys.executable} -IS\n"
-            "# pyoci launcher (pyoci/devtools/launcher.py): -I -S skip `site`, which every\n"
+            "# pyoci launcher (pyoci/launcher.py): -I -S skip `site`, which every\n"
             "# engine call would pay for.\n"
             "import gc\n"
             "import sys\n"
@@ -61,7 +61,7 @@ def launcher_text() -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m pyoci.devtools.launcher PATH\n")
+        sys.stderr.write("usage: python -m pyoci.launcher PATH\n")
         return 2
     path = argv[0]
     from pyoci.bundle import build

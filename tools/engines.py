@@ -7,9 +7,9 @@ nothing touches /etc/containerd, /var/lib/containerd, /var/lib/docker or the
 machine's own daemons.  Used by tests/e2e (test_containerd, test_cri,
 test_docker); also handy to reproduce a failure by hand::
 
-    python -m pyoci.devtools.engines start /tmp/eng     # containerd + dockerd, images imported
-    python -m pyoci.devtools.engines env /tmp/eng       # the ctr / docker command prefixes
-    python -m pyoci.devtools.engines stop /tmp/eng
+    python -m tools.engines start /tmp/eng     # containerd + dockerd, images imported
+    python -m tools.engines env /tmp/eng       # the ctr / docker command prefixes
+    python -m tools.engines stop /tmp/eng
 
 Isolation choices (what the tests rely on):
 
@@ -35,7 +35,7 @@ Isolation choices (what the tests rely on):
 * images: one tarball holding both an OCI image layout (``index.json``,
   ``blobs/``) and Docker's ``manifest.json``, so ``ctr image import`` and
   ``docker load`` both take it; the layer is the busybox rootfs of
-  pyoci.devtools.podman.busybox_tar.
+  tools.podman.busybox_tar.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyoci.devtools.podman import BASE_PATH, busybox_tar, pyoci_launcher, runc_path
+from tools.podman import BASE_PATH, busybox_tar, pyoci_launcher, runc_path
 
 BUSYBOX_REF = "localhost/pyoci-busybox:latest"
 PAUSE_REF = "localhost/pyoci-pause:latest"
@@ -123,7 +123,7 @@ def image_tar(dest: str, ref: str, layer_tar: str, *, cmd: list[str] | None = No
         config = {
             **platform, "created": created, "config": img_config,
             "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-            "history": [{"created": created, "created_by": "pyoci.devtools.engines"}],
+            "history": [{"created": created, "created_by": "tools.engines"}],
         }
         cfg_digest, cfg_size = _blob(tar, _dumps(config))
         manifest = {
@@ -582,7 +582,7 @@ def default_runtimes() -> dict[str, str]:
 
 # -- command line -------------------------------------------------------------------
 
-USAGE = ("usage: python -m pyoci.devtools.engines start|env|stop DIR\n"
+USAGE = ("usage: python -m tools.engines start|env|stop DIR\n"
          "  start: containerd (CRI handlers pyoci and runc) and dockerd (runtimes pyoci and runc-bin)\n"
          "         under DIR, with " + BUSYBOX_REF + " and " + PAUSE_REF + " imported\n"
          "         (ctr namespace default, CRI's k8s.io, docker); the daemons keep running\n"

@@ -20,7 +20,7 @@ Works for an unprivileged caller (the files then belong to that caller).
 
 Command line::
 
-    python -m pyoci.devtools.busybox DIR [--rootless] [--terminal] [-- ARGS...]
+    python -m tools.busybox DIR [--rootless] [--terminal] [-- ARGS...]
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def make_bundle(path: str | os.PathLike[str], args: list[str] | None = None, *, 
     return bundle
 
 
-USAGE = "usage: python -m pyoci.devtools.busybox DIR [--rootless] [--terminal] [-- ARGS...]"
+USAGE = "usage: python -m tools.busybox DIR [--rootless] [--terminal] [-- ARGS...]"
 
 
 def main(argv: list[str]) -> int:

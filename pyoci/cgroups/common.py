@@ -1,4 +1,5 @@
-"""cgroups: placement, limits, freezing and cleanup.
+"""cgroups: what every layout shares: the layout, the container's paths,
+placement, the frozen check, and cleanup of what pyoci created.
 
 Layouts: v1 (one hierarchy per controller), v2 (unified), and hybrid (v1
 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified, as on this
@@ -11,9 +12,11 @@ runtime's cgroup (runc's default too).  Only directories this module created are
 and removed at delete; a cgroup the container was moved into by someone else
 is never touched.
 
-Limits: :func:`apply` checks the fields and hands a v1 (or hybrid) host's
-to :mod:`pyoci.linux.cgroups_v1`; statistics are read by
-:mod:`pyoci.linux.cgstats` (the `events` verb only).
+Limits and freezing differ by layout: :mod:`pyoci.cgroups.manager` picks
+the implementation (:mod:`pyoci.cgroups.v1`, :mod:`pyoci.cgroups.v2`, or
+the hybrid of both); statistics are read by :mod:`pyoci.cgroups.stats`
+(the `events` verb only).  This module imports no other module of the
+package.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ def container_paths(cgroups_path: str | None, cid: str, lay: Layout) -> dict[str
     return paths
 
 
-def _write(path: str, value: str, field: str | None = None) -> None:
+def write_value(path: str, value: str, field: str | None = None) -> None:
     try:
         write_text(path, value)
     except OSError as e:
@@ -246,7 +249,7 @@ def attach(pid: int, paths: dict[str, str], required: bool, done: Collection[str
         if ctrl in done:
             continue
         try:
-            _write(os.path.join(path, "cgroup.procs"), str(pid))
+            write_value(os.path.join(path, "cgroup.procs"), str(pid))
         except PyociError as e:
             if e.errno == 2 or not required:
                 continue        # a hierarchy prepare() skipped (or could not make)
@@ -300,7 +303,7 @@ def _inherit_cpuset(path: str) -> None:
                 _inherit_cpuset(os.path.dirname(path))
                 with open(parent) as fh:
                     value = fh.read().strip()
-            _write(mine, value)
+            write_value(mine, value)
         except OSError:
             pass
 
@@ -372,66 +375,6 @@ def controller_dirs(paths: dict[str, str], lay: Layout) -> dict[str, str]:
     if "" in paths:
         out[""] = paths[""]
     return out
-
-
-def apply(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
-          nodes: list[dict[str, Any]] | None = None, *, prefix: str = "$.linux.resources",
-          update: bool = False) -> None:
-    """Write linux.resources to the container's cgroups; a field the host
-    cannot apply is an error naming the field and the missing file."""
-    if not resources:
-        return
-    check_supported(resources)
-    dirs = controller_dirs(paths, lay)
-    if lay.v1:
-        from pyoci.linux.cgroups_v1 import Writer
-
-        Writer(resources, dirs, lay, prefix, update).apply()
-    else:
-        _refuse_unmounted(resources, prefix)
-    if not update:
-        _devices(resources.get("devices"), dirs, nodes)
-
-
-def _refuse_unmounted(resources: dict[str, Any], prefix: str) -> None:
-    """No cgroup filesystem at all (neither v1 nor cgroup2 mounted): a limit
-    cannot be applied; device rules alone are left to the device nodes'
-    own permissions, as on a host without a devices controller."""
-    for section, value in resources.items():
-        if section == "devices" or value in (None, {}, []):
-            continue
-        if isinstance(value, dict) and FIELDS.get(section):
-            keys = [k for k, v in value.items() if v is not None and (section, k) not in IGNORED]
-            if not keys:
-                continue
-            field = f"{prefix}.{section}.{keys[0]}"
-        else:
-            field = f"{prefix}.{section}"
-        raise PyociError(f"{field}: no cgroup filesystem is mounted on this host, so no limit can be "
-                         "applied", field=field,
-                         hint="mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup), or drop the limits")
-
-
-def _devices(rules: list[dict[str, Any]] | None, dirs: dict[str, str],
-             nodes: list[dict[str, Any]] | None) -> None:
-    if not rules or "devices" not in dirs:
-        return
-    for i, rule in enumerate(rules):
-        kind = rule.get("type", "a")
-        major = "*" if rule.get("major") is None else str(rule["major"])
-        minor = "*" if rule.get("minor") is None else str(rule["minor"])
-        line = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
-        f = "devices.allow" if rule.get("allow") else "devices.deny"
-        _write(os.path.join(dirs["devices"], f), line, f"$.linux.resources.devices[{i}]")
-    allow = os.path.join(dirs["devices"], "devices.allow")
-    for line in DEFAULT_ALLOWED:
-        _write(allow, line)
-    # linux.devices nodes must be creatable; access stays as the rules say.
-    for d in nodes or []:
-        if d.get("type") == "p":
-            continue        # a FIFO is no device: the devices cgroup does not govern it
-        kind = "c" if d.get("type") == "u" else d.get("type", "c")
-        _write(allow, f"{kind} {d.get('major', 0)}:{d.get('minor', 0)} m")
 
 
 def remove(created: list[str]) -> None:
@@ -670,82 +613,7 @@ def freezer_file(paths: dict[str, str]) -> str | None:
     return None
 
 
-def freeze(path: str, frozen: bool) -> None:
-    import time
-
-    if path.endswith("freezer.state"):
-        _write(path, "FROZEN" if frozen else "THAWED")
-        want = "FROZEN" if frozen else "THAWED"
-        for _ in range(500):
-            with open(path) as f:
-                if f.read().strip() == want:
-                    return
-            time.sleep(0.002)
-        raise PyociError(f"{path} did not become {want}")
-    from pyoci.linux import cgroup_v2
-
-    cgroup_v2.freeze(path, frozen)
-
-
-# -- dispatch by layout: v2 lives in pyoci/linux/cgroup_v2.py (devices: bpfdev.py) ------------
-#
-# v1 and hybrid: the v1 controllers, as above.  A hybrid host without a v1
-# devices controller gets the device rules as an eBPF program on the cgroup2
-# directory (the kernel enforces those alongside v1); with one, v1 alone, as
-# runc does.  A unified (v2) host: cgroup_v2 for every field.
-
-
 def is_v2(lay: Layout) -> bool:
+    """A unified host: cgroup2 mounted and no v1 controller (a named v1
+    hierarchy such as name=systemd controls nothing)."""
     return lay.unified is not None and all(c.startswith("name=") for c in lay.v1)
-
-
-def delegated(lay: Layout, paths: dict[str, str]) -> bool:
-    """An unprivileged caller with a writable (delegated) cgroup v2 subtree."""
-    if not is_v2(lay):
-        return False
-    from pyoci.linux import cgroup_v2
-
-    return cgroup_v2.delegated(lay, paths)
-
-
-def delegated_paths(lay: Layout, cgroups_path: str | None, cid: str,
-                    paths: dict[str, str]) -> dict[str, str] | None:
-    """For an unprivileged caller on a v2 host: the container's cgroup in the
-    subtree delegated to it, or None.  ``paths`` (beside the caller's own
-    cgroup, as for root) when that is writable; else, for a relative path,
-    the same path below the caller's own cgroup when only that is writable
-    (placement and freezing work there; controllers cannot be enabled below
-    a cgroup that holds processes, so limits fail naming the reason)."""
-    if delegated(lay, paths):
-        return paths
-    rel = cgroups_path or cid
-    if not lay.unified or not is_v2(lay) or rel.startswith("/") or ":" in rel:
-        return None
-    below = {"": lay.unified + _join(own_cgroups().get("", "/"), rel)}
-    return below if delegated(lay, below) else None
-
-
-def check_resources(resources: dict[str, Any], lay: Layout) -> None:
-    """Before anything exists: refuse what this layout cannot apply."""
-    if is_v2(lay):
-        from pyoci.linux import cgroup_v2
-
-        cgroup_v2.check(resources)
-    else:
-        check_supported(resources)
-
-
-def apply_resources(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
-                    nodes: list[dict[str, Any]] | None = None, rootless: bool = False, *,
-                    prefix: str = "$.linux.resources", update: bool = False) -> None:
-    if is_v2(lay):
-        from pyoci.linux import cgroup_v2
-
-        if "" in paths and lay.unified:
-            cgroup_v2.apply(resources, paths[""], lay.unified, nodes, rootless=rootless)
-        return
-    apply(resources, paths, lay, nodes, prefix=prefix, update=update)
-    if resources.get("devices") and "devices" not in paths and paths.get("") and not rootless:
-        from pyoci.linux import bpfdev
-
-        bpfdev.apply(paths[""], resources["devices"], nodes)

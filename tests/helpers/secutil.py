@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ocitest import BASE_PATH, PYOCI, PYTHON, Bundle, Env, HostUser, Result
+from helpers.ocitest import BASE_PATH, PYOCI, PYTHON, Bundle, Env, HostUser, Result
 
 # -- the host's side --------------------------------------------------------------
 

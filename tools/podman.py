@@ -5,10 +5,10 @@ Podman 4.3 + conmon, as root or as an unprivileged user, with everything
 containers.conf) under one directory, so the machine's own Podman storage is
 never touched.  Used by tests/e2e; also handy to reproduce a failure by hand::
 
-    python -m pyoci.devtools.podman setup /tmp/pod [--user NAME]
-    python -m pyoci.devtools.podman cmd   /tmp/pod [--user NAME] -- run --rm \\
+    python -m tools.podman setup /tmp/pod [--user NAME]
+    python -m tools.podman cmd   /tmp/pod [--user NAME] -- run --rm \\
         --runtime /work/main/.venv/bin/pyoci localhost/pyoci-busybox echo hi
-    python -m pyoci.devtools.podman env   /tmp/pod [--user NAME]   # the argv prefix, for a shell
+    python -m tools.podman env   /tmp/pod [--user NAME]   # the argv prefix, for a shell
 
 ``setup`` creates the layout, writes containers.conf and imports a busybox
 image as ``localhost/pyoci-busybox`` (IMAGE).  ``cmd`` runs podman there.
@@ -60,7 +60,7 @@ def pyoci_launcher() -> str:
     cand = os.path.join(os.path.dirname(sys.executable), "pyoci")
     if os.path.exists(cand):
         return cand
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return os.path.join(here, ".venv", "bin", "pyoci")
 
 
@@ -100,7 +100,7 @@ def containers_conf(*, rootless: bool, pyoci: str, events_file: str) -> str:
 
 def busybox_tar(dest: str) -> str:
     """A tarball of a busybox rootfs (all files owned by 0:0) at ``dest``."""
-    from pyoci.devtools.busybox import populate_rootfs
+    from tools.busybox import populate_rootfs
 
     with tempfile.TemporaryDirectory(prefix="pyoci-bb-") as tmp:
         rootfs = os.path.join(tmp, "rootfs")
@@ -296,7 +296,7 @@ def run_in_pty(argv: list[str], env: dict[str, str], *, steps: list[tuple[str, s
 
 # -- command line -------------------------------------------------------------------
 
-USAGE = ("usage: python -m pyoci.devtools.podman setup|env|cmd DIR [--user NAME] [-- PODMAN-ARGS...]\n"
+USAGE = ("usage: python -m tools.podman setup|env|cmd DIR [--user NAME] [-- PODMAN-ARGS...]\n"
          "  setup: create DIR (conf + storage), import " + IMAGE + "\n"
          "  env:   print the podman command prefix for DIR\n"
          "  cmd:   run podman in DIR with PODMAN-ARGS")

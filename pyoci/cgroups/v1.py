@@ -2,7 +2,7 @@
 
 One function per controller, called in runc's order (cpuset, memory, cpu,
 pids, blkio, hugetlb, net_cls, net_prio, rdma, then the hybrid layout's
-cgroup2 ``unified`` keys; device rules stay in cgroups.py).  A value of 0
+cgroup2 ``unified`` keys; device rules: apply below).  A value of 0
 means "not set" wherever runc reads it so (memory limit, reservation and
 swap, cpu shares, period, quota and realtime values, blkio weights).
 
@@ -15,6 +15,14 @@ from __future__ import annotations
 
 import os
 
+from pyoci.cgroups.common import (
+    DEFAULT_ALLOWED,
+    FIELDS,
+    IGNORED,
+    check_supported,
+    controller_dirs,
+    write_value,
+)
 from pyoci.errors import PyociError
 from pyoci.linux.proc import write_text
 
@@ -22,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from pyoci.linux.cgroups import Layout
+    from pyoci.cgroups.common import Layout
 
 EINVAL = 22
 EBUSY = 16
@@ -450,3 +458,78 @@ def page_size_name(size: int) -> str:
             return f"{size}{unit}"
         size //= 1024
     return f"{size}PB"
+
+
+# -- writing linux.resources (v1 and hybrid hosts, or a host with no cgroups) --------------
+
+
+def apply(resources: dict[str, Any], paths: dict[str, str], lay: Layout,
+          nodes: list[dict[str, Any]] | None = None, *, prefix: str = "$.linux.resources",
+          update: bool = False) -> None:
+    """Write linux.resources to the container's cgroups; a field the host
+    cannot apply is an error naming the field and the missing file."""
+    if not resources:
+        return
+    check_supported(resources)
+    dirs = controller_dirs(paths, lay)
+    if lay.v1:
+        Writer(resources, dirs, lay, prefix, update).apply()
+    else:
+        _refuse_unmounted(resources, prefix)
+    if not update:
+        _devices(resources.get("devices"), dirs, nodes)
+
+
+def _refuse_unmounted(resources: dict[str, Any], prefix: str) -> None:
+    """No cgroup filesystem at all (neither v1 nor cgroup2 mounted): a limit
+    cannot be applied; device rules alone are left to the device nodes'
+    own permissions, as on a host without a devices controller."""
+    for section, value in resources.items():
+        if section == "devices" or value in (None, {}, []):
+            continue
+        if isinstance(value, dict) and FIELDS.get(section):
+            keys = [k for k, v in value.items() if v is not None and (section, k) not in IGNORED]
+            if not keys:
+                continue
+            field = f"{prefix}.{section}.{keys[0]}"
+        else:
+            field = f"{prefix}.{section}"
+        raise PyociError(f"{field}: no cgroup filesystem is mounted on this host, so no limit can be "
+                         "applied", field=field,
+                         hint="mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup), or drop the limits")
+
+
+def _devices(rules: list[dict[str, Any]] | None, dirs: dict[str, str],
+             nodes: list[dict[str, Any]] | None) -> None:
+    if not rules or "devices" not in dirs:
+        return
+    for i, rule in enumerate(rules):
+        kind = rule.get("type", "a")
+        major = "*" if rule.get("major") is None else str(rule["major"])
+        minor = "*" if rule.get("minor") is None else str(rule["minor"])
+        line = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+        f = "devices.allow" if rule.get("allow") else "devices.deny"
+        write_value(os.path.join(dirs["devices"], f), line, f"$.linux.resources.devices[{i}]")
+    allow = os.path.join(dirs["devices"], "devices.allow")
+    for line in DEFAULT_ALLOWED:
+        write_value(allow, line)
+    # linux.devices nodes must be creatable; access stays as the rules say.
+    for d in nodes or []:
+        if d.get("type") == "p":
+            continue        # a FIFO is no device: the devices cgroup does not govern it
+        kind = "c" if d.get("type") == "u" else d.get("type", "c")
+        write_value(allow, f"{kind} {d.get('major', 0)}:{d.get('minor', 0)} m")
+
+
+def freeze(path: str, frozen: bool) -> None:
+    """Write a v1 freezer.state and wait until it reads back so."""
+    import time
+
+    write_value(path, "FROZEN" if frozen else "THAWED")
+    want = "FROZEN" if frozen else "THAWED"
+    for _ in range(500):
+        with open(path) as f:
+            if f.read().strip() == want:
+                return
+        time.sleep(0.002)
+    raise PyociError(f"{path} did not become {want}")

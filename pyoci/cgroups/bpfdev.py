@@ -154,7 +154,7 @@ def rules_for(devices: list[dict[str, Any]], nodes: list[dict[str, Any]] | None 
     """The full list, as the v1 code writes it: the config's rules, then the
     default devices every container needs, then mknod of each linux.devices
     node (a FIFO is no device: the devices cgroup does not govern it)."""
-    from pyoci.linux.cgroups import DEFAULT_ALLOWED
+    from pyoci.cgroups.common import DEFAULT_ALLOWED
 
     rules = [parse_rule(r, f"{field}[{i}]") for i, r in enumerate(devices)]
     rules += [parse_line(line) for line in DEFAULT_ALLOWED]
