@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyoci.lifecycle.status import Status
+    from pyoci.native.startmsg import Message
 
 # The status each hook stage sees on stdin.  prestart hooks run during
 # `create`, right before createRuntime and like it, as runtime-spec 1.0.2+
@@ -560,7 +561,8 @@ def start(root: str, cid: str) -> None:
             raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
         try:
             startmsg.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
-                           start_hooks=c.state.hook_list("startContainer") if c.state is not None else None)
+                           start_hooks=c.state.hook_list("startContainer") if c.state is not None else None,
+                           describe=_describe_child)
         except PyociError:
             # The init exits after a failed start: the container is stopped
             # when the error is printed (an engine deletes it at once).
@@ -573,6 +575,14 @@ def start(root: str, cid: str) -> None:
     if poststart:
         _run_warn_only(c, "poststart", poststart, RUNNING)
         phase("hooks")
+
+
+def _describe_child(msg: Message) -> ChildError:
+    """An ERROR or WARNING record of the init at `start`, as an error naming
+    its step (loads the helper: only on those rare paths)."""
+    from pyoci.native.childerr import child_error
+
+    return child_error(msg, None)
 
 
 def _drop_socket(c: store.Container, strict: bool = False) -> None:

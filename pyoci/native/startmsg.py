@@ -7,7 +7,8 @@ CPU per call; the standard library's ``_socket`` does the same for a fifth of
 that.  The few protocol numbers this needs are written out here, as
 pyoci/linux/consts.py does for kernel constants, and
 tests/native/test_constants.py checks them against csrc/helper.h.  Only the
-rare paths (a WARNING or ERROR record to describe) load pyoci.native.spawn.
+rare paths (a WARNING or ERROR record to describe) call the caller's ``describe``
+(pyoci.native.childerr.child_error, which loads the helper).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def sync_timeout() -> float:
 
 
 def start(dirfd: int, name: str, before_start: Callable[[], None],
-          start_hooks: list[dict[str, Any]] | None = None) -> None:
+          start_hooks: list[dict[str, Any]] | None = None,
+          describe: Callable[[Message], ChildError] | None = None) -> None:
     """SYNC 5: tell the init waiting on ``dirfd``/``name`` to go; raise if it
     cannot exec.
 
@@ -92,18 +94,25 @@ def start(dirfd: int, name: str, before_start: Callable[[], None],
         waiting = "sync 5 (START: its startContainer hooks and execve)"
         msg = _recv(sock, timeout, waiting)
         while msg is not None and msg.type == MSG_WARNING:
-            from pyoci.native.spawn import child_error
             from pyoci.report import warning
 
-            warning(child_error(msg, None).msg)
+            warning(_describe(msg, describe).msg)
             msg = _recv(sock, timeout, waiting)
         phase("start")
         if msg is not None and msg.type == MSG_ERROR:
-            from pyoci.native.spawn import child_error
-
-            raise child_error(msg, None)
+            raise _describe(msg, describe)
     finally:
         sock.close()
+
+
+def _describe(msg: Message, describe: Callable[[Message], ChildError] | None) -> ChildError:
+    """The error a WARNING or ERROR record stands for: ``describe`` (the
+    caller's: pyoci.native.childerr.child_error, which loads the helper for
+    the step names) or, without one, the record's own text."""
+    if describe is not None:
+        return describe(msg)
+    return ChildError(f"step {msg.index}: {msg.text}" if msg.text else f"step {msg.index}",
+                      errno=msg.err or None)
 
 
 def _recv(sock: Any, timeout: float, waiting_for: str) -> Message | None:
