@@ -6,13 +6,14 @@
 Environment: LOAD_REPS (default 5), LOAD_N (100), LOAD_J (20), LOAD_T (50),
 LOAD_JSON; flags win.
 
-Two scenarios, each timed by wall clock for the whole batch:
+Three scenarios, each timed by wall clock for the whole batch:
 
   lifecycles   N container lifecycles, J at once: `create`, `start`, `state`
                every 10 ms until it says "stopped", `delete` (the process is
                /bin/true)
   teardown     T containers running `sleep 3600` (made J at once, not timed),
                then `delete --force` of all T, J at once (timed)
+  runs         N `run /bin/true`, J at once (the CPU cost of one whole `run`)
 
 Every command must succeed; after each scenario the runtime's --root must be
 empty, no process of the scenario may be left, and no cgroup directory named
@@ -106,6 +107,9 @@ class Runtime:
                 raise LoadError(f"{self.name}: {cid} did not stop in {STOP_TIMEOUT} s")
             time.sleep(POLL)
         self.must("delete", cid)
+
+    def run_true(self, bundle: str) -> None:
+        self.must("run", "--bundle", bundle, self.new_id("run"))
 
     def start_sleeper(self, bundle: str) -> str:
         cid = self.new_id("td")
@@ -241,7 +245,14 @@ def scenario_teardown(rt: Runtime, bundle: str, t: int, j: int) -> dict[str, Any
     return out
 
 
-SCENARIOS: list[tuple[str, str]] = [("lifecycles", "lifecycles"), ("teardown", "teardown")]
+def scenario_runs(rt: Runtime, bundle: str, n: int, j: int) -> dict[str, Any]:
+    prefix = f"load-{rt.name}-{os.getpid()}-run-"
+    out = timed(rt, [lambda: rt.run_true(bundle)] * n, j)
+    out["leftovers"] = rt.leftovers(prefix)
+    return out
+
+
+SCENARIOS: list[tuple[str, str]] = [("lifecycles", "lifecycles"), ("teardown", "teardown"), ("runs", "runs")]
 
 
 def main(argv: list[str]) -> int:
@@ -285,6 +296,7 @@ def main(argv: list[str]) -> int:
         print(f"pyoci {pyoci}\nrunc  {runc}")
         print(f"{a.reps} rounds, runtimes alternating; lifecycles: {a.lifecycles} at {a.concurrency} "
               f"at once; teardown: {a.teardown} running, deleted {a.concurrency} at once; "
+              f"runs: {a.lifecycles} `run`s at {a.concurrency} at once; "
               f"{'rootless' if rootless else 'as root'}; {os.cpu_count()} CPUs")
         for i in range(a.reps):
             order = runtimes if i % 2 == 0 else runtimes[::-1]
@@ -292,6 +304,8 @@ def main(argv: list[str]) -> int:
                 for rt in order:
                     if s == "lifecycles":
                         r = scenario_lifecycles(rt, true_b, a.lifecycles, a.concurrency)
+                    elif s == "runs":
+                        r = scenario_runs(rt, true_b, a.lifecycles, a.concurrency)
                     else:
                         r = scenario_teardown(rt, sleep_b, a.teardown, a.concurrency)
                     results[s][rt.name].append(r)

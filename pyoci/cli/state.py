@@ -21,7 +21,10 @@ FLAGS: list[Flag] = []
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
-    from pyoci.lifecycle.container import state
+    # pyoci.lifecycle.store alone: `state` need not load pyoci.lifecycle.container
+    from pyoci.lifecycle import store
 
-    sys.stdout.write(jsonfast.dumps(state(g.root, one_id(pos, USAGE)), indent=2) + "\n")
+    with store.open_container(g.root, one_id(pos, USAGE), peek=True) as c:
+        out = store.oci_state(c, c.status())
+    sys.stdout.write(jsonfast.dumps(out, indent=2) + "\n")
     return 0

@@ -14,6 +14,7 @@ from pyoci.errors import ChildError, ConfigError, ContainerNotFound, InvalidTran
 from pyoci.lifecycle import store
 from pyoci.lifecycle.status import CREATED, CREATING, RUNNING, STOPPED, can
 from pyoci.lifecycle.store import StateRecord
+from pyoci.lifecycle.store import oci_state as oci_state
 from pyoci.linux import proc
 
 TYPE_CHECKING = False
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyoci.lifecycle.status import Status
+    from pyoci.native.startmsg import Message
 
 # The status each hook stage sees on stdin.  prestart hooks run during
 # `create`, right before createRuntime and like it, as runtime-spec 1.0.2+
@@ -59,20 +61,6 @@ def _warn(msg: str) -> None:
     from pyoci.report import warning
 
     warning(msg)
-
-
-def oci_state(c: store.Container, status: Status) -> dict[str, Any]:
-    st = c.state
-    out: dict[str, Any] = {
-        "ociVersion": st.oci_version if st is not None else SPEC_VERSION,
-        "id": c.cid,
-        "status": status,
-        "pid": c.pid if status is not STOPPED else 0,
-        "bundle": st.bundle if st is not None else "",
-    }
-    if st is not None and st.annotations:
-        out["annotations"] = st.annotations
-    return out
 
 
 def _hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: Status) -> dict[str, Any]:
@@ -556,7 +544,7 @@ def keyring_name(cid: str) -> str:
 
 
 def start(root: str, cid: str) -> None:
-    from pyoci.native import spawn
+    from pyoci.native import startmsg
     from pyoci.report import debug, phase
 
     with store.open_container(root, cid, verb="start") as c:
@@ -572,8 +560,9 @@ def start(root: str, cid: str) -> None:
         except OSError as e:
             raise store.write_error("remove", os.path.join(c.path, store.START_SOCKET), e) from None
         try:
-            spawn.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
-                        start_hooks=c.state.hook_list("startContainer") if c.state is not None else None)
+            startmsg.start(c.dirfd, store.START_SOCKET, before_start=lambda: _drop_socket(c, strict=True),
+                           start_hooks=c.state.hook_list("startContainer") if c.state is not None else None,
+                           describe=_describe_child)
         except PyociError:
             # The init exits after a failed start: the container is stopped
             # when the error is printed (an engine deletes it at once).
@@ -586,6 +575,14 @@ def start(root: str, cid: str) -> None:
     if poststart:
         _run_warn_only(c, "poststart", poststart, RUNNING)
         phase("hooks")
+
+
+def _describe_child(msg: Message) -> ChildError:
+    """An ERROR or WARNING record of the init at `start`, as an error naming
+    its step (loads the helper: only on those rare paths)."""
+    from pyoci.native.childerr import child_error
+
+    return child_error(msg, None)
 
 
 def _drop_socket(c: store.Container, strict: bool = False) -> None:

@@ -689,3 +689,20 @@ def list_ids(root: str) -> list[str]:
     except OSError as e:
         raise PyociError.from_os("list the state directory", e, path=root) from None
     return sorted(n for n in names if valid_id(n) and os.path.isdir(os.path.join(root, n)))
+
+
+def oci_state(c: Container, status: st.Status) -> dict[str, Any]:
+    """The runtime-spec state of ``c`` (what `pyoci state` prints)."""
+    from pyoci import SPEC_VERSION
+
+    rec = c.state
+    out: dict[str, Any] = {
+        "ociVersion": rec.oci_version if rec is not None else SPEC_VERSION,
+        "id": c.cid,
+        "status": status,
+        "pid": c.pid if status is not st.STOPPED else 0,
+        "bundle": rec.bundle if rec is not None else "",
+    }
+    if rec is not None and rec.annotations:
+        out["annotations"] = rec.annotations
+    return out

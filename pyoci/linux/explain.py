@@ -2,7 +2,7 @@
 user namespaces, filesystems that refuse subordinate ids, kernels or
 filesystems without idmapped mounts.
 
-Used only on error paths (pyoci.native.spawn.child_error), so it may read
+Used only on error paths (pyoci.native.childerr.child_error), so it may read
 /proc and mountinfo; nothing here runs when a container starts fine.  Each
 function returns the hint text, or None when it has nothing to say.
 """

@@ -83,3 +83,14 @@ def test_every_op_kind_and_flag_has_a_python_name() -> None:
     assert len(spawn.OP_KINDS) == len(kinds)
     flags = {getattr(lib, n) for n in dir(lib) if n.startswith("PYOCI_F_")}
     assert set(spawn.OP_FLAGS.values()) == flags
+
+
+def test_start_protocol_numbers_match_the_header() -> None:
+    """`start` talks to the init without loading the helper: its copies of the
+    protocol's numbers (pyoci/native/startmsg.py) are the header's."""
+    from pyoci.native import startmsg
+
+    assert (startmsg.MSG_ERROR, startmsg.MSG_START, startmsg.MSG_WARNING) == \
+        (lib.PYOCI_MSG_ERROR, lib.PYOCI_MSG_START, lib.PYOCI_MSG_WARNING)
+    assert startmsg.MSG_MAX == lib.PYOCI_MSG_MAX
+    assert startmsg.MSG_SIZE == spawn.MSG_SIZE
