@@ -362,8 +362,10 @@ struct pyoci_spawn_config {
 int pyoci_spawn(const struct pyoci_spawn_config *cfg);
 
 /* Small syscall wrappers Python lacks; return 0 / fd or -errno. */
-int pyoci_seqpacket_pair(int fds[2]);          /* O_CLOEXEC socketpair for the sync protocol */
-int pyoci_listen(int dirfd, const char *name); /* bind+listen a unix socket at dirfd/name */
+int pyoci_seqpacket_pair(int fds[2]);            /* O_CLOEXEC socketpair for the sync protocol */
+int pyoci_wait_readable(int fd, int timeout_ms); /* poll() for input/hangup: 1 ready, 0 timed out,
+                                                   -errno (-EINTR when a signal came) */
+int pyoci_listen(int dirfd, const char *name);   /* bind+listen a unix socket at dirfd/name */
 int pyoci_connect(int dirfd, const char *name);
 int pyoci_connect_path(const char *path);             /* connect a unix socket by path */
 int pyoci_recv_fd(int sock, char *name, int namelen); /* receive one SCM_RIGHTS fd (and its name);

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,17 @@ int pyoci_seqpacket_pair(int fds[2])
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
         return -errno;
     return 0;
+}
+
+/* Wait up to timeout_ms for fd to have input (or a hangup/error, which the
+ * read that follows reports); spares the parent importing `select`. */
+int pyoci_wait_readable(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, timeout_ms);
+    if (n < 0)
+        return -errno;
+    return n > 0;
 }
 
 static int unix_addr(int dirfd, const char *name, struct sockaddr_un *addr)

@@ -87,6 +87,8 @@ class Manager:
     def apply(self, resources: dict[str, Any], paths: dict[str, str],
               nodes: list[dict[str, Any]] | None = None, rootless: bool = False, *,
               prefix: str = "$.linux.resources", update: bool = False) -> None:
+        if not resources:
+            return  # what v1.apply does then, without importing it (create's common case)
         from pyoci.cgroups import v1
 
         v1.apply(resources, paths, self.lay, nodes, prefix=prefix, update=update)

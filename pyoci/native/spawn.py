@@ -8,6 +8,7 @@ after that is C until execve.  The cffi objects built here stay alive in
 
 from __future__ import annotations
 
+import errno
 import os
 
 from pyoci.errors import ChildError, PyociError
@@ -307,11 +308,10 @@ def recv(fd: int, timeout: float | None = None, waiting_for: str = "") -> Messag
 
 
 def _wait_readable(fd: int, timeout: float, waiting_for: str) -> None:
-    import select
+    # poll() through the helper already loaded: importing `select` (a shared
+    # object) cost every create/run/exec more than the wait itself.
     import time
 
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -320,11 +320,11 @@ def _wait_readable(fd: int, timeout: float, waiting_for: str) -> None:
                              f"{waiting_for}",
                              hint="is its cgroup frozen, or the process stopped? see `ps -o pid,stat` "
                                   "and the cgroup's freezer")
-        try:
-            if poller.poll(max(1, int(left * 1000) + 1)):
-                return
-        except InterruptedError:
-            continue
+        r = lib.pyoci_wait_readable(fd, min(max(1, int(left * 1000) + 1), 2**31 - 1))
+        if r > 0:
+            return
+        if r < 0 and r != -errno.EINTR:
+            raise PyociError("wait for the container's init", op="poll", errno=-r)
 
 
 def _reap(pid: int, timeout: float = 5.0) -> bool:

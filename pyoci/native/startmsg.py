@@ -71,23 +71,17 @@ def start(dirfd: int, name: str, before_start: Callable[[], None],
     ``before_start`` runs once connected (the socket path can go then, which
     is what marks the container as no longer "created").  The wait for the
     execve allows for the startContainer hooks the init runs first."""
-    import _socket
-
     from pyoci.report import phase
 
     timeout = sync_timeout()
     for h in start_hooks or []:
         t = h.get("timeout") if isinstance(h, dict) else None
         timeout += t if isinstance(t, int) and t > 0 else HOOK_ALLOWANCE
+    # `run` (create and start in one process) has the helper loaded already:
+    # it connects and waits, so `_socket` (a shared object) need not load too.
+    helper = sys.modules.get("pyoci.native._helper")
+    sock = _HelperSocket(helper.lib, dirfd, name) if helper is not None else _connect(dirfd, name)
     try:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
-    except OSError as e:
-        raise PyociError("connect to the container's init", op="connect", errno=e.errno or 0) from None
-    try:
-        try:
-            sock.connect(f"/proc/self/fd/{dirfd}/{name}")
-        except OSError as e:
-            raise PyociError("connect to the container's init", op="connect", errno=e.errno or 0) from None
         before_start()
         sock.settimeout(timeout)
         sock.send(MSG_START.to_bytes(4, sys.byteorder) + bytes(MSG_SIZE - 4))
@@ -103,6 +97,59 @@ def start(dirfd: int, name: str, before_start: Callable[[], None],
             raise _describe(msg, describe)
     finally:
         sock.close()
+
+
+def _connect(dirfd: int, name: str) -> Any:
+    import _socket
+
+    try:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    except OSError as e:
+        raise PyociError("connect to the container's init", op="connect", errno=e.errno or 0) from None
+    try:
+        sock.connect(f"/proc/self/fd/{dirfd}/{name}")
+    except OSError as e:
+        sock.close()
+        raise PyociError("connect to the container's init", op="connect", errno=e.errno or 0) from None
+    return sock
+
+
+class _HelperSocket:
+    """The few socket methods start() uses, on an fd from the C helper."""
+
+    __slots__ = ("lib", "fd", "timeout")
+
+    def __init__(self, lib: Any, dirfd: int, name: str) -> None:
+        fd = lib.pyoci_connect(dirfd, name.encode())
+        if fd < 0:
+            raise PyociError("connect to the container's init", op="connect", errno=-fd)
+        self.lib = lib
+        self.fd = fd
+        self.timeout = SYNC_TIMEOUT
+
+    def settimeout(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def send(self, data: bytes) -> int:
+        return os.write(self.fd, data)
+
+    def recv(self, size: int) -> bytes:
+        import errno
+        import time
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(errno.ETIMEDOUT, "timed out")
+            r = self.lib.pyoci_wait_readable(self.fd, min(max(1, int(left * 1000) + 1), 2**31 - 1))
+            if r > 0:
+                return os.read(self.fd, size)
+            if r < 0 and r != -errno.EINTR:
+                raise OSError(-r, os.strerror(-r))
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _describe(msg: Message, describe: Callable[[Message], ChildError] | None) -> ChildError:
