@@ -40,7 +40,7 @@ def _cgroup_dirs(pid: int) -> list[str]:
             if rel in ("", "/"):
                 continue
             base = "/sys/fs/cgroup/unified" if ctrls == "" else None
-            for c in ctrls.split(","):
+            for c in ctrls.split(",") if ctrls else ():     # "0::" is cgroup2: unified
                 if c.startswith("name="):
                     c = c[5:]
                 if os.path.isdir(f"/sys/fs/cgroup/{c}"):
