@@ -417,12 +417,7 @@ class _Create:
             self.net_devices.move(p)         # linux.netDevices, into the init's network namespace
         adj = self.plan.process.oom_score_adj
         if adj is not None:
-            try:
-                proc.write_text(f"/proc/{p}/oom_score_adj", str(adj))
-            except OSError as e:
-                raise PyociError(f"set oom_score_adj {adj} ($.process.oomScoreAdj)",
-                                 op="write oom_score_adj", errno=e.errno,
-                                 hint="lowering it needs CAP_SYS_RESOURCE") from None
+            proc.set_oom_score_adj(p, adj, "($.process.oomScoreAdj)")
 
     def run_create_hooks(self, p: int) -> None:
         hooks = self.hooks

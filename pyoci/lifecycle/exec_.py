@@ -288,12 +288,7 @@ class _Exec:
             done = placement.joined(paths, in_cgroup2) if placement is not None else []
             cgroups.attach(child, paths, False, done)
         if adj is not None:
-            try:
-                proc.write_text(f"/proc/{child}/oom_score_adj", str(adj))
-            except OSError as e:
-                raise PyociError(f"set oom_score_adj {adj} of the exec'd process (oomScoreAdj)",
-                                 op="write oom_score_adj", errno=e.errno,
-                                 hint="lowering it needs CAP_SYS_RESOURCE") from None
+            proc.set_oom_score_adj(child, adj, "of the exec'd process (oomScoreAdj)")
 
     # -- helpers and undo actions ------------------------------------------------------
 

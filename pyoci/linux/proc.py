@@ -15,6 +15,18 @@ def write_text(path: str, data: str) -> None:
         os.close(fd)
 
 
+def set_oom_score_adj(pid: int, adj: int, what: str) -> None:
+    """Write /proc/PID/oom_score_adj; ``what`` names the value in the error
+    (the config field, for create; the exec'd process's, for exec)."""
+    try:
+        write_text(f"/proc/{pid}/oom_score_adj", str(adj))
+    except OSError as e:
+        from pyoci.errors import PyociError
+
+        raise PyociError(f"set oom_score_adj {adj} {what}", op="write oom_score_adj", errno=e.errno,
+                         hint="lowering it needs CAP_SYS_RESOURCE") from None
+
+
 def hold_fd_range(first: int, count: int) -> None:
     """Occupy every fd from first to first+count-1 that is not open with
     /dev/null, so that none of pyoci's own fds gets a number there.
