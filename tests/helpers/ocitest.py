@@ -546,3 +546,16 @@ def file_mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+def cgroup_dirs_named(cid: str, *, exact: bool = True) -> list[str]:
+    """Cgroup directories named after ``cid`` (or, with exact=False, whose
+    name holds it) in any hierarchy, down to 3 levels below its root."""
+    left = []
+    for hier in os.listdir("/sys/fs/cgroup"):
+        top = Path("/sys/fs/cgroup") / hier
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for dirpath, dirnames, _ in os.walk(top):
+            if dirpath.count("/") - str(top).count("/") >= 3:
+                dirnames.clear()
+            left += [os.path.join(dirpath, d) for d in dirnames if (d == cid if exact else cid in d)]
+    return left

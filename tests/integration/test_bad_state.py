@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.ocitest import Env, HostUser, pid_alive, wait_for
+from helpers.ocitest import Env, HostUser, cgroup_dirs_named, pid_alive, wait_for
 from helpers.users import Rootless
 
 SLEEPER = ["sleep", "1000"]
@@ -49,20 +49,6 @@ def _cgroup_dirs(pid: int) -> list[str]:
             if base and os.path.isdir(base + rel):
                 out.append(base + rel)
     return out
-
-
-def _cgroup_dirs_named(cid: str) -> list[str]:
-    """Directories named after cid in any cgroup hierarchy (3 levels deep)."""
-    left = []
-    for hier in os.listdir("/sys/fs/cgroup"):
-        top = Path("/sys/fs/cgroup") / hier
-        if not top.is_dir() or top.is_symlink():
-            continue
-        for dirpath, dirnames, _ in os.walk(top):
-            if dirpath.count("/") - str(top).count("/") >= 3:
-                dirnames.clear()
-            left += [os.path.join(dirpath, d) for d in dirnames if d == cid]
-    return left
 
 
 def _one_line(r) -> str:  # type: ignore[no-untyped-def]
@@ -226,7 +212,7 @@ def slow_create(oci: Env) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]
     p = oci.popen("create", "--bundle", str(b.path), cid)
     try:
         wait_for(marker.exists, 10, "the createRuntime hook")
-        assert _cgroup_dirs_named(cid), "the container's cgroups exist while its hook runs"
+        assert cgroup_dirs_named(cid), "the container's cgroups exist while its hook runs"
         yield cid, p, marker
     finally:
         if p.poll() is None:
@@ -264,7 +250,7 @@ def test_create_in_progress_blocks_nothing(oci: Env, slow_create, stopped: bool)
     hook = int(marker.read_text())
     wait_for(lambda: not pid_alive(hook), 5, "the createRuntime hook to die")
     assert not (oci.root / cid).exists()
-    assert not _cgroup_dirs_named(cid)
+    assert not cgroup_dirs_named(cid)
     oci.pyoci("state", cid).fails()
     oci.pyoci("delete", "--force", other).ok()
 
@@ -287,7 +273,7 @@ def test_create_stuck_after_state_json(oci: Env) -> None:
         p.wait(timeout=5)
         assert p.returncode == -signal.SIGKILL
         assert not pid_alive(st["pid"])
-        assert not (oci.root / cid).exists() and not _cgroup_dirs_named(cid)
+        assert not (oci.root / cid).exists() and not cgroup_dirs_named(cid)
     finally:
         if p.poll() is None:
             p.kill()

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.ocitest import Env, check_leaks, clean_up_after_leak
+from helpers.ocitest import Env, cgroup_dirs_named, check_leaks, clean_up_after_leak
 
 N = int(os.environ.get("CRASH_N", "24"))
 RUNTIME = os.environ.get("CRASH_RUNTIME", "pyoci")
@@ -69,19 +69,6 @@ def _bundle_digest(path: Path) -> str:
             h.update(f"{os.path.relpath(full, path)} {st.st_mode:o} {st.st_size} {st.st_mtime_ns}\n".encode())
     h.update((path / "config.json").read_bytes())
     return h.hexdigest()
-
-
-def _cgroup_leftovers(cid: str) -> list[str]:
-    left = []
-    for hier in os.listdir("/sys/fs/cgroup"):
-        top = Path("/sys/fs/cgroup") / hier
-        if not top.is_dir() or top.is_symlink():
-            continue
-        for dirpath, dirnames, _ in os.walk(top):
-            if dirpath.count("/") - str(top).count("/") >= 3:
-                dirnames.clear()
-            left += [os.path.join(dirpath, d) for d in dirnames if cid in d]
-    return left
 
 
 def _prepare(rt: Runtime, verb: str, bundle: Path, cid: str, rng: random.Random) -> list[str]:
@@ -159,12 +146,12 @@ def test_crash_injection(oci: Env) -> None:
         bad = _check(rt, oci, cid)
         failures += [f"{what}: {x}" for x in bad]
         failed_trials += bool(bad)
-        left = check_leaks(oci, wait=3.0) + [f"cgroup: {c}" for c in _cgroup_leftovers(cid)]
+        left = check_leaks(oci, wait=3.0) + [f"cgroup: {c}" for c in cgroup_dirs_named(cid, exact=False)]
         if left:
             left_trials += 1
             leftovers += [f"{what}: {x}" for x in left]
             clean_up_after_leak(oci)
-            for c in sorted(_cgroup_leftovers(cid), key=len, reverse=True):
+            for c in sorted(cgroup_dirs_named(cid, exact=False), key=len, reverse=True):
                 try:
                     os.rmdir(c)
                 except OSError:
