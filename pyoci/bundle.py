@@ -32,6 +32,7 @@ FORMAT = b"pyoci-modules-2\n"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ast
     from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
@@ -49,7 +50,8 @@ EXTRA = ("__future__", "_json", "_cffi_backend")
 class BundleFinder:
     """A meta path finder and loader for the modules in one bundle file."""
 
-    def __init__(self, fd: int, index: dict[str, Entry], data_start: int) -> None:
+    def __init__(self, path: str, fd: int, index: dict[str, Entry], data_start: int) -> None:
+        self.path = path
         self.fd = fd
         self.index = index
         self.data_start = data_start
@@ -74,6 +76,9 @@ class BundleFinder:
         spec: ModuleSpec = _bootstrap.ModuleSpec(name, self, origin=origin,  # type: ignore[arg-type]
                                                  is_package=is_pkg)
         spec.has_location = True
+        # Where the compiled code lives (set, so that importlib does not
+        # work out a __pycache__ path for each module).
+        spec.cached = self.path
         if is_pkg:
             spec.submodule_search_locations = [origin.rpartition("/")[0]]
         return spec
@@ -107,14 +112,42 @@ def install(path: str) -> None:
     except (OSError, ValueError, EOFError, TypeError):
         posix.close(fd)
         return
-    sys.meta_path.insert(0, BundleFinder(fd, index, start + n))
+    sys.meta_path.insert(0, BundleFinder(path, fd, index, start + n))
+
+
+def _lean(source: bytes, src_path: str) -> "ast.Module":
+    """The module's syntax tree less what only readers and type checkers use:
+    function and class docstrings and function annotations (the module's
+    own docstring stays, as pyoci.cli.manpages reads those).  A sixth less
+    code to unmarshal on every call; tracebacks keep their line numbers."""
+    import ast
+
+    def strip_doc(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        body = node.body
+        if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+
+    tree = ast.parse(source, src_path)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            strip_doc(node)
+            node.returns = None
+            a = node.args
+            for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg):
+                if arg is not None:
+                    arg.annotation = None
+        elif isinstance(node, ast.ClassDef):
+            strip_doc(node)     # (class-level annotations stay: NamedTuple needs them)
+    return ast.fix_missing_locations(tree)
 
 
 def build(out: str, base: str, package: str = "pyoci", extra: tuple[str, ...] = EXTRA) -> int:
     """Compile every module of ``package`` (under ``base``) into ``out``, and
     the ``extra`` modules this interpreter finds (their code, or the path of
     an extension module); return how many.  Written to a temporary name and
-    renamed."""
+    renamed.  Run under ``-X no_debug_ranges`` (pyoci.launcher does), the
+    code carries no column positions either (another sixth less)."""
     import importlib.util
     import os
 
@@ -127,7 +160,7 @@ def build(out: str, base: str, package: str = "pyoci", extra: tuple[str, ...] = 
         with open(src_path, "rb") as f:
             source = f.read()
         st = os.stat(src_path)
-        code = compile(source, src_path, "exec", dont_inherit=True)
+        code = compile(_lean(source, src_path), src_path, "exec", dont_inherit=True)
         blob = marshal.dumps(code)
         entries[name] = (src_path, offset, len(blob), st.st_mtime_ns, st.st_size, is_pkg)
         blobs.append(blob)

@@ -64,6 +64,9 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m pyoci.launcher PATH\n")
         return 2
     path = argv[0]
+    if "no_debug_ranges" not in sys._xoptions:
+        # The bundle's code without column positions (pyoci.bundle.build).
+        os.execv(sys.executable, [sys.executable, "-X", "no_debug_ranges", "-m", "pyoci.launcher", path])
     from pyoci.bundle import build
 
     build(bundle_path(), package_parent())

@@ -13,10 +13,6 @@ import os
 
 from pyoci.errors import ChildError, PyociError
 from pyoci.native._helper import ffi, lib
-from pyoci.native.childerr import STEP_HINTS as STEP_HINTS
-from pyoci.native.childerr import STEP_NAMES as STEP_NAMES
-from pyoci.native.childerr import child_error as child_error
-from pyoci.native.childerr import lookup_failure as lookup_failure
 from pyoci.native.startmsg import HOOK_ALLOWANCE as HOOK_ALLOWANCE
 from pyoci.native.startmsg import SYNC_TIMEOUT as SYNC_TIMEOUT
 from pyoci.native.startmsg import Message, sync_timeout
@@ -459,8 +455,12 @@ def spawn(plan: Plan, start_fd: int, callbacks: Callbacks, start_hooks: list[dic
                 phase("spawn.sync4")
                 return stage2                                       # SYNC 4
             elif msg.type == lib.PYOCI_MSG_WARNING:
+                from pyoci.native.childerr import child_error  # (the rare paths load it)
+
                 callbacks.warning(child_error(msg, plan).msg)
             elif msg.type == lib.PYOCI_MSG_ERROR:
+                from pyoci.native.childerr import child_error
+
                 raise child_error(msg, plan)
             else:
                 raise ChildError(f"unexpected message {msg.type} from the container's init")

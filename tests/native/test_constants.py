@@ -15,7 +15,7 @@ from pathlib import Path
 from pyoci.native._helper import lib
 
 from pyoci.linux import consts, seccomp
-from pyoci.native import spawn
+from pyoci.native import childerr, spawn
 from pyoci.plan import build, mountopts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,9 +71,9 @@ def test_no_copies_of_namespace_flags() -> None:
 def test_message_and_op_numbers_come_from_the_header() -> None:
     """The Python side names the protocol's numbers only through lib."""
     assert spawn.OP_KINDS["mount"] == lib.PYOCI_OP_MOUNT
-    assert set(spawn.STEP_NAMES) <= {getattr(lib, n) for n in dir(lib) if n.startswith("PYOCI_STEP_")}
+    assert set(childerr.STEP_NAMES) <= {getattr(lib, n) for n in dir(lib) if n.startswith("PYOCI_STEP_")}
     steps = {n for n in dir(lib) if n.startswith("PYOCI_STEP_")}
-    named = {n for n in steps if getattr(lib, n) in spawn.STEP_NAMES}
+    named = {n for n in steps if getattr(lib, n) in childerr.STEP_NAMES}
     assert steps - named <= {"PYOCI_STEP_START_WAIT"}, f"steps without a name for errors: {steps - named}"
 
 

@@ -33,8 +33,10 @@ def _package(base: Path, value: str) -> None:
     pkg = base / "pkgx"
     pkg.mkdir(exist_ok=True)
     (pkg / "__init__.py").write_text('"""a package"""\n')
-    (pkg / "sub.py").write_text(f"VALUE = {value!r}\n\n\ndef double(x):\n    return 2 * x\n\n\n"
-                                "def fail():\n    return 1 / 0\n")
+    (pkg / "sub.py").write_text(f"VALUE = {value!r}\n\n\ndef double(x: int) -> int:\n    return 2 * x\n\n\n"
+                                "def fail():\n    return 1 / 0\n\n\n"
+                                "def documented(x: int) -> int:\n    'text'\n\n\n"
+                                "class Kept:\n    'text'\n    field: int\n")
 
 
 def _probe(base: Path, bundle: Path) -> list[str]:
@@ -64,6 +66,52 @@ def test_modules_come_from_the_bundle_with_their_real_names(tmp_path: Path) -> N
     assert (loader, file, origin, path, value, doubled) == (
         "BundleFinder", sub, sub, str(tmp_path / "pkgx"), "bundled", "42")
     assert second == f"{sub} 9"           # tracebacks name the real source and line
+
+
+_LEAN = r"""
+import sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from pyoci.bundle import install
+install(sys.argv[3])
+import pkgx, pkgx.sub as s
+print("|".join(map(repr, (pkgx.__doc__, s.documented.__doc__, s.documented.__annotations__,
+                          s.double.__annotations__, s.Kept.__doc__, list(s.Kept.__annotations__)))))
+"""
+
+
+def test_bundled_code_leaves_out_docstrings_and_annotations_of_functions(tmp_path: Path) -> None:
+    """What only readers and type checkers use is not unmarshalled on every
+    call; a module's own docstring (pyoci.cli.manpages reads them) and class
+    annotations (NamedTuple needs them) stay."""
+    _package(tmp_path, "bundled")
+    bundle = tmp_path / "mods.bin"
+    _build(tmp_path, bundle)
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", _LEAN, str(REPO), str(tmp_path), str(bundle)],
+                       capture_output=True, text=True, check=False, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "'a package'|None|{}|{}|None|['field']"
+
+
+def test_the_launchers_bundle_has_no_column_positions() -> None:
+    """pyoci.launcher builds the bundle under -X no_debug_ranges: line
+    numbers only (tracebacks keep their lines, without the carets)."""
+    import marshal
+
+    sys.path.insert(0, str(REPO))
+    try:
+        from pyoci import bundle as b
+    finally:
+        sys.path.remove(str(REPO))
+    path = REPO / ".venv" / "lib" / "pyoci-modules.bin"
+    data = path.read_bytes()
+    start = len(b.FORMAT) + len(b._external.MAGIC_NUMBER) + 8
+    n = int.from_bytes(data[start - 8:start], "little")
+    index = marshal.loads(data[start:start + n])
+    _origin, off, length, _m, _s, _p = index["pyoci.errors"]
+    code = marshal.loads(data[start + n + off:start + n + off + length])
+    positions = list(code.co_positions())
+    assert positions and any(line is not None for line, _, _, _ in positions)
+    assert all(col is None and end is None for _, _, col, end in positions), positions[:5]
 
 
 def test_a_changed_source_is_imported_normally(tmp_path: Path) -> None:

@@ -183,13 +183,13 @@ def test_unshare_hint_other_namespaces() -> None:
 def test_child_error_carries_the_unshare_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     from pyoci.native._helper import lib
 
-    from pyoci.native import spawn
+    from pyoci.native import childerr, spawn
 
     monkeypatch.setattr(explain, "read_sysctl", _reader({"/proc/sys/user/max_user_namespaces": "0"}))
     monkeypatch.setattr(explain.unshare_user_hint, "__defaults__", (explain.read_sysctl, None))
     msg = spawn.Message(lib.PYOCI_MSG_ERROR, lib.PYOCI_STAGE_NS, lib.PYOCI_STEP_UNSHARE_USER, 28, 0,
                         "unshare(CLONE_NEWUSER)")
-    err = spawn.child_error(msg, None)
+    err = childerr.child_error(msg, None)
     text = str(err)
     assert text.startswith("create user namespace: unshare(CLONE_NEWUSER): No space left on device")
     assert "user.max_user_namespaces is 0" in text
