@@ -250,7 +250,7 @@ class _Create:
         elif self.cg_limits and os.geteuid() == 0:
             from pyoci.linux import prewarm
 
-            prewarm.start()
+            prewarm.start(self.cg.own)
         phase("cgroups")
 
     def state_dir(self) -> None:
