@@ -2,7 +2,8 @@
 
 The rest of pyoci (lifecycle, spec.validate, linux.doctor) gets one
 :class:`Manager` per command and calls its methods; it never imports
-pyoci.cgroups.common, v1, v2, bpfdev or stats.  Two ways to get one:
+pyoci.cgroups.common, v1, v2, bpfdev or stats (tests/unit/test_import_graph.py
+checks).  Two ways to get one:
 
 * :func:`for_host`: for this host's layout, read from mountinfo now
   (create, update, validate, doctor);
@@ -10,8 +11,8 @@ pyoci.cgroups.common, v1, v2, bpfdev or stats.  Two ways to get one:
   recorded (kill, delete, pause, ps, exec, events); the layout is read
   only when a method needs it, so these commands read no mountinfo.
 
-(:func:`for_layout` is the constructor both use, as runc's and crun's
-cgroup managers pick theirs.)  The implementations:
+(:func:`for_layout` picks the implementation for a layout, as runc's and
+crun's cgroup managers pick theirs.)  The implementations:
 
 * :class:`V1Manager`: one hierarchy per controller (pyoci.cgroups.v1); also
   a host with no cgroup filesystem at all, where any limit is refused;
