@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from pyoci.cgroups.manager import Manager
     from pyoci.lifecycle.status import Status
     from pyoci.native.startmsg import Message
 
@@ -134,7 +135,7 @@ class _Create:
     """
 
     __slots__ = ("root", "cid", "opts", "console_fd", "own_console", "bundle", "cfg", "linux_cfg",
-                 "rootfs", "init_userns", "lay", "cg_paths", "cg_delegated", "cg_limits", "host", "plan",
+                 "rootfs", "init_userns", "cg", "cg_paths", "cg_delegated", "cg_limits", "host", "plan",
                  "net_devices", "hooks", "user_ns", "resources", "cg_created", "placement", "c", "dirs",
                  "start_fd", "pid", "undo", "oom_error")
 
@@ -171,27 +172,26 @@ class _Create:
         from pyoci.cgroups import manager as cgroups
 
         self.init_userns = init_userns = proc.in_initial_userns()
-        self.lay = lay = cgroups.layout()
-        cg_paths = cgroups.container_paths(self.linux_cfg.get("cgroupsPath"), self.cid, lay)
+        self.cg = cg = cgroups.for_host()        # every cgroup step of create goes through it
+        cg_paths = cg.container_paths(self.linux_cfg.get("cgroupsPath"), self.cid)
         # Without privilege over the host's cgroups (rootless without a delegated
         # tree), placement is best effort and limits cannot be applied.  A
         # delegated (writable) cgroup v2 subtree takes limits, except devices.
         cg_required = os.geteuid() == 0 and init_userns
-        mine = None if cg_required else cgroups.delegated_paths(lay, self.linux_cfg.get("cgroupsPath"),
-                                                                self.cid, cg_paths)
+        mine = None if cg_required else cg.delegated_paths(self.linux_cfg.get("cgroupsPath"), self.cid,
+                                                           cg_paths)
         self.cg_paths = cg_paths = mine or cg_paths
         self.cg_delegated = mine is not None
         self.cg_limits = cg_required or self.cg_delegated
-        cgroups.check_not_frozen(cg_paths, lay)     # before anything is placed there
+        cg.check_not_frozen(cg_paths)     # before anything is placed there
 
     def make_plan(self) -> None:
-        from pyoci.cgroups import manager as cgroups
         from pyoci.linux import consts
         from pyoci.plan.build import Host, build_plan
         from pyoci.report import debug, notes, phase
 
         opts = self.opts
-        binds = cgroups.mount_binds(self.lay, self.cg_paths if self.cg_limits else None)
+        binds = self.cg.mount_binds(self.cg_paths if self.cg_limits else None)
         self.host = Host(euid=os.geteuid(), egid=os.getegid(), init_userns=self.init_userns,
                          no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds, cgroup_binds=binds)
         check_lsm(self.cfg)
@@ -229,12 +229,11 @@ class _Create:
             self.console_fd = -1
 
     def check_resources(self) -> None:
-        from pyoci.cgroups import manager as cgroups
         from pyoci.report import phase
 
         self.resources = resources = self.linux_cfg.get("resources") or {}
         if self.cg_limits:
-            cgroups.check_resources(resources, self.lay)     # before anything exists
+            self.cg.check(resources)     # before anything exists
         elif _has_limits(resources):
             raise PyociError(
                 "linux.resources asks for limits, but this user cannot write the host's cgroups",
@@ -251,7 +250,7 @@ class _Create:
         elif self.cg_limits and os.geteuid() == 0:
             from pyoci.linux import prewarm
 
-            prewarm.start()
+            prewarm.start(self.cg.own)
         phase("cgroups")
 
     def state_dir(self) -> None:
@@ -264,20 +263,18 @@ class _Create:
         phase("state")
 
     def record_cgroups(self) -> None:
-        from pyoci.cgroups import manager as cgroups
-
-        c = self.c
+        c, cg = self.c, self.cg
         assert c is not None
         # What a delete must remove should we die from now on, before the
         # first mkdir; the cgroup v2 directory is made now, the rest while
         # stage1 starts.  Written even when no directory is missing, so that
         # a delete can tell a lost record from none.
-        self.dirs = cgroups.missing_dirs(self.cg_paths)
+        self.dirs = cg.missing_dirs(self.cg_paths)
         self._write_cgroups_record(self.dirs)
-        self.undo.push("remove the cgroups made", lambda: cgroups.remove(self.cg_created))
+        self.undo.push("remove the cgroups made", lambda: cg.remove(self.cg_created))
         self.undo.push("check for an OOM kill", self._check_oom)
         if self.placement is not None and self.placement.cgroup2_dir:
-            cgroups.prepare({"": self.placement.cgroup2_dir}, True, self.cg_created)
+            cg.make({"": self.placement.cgroup2_dir}, True, self.cg_created)
 
     def listen(self) -> None:
         from pyoci.native import spawn
@@ -308,7 +305,6 @@ class _Create:
         self.start_fd = -1
 
     def save(self) -> None:
-        from pyoci.cgroups import manager as cgroups
         from pyoci.linux import consts
 
         assert self.c is not None
@@ -343,7 +339,7 @@ class _Create:
             new_keyring=not self.opts.no_new_keyring,
             cgroup_paths=self.cg_paths,
             cgroups_created=self.cg_created,
-            freezer=cgroups.freezer_file(cgroups.owned(self.cg_paths, self.cg_created)),
+            freezer=self.cg.freezer_file(self.cg_paths, created=self.cg_created),
         ))
 
     def finish(self) -> None:
@@ -378,23 +374,18 @@ class _Create:
 
     def while_booting(self) -> None:
         # The cgroups, with their limits, are made while stage1 starts.
-        from pyoci.cgroups import manager as cgroups
-
-        cgroups.prepare(self.cg_paths, self.cg_limits, self.cg_created, self._configure_cgroups)
+        self.cg.make(self.cg_paths, self.cg_limits, self.cg_created, self._configure_cgroups)
 
     def _configure_cgroups(self) -> None:
-        from pyoci.cgroups import manager as cgroups
-
         if self.dirs and set(self.cg_created) != set(self.dirs):
             # Someone else made one of them meanwhile: a delete after
             # our crash must not take it for ours.
             self._write_cgroups_record(self.cg_created)
         if self.cg_limits:
-            cgroups.apply_resources(self.resources, self.cg_paths, self.lay, self.linux_cfg.get("devices"),
-                                    rootless=self.cg_delegated)
+            self.cg.apply(self.resources, self.cg_paths, self.linux_cfg.get("devices"),
+                          rootless=self.cg_delegated)
 
     def child_created(self, p: int, in_cgroup2: bool) -> None:
-        from pyoci.cgroups import manager as cgroups
         from pyoci.report import debug
 
         assert self.c is not None
@@ -406,7 +397,7 @@ class _Create:
         placement = self.placement
         done = placement.joined(self.cg_paths, in_cgroup2) if placement is not None else []
         try:
-            cgroups.attach(p, self.cg_paths, self.cg_limits, done)
+            self.cg.place(p, self.cg_paths, self.cg_limits, done)
         finally:
             if placement is None:
                 from pyoci.linux import prewarm
@@ -436,9 +427,7 @@ class _Create:
                               preexec=hooklib.in_namespaces_of(p, self.user_ns and os.geteuid() != 0))
 
     def killed(self) -> None:
-        from pyoci.cgroups import manager as cgroups
-
-        cgroups.thaw(cgroups.owned(self.cg_paths, self.cg_created))
+        self.cg.thaw(self.cg_paths, created=self.cg_created)
 
     # -- helpers and undo actions ------------------------------------------------------
 
@@ -663,15 +652,21 @@ def _record(c: store.Container) -> StateRecord:
     return c.state if c.state is not None else store.no_state()
 
 
+def _cgroups(c: store.Container) -> Manager:
+    """The manager of the cgroups create recorded (chosen from their paths:
+    no mountinfo is read)."""
+    from pyoci.cgroups import manager as cgroups
+
+    return cgroups.for_paths(_record(c).cgroup_paths)
+
+
 def container_pids(c: store.Container) -> list[int]:
     st = _record(c)
     paths = st.cgroup_paths
     created = st.cgroups_created
     if paths and created:
-        from pyoci.cgroups import manager as cgroups
-
         # the container's cgroup and its sub-cgroups, where pyoci made it
-        found = cgroups.pids(paths, created=created)
+        found = _cgroups(c).pids(paths, created=created)
         if found:
             return found
     return proc.pids_in_namespace_of(c.pid) if st.pid_ns_own else _host_pidns_members(c)
@@ -714,16 +709,12 @@ def _signal_all(c: store.Container, sig: int, status: Status) -> None:
             _kill_each(c, targets, sig)
     else:
         if paths and created:
-            from pyoci.cgroups import manager as cgroups
-
-            signalled = cgroups.signal_all(paths, sig, created=created)
+            signalled = _cgroups(c).kill(paths, sig, created=created)
         if not signalled and status is not STOPPED:
             _kill_each(c, _host_pidns_members(c), sig)
     freezer = st.freezer
     if sig == SIGKILL and freezer and status == "paused":
-        from pyoci.cgroups import manager as cgroups
-
-        cgroups.freeze(freezer, False)   # a frozen task cannot die
+        _cgroups(c).freeze(freezer, False)   # a frozen task cannot die
 
 
 def _kill_each(c: store.Container, pids: list[int], sig: int) -> None:
@@ -758,9 +749,7 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
             # A frozen task cannot die: thaw so the SIGKILL takes effect and
             # the container leaves `paused` (runc does the same; other
             # signals stay pending until `resume`, as with runc).
-            from pyoci.cgroups import manager as cgroups
-
-            cgroups.freeze(freezer, False)
+            _cgroups(c).freeze(freezer, False)
 
 
 def _signal_pid(c: store.Container, sig: int) -> None:
@@ -856,7 +845,7 @@ def _destroy(c: store.Container, status: Status) -> None:
         # (they are named, never removed: they may not be pyoci's).
         unrecorded: list[str] = []
         if not recorded and "created" not in rec and init and proc.is_alive(*init):
-            unrecorded = _cgroups_of(init[0])
+            unrecorded = _cgroups(c).process_dirs(init[0])
         killed = store.kill_recorded(c.dirfd, store.INIT_FILE)
         if killed:
             _wait_pid_gone(killed)
@@ -882,7 +871,7 @@ def _destroy(c: store.Container, status: Status) -> None:
 
         # Leftovers are killed as runc does: when the container has no pid
         # namespace of its own (or create died before saying).
-        cgroups.destroy(paths, created, kill=not st.pid_ns_own)
+        cgroups.for_paths(paths).destroy(paths, created, kill=not st.pid_ns_own)
     poststop = st.hook_list("poststop")
     c.remove()
     if poststop:
@@ -890,25 +879,6 @@ def _destroy(c: store.Container, status: Status) -> None:
     if problems:
         raise PyociError(f"container {c.cid!r}: state removed, but " + "; ".join(problems),
                          hint="look for what is left by hand")
-
-
-def _cgroups_of(pid: int) -> list[str]:
-    """The directories of pid's cgroups that are not the caller's own."""
-    from pyoci.cgroups import manager as cgroups
-
-    try:
-        theirs, mine = cgroups.own_cgroups(str(pid)), cgroups.own_cgroups()
-    except OSError:
-        return []
-    lay = cgroups.layout()
-    out = []
-    for ctrl, rel in theirs.items():
-        base = lay.unified if ctrl == "" else lay.v1.get(ctrl)
-        if base and rel != mine.get(ctrl) and rel not in ("", "/"):
-            d = os.path.normpath(base + rel)
-            if d not in out:
-                out.append(d)
-    return out
 
 
 def _wait_pid_gone(pid: int, timeout: float = 10.0) -> None:
@@ -969,8 +939,6 @@ def list_containers(root: str) -> list[dict[str, Any]]:
 
 
 def pause(root: str, cid: str, resume: bool = False) -> None:
-    from pyoci.cgroups import manager as cgroups
-
     verb = "resume" if resume else "pause"
     with store.open_container(root, cid, verb=verb) as c:
         status = c.status()
@@ -981,7 +949,7 @@ def pause(root: str, cid: str, resume: bool = False) -> None:
             raise PyociError(f"cannot {verb} container {cid!r}: it has no freezer cgroup",
                              hint="pausing needs the freezer (v1) or cgroup.freeze (v2) of a cgroup "
                                   "pyoci created: run as root")
-        cgroups.freeze(freezer, not resume)
+        _cgroups(c).freeze(freezer, not resume)
 
 
 def ps(root: str, cid: str) -> list[int]:
@@ -1001,15 +969,14 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
             raise InvalidTransition(cid, "update", status)
         st = _record(c)
         paths = st.cgroup_paths
-        lay = cgroups.layout()
+        cg = cgroups.for_host()
         privileged = os.geteuid() == 0 and proc.in_initial_userns()
-        delegated = not privileged and cgroups.delegated(lay, paths)
+        delegated = not privileged and cg.delegated(paths)
         if not st.cgroups_created or not (privileged or delegated):
             raise PyociError(f"cannot update container {cid!r}: it has no cgroup pyoci can write",
                              hint="resource limits need root (or a delegated cgroup v2 tree)")
         try:
-            cgroups.apply_resources(resources, paths, lay, rootless=delegated,
-                                    prefix="update: resources", update=True)
+            cg.update(resources, paths, rootless=delegated, prefix="update: resources")
         except ConfigError as e:
             raise e.relabel("update") from None     # the fields come from the command line too
         if resources:

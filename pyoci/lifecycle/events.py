@@ -36,9 +36,9 @@ def _cgroup_paths(root: str, cid: str) -> dict[str, str]:
 
 
 def stats_event(cid: str, paths: dict[str, str]) -> dict[str, Any]:
-    from pyoci.cgroups.stats import collect
+    from pyoci.cgroups import manager as cgroups
 
-    return {"type": "stats", "id": cid, "data": collect(paths)}
+    return {"type": "stats", "id": cid, "data": cgroups.for_paths(paths).stats(paths)}
 
 
 def stats(root: str, cid: str) -> dict[str, Any]:
@@ -52,11 +52,11 @@ def stream(root: str, cid: str, interval: float, emit: Callable[[dict[str, Any]]
     import gc
     import select
 
-    from pyoci.cgroups.stats import OomWatch
+    from pyoci.cgroups import manager as cgroups
 
     gc.enable()           # a long wait (the launcher disables it for short commands)
     paths = _cgroup_paths(root, cid)
-    watch = OomWatch(paths)
+    watch = cgroups.for_paths(paths).watch_oom(paths)
     poller = select.poll()
     if watch.fd >= 0:
         poller.register(watch.fd, watch.events_mask)

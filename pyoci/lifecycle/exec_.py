@@ -286,7 +286,7 @@ class _Exec:
             from pyoci.cgroups import manager as cgroups
 
             done = placement.joined(paths, in_cgroup2) if placement is not None else []
-            cgroups.attach(child, paths, False, done)
+            cgroups.for_paths(paths).place(child, paths, False, done)
         if adj is not None:
             proc.set_oom_score_adj(child, adj, "of the exec'd process (oomScoreAdj)")
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from pyoci.cgroups.common import Layout
+    from pyoci.cgroups.manager import Manager
 
     Result = dict[str, str]
 
@@ -415,13 +415,13 @@ def check_cgroups(ctx: Context) -> list[Result]:
     from pyoci.cgroups import manager as cgroups
 
     name = "cgroups"
-    lay = cgroups.layout()
-    v1, unified = lay.v1, lay.unified
+    cg = cgroups.for_host()
+    v1, unified = cg.lay.v1, cg.lay.unified
     try:
-        own = cgroups.own_cgroups()
+        own = cg.own()
     except OSError:
         own = {}
-    v2 = bool(unified) and cgroups.is_v2(lay)
+    v2 = bool(unified) and cg.kind == "v2"
     if v2:
         version = f"v2 (unified at {unified})"
     elif unified:
@@ -439,7 +439,7 @@ def check_cgroups(ctx: Context) -> list[Result]:
               f"a subtree to {ctx.name} (systemd: user@.service with Delegate=yes; without systemd, as root: "
               f"mkdir /sys/fs/cgroup/{ctx.name} && chown -R {ctx.name} /sys/fs/cgroup/{ctx.name})")
     if v2:
-        return [_v2_delegation(ctx, lay, version)]
+        return [_v2_delegation(ctx, cg, version)]
     mine = sorted(c for c, point in v1.items()
                   if not c.startswith("name=") and os.access(
                       os.path.join(point, own.get(c, "/").lstrip("/")), os.W_OK))
@@ -450,19 +450,18 @@ def check_cgroups(ctx: Context) -> list[Result]:
                        "a config with resource limits (linux.resources) will be refused", v2_fix)
 
 
-def _v2_delegation(ctx: Context, lay: Layout, version: str) -> Result:
+def _v2_delegation(ctx: Context, cg: Manager, version: str) -> Result:
     """What `create` of this caller would do on this v2 host, decided by the
-    same code (cgroups.delegated_paths): a cgroup beside the caller's own
+    same code (Manager.delegated_paths): a cgroup beside the caller's own
     in a delegated subtree, one below the caller's own cgroup (only that is
     writable), or none."""
-    from pyoci.cgroups import manager as cgroups
-
     name = "cgroups"
+    lay = cg.lay
     assert lay.unified is not None
-    own = os.path.normpath(os.path.join(lay.unified, cgroups.own_cgroups().get("", "/").lstrip("/")))
+    own = os.path.normpath(os.path.join(lay.unified, cg.own().get("", "/").lstrip("/")))
     cid = "ID"
-    paths = cgroups.container_paths(None, cid, lay)
-    mine = cgroups.delegated_paths(lay, None, cid, paths)
+    paths = cg.container_paths(None, cid)
+    mine = cg.delegated_paths(None, cid, paths)
     if mine is None:
         mine_dir = f"{lay.unified.rstrip('/')}/{ctx.name}"
         return result(name, WARN, f"{version}; no cgroup v2 subtree is delegated to you (neither your "

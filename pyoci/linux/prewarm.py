@@ -29,14 +29,16 @@ import _thread
 import posix
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 MAX_SECONDS = 2.0
 INTERVAL = 0.001
 
 
-def _target() -> str | None:
+def _target(own_cgroups: "Callable[[], dict[str, str]]") -> str | None:
     """Our own cgroup's cgroup.procs in a hierarchy every host has."""
-    from pyoci.cgroups.common import own_cgroups
-
     own = own_cgroups()
     for c in ("pids", "freezer", "devices"):
         if c in own:
@@ -72,14 +74,15 @@ class Prewarm:
 _running: Prewarm | None = None
 
 
-def start() -> None:
+def start(own_cgroups: "Callable[[], dict[str, str]]") -> None:
     """Start the thread (root only, once per process); never raises: without
-    it `create` is only slower."""
+    it `create` is only slower.  ``own_cgroups``: the caller's cgroups,
+    controller -> path (create passes its cgroup Manager's own)."""
     global _running
     if _running is not None or posix.geteuid() != 0:
         return
     try:
-        target = _target()
+        target = _target(own_cgroups)
         if target is None:
             return
         fd = posix.open(target, posix.O_WRONLY | posix.O_CLOEXEC)

@@ -136,7 +136,7 @@ class SelfPlacement:
 
     def joined(self, paths: dict[str, str], in_cgroup2: bool) -> list[str]:
         """The controllers of ``paths`` the process joined by itself (what
-        cgroups.attach skips): the v1 ones, and "" when stage1 said so."""
+        Manager.place skips): the v1 ones, and "" when stage1 said so."""
         return [k for k in paths if k or in_cgroup2]
 
 

@@ -315,20 +315,19 @@ def _preflight(doc: dict[str, Any], bundle: str, rootfs: str, add: Any) -> list[
         return None
 
     init_userns = proc.in_initial_userns()
-    lay = attempt("cgroup layout", cgroups.layout)
+    cg = attempt("cgroup layout", cgroups.for_host)
     cg_limits = False
     binds: list[tuple[str, str]] = []
-    if lay is not None:
-        cg_paths = attempt("cgroupsPath", cgroups.container_paths, linux.get("cgroupsPath"), "validate", lay)
+    if cg is not None:
+        cg_paths = attempt("cgroupsPath", cg.container_paths, linux.get("cgroupsPath"), "validate")
         if cg_paths is not None:
             cg_required = os.geteuid() == 0 and init_userns
-            mine = None if cg_required else cgroups.delegated_paths(lay, linux.get("cgroupsPath"),
-                                                                    "validate", cg_paths)
+            mine = None if cg_required else cg.delegated_paths(linux.get("cgroupsPath"), "validate", cg_paths)
             cg_limits = cg_required or mine is not None
-            binds = cgroups.mount_binds(lay, (mine or cg_paths) if cg_limits else None)
+            binds = cg.mount_binds((mine or cg_paths) if cg_limits else None)
             resources = linux.get("resources") or {}
             if cg_limits:
-                attempt("cgroup files for the limits", cgroups.check_resources, resources, lay)
+                attempt("cgroup files for the limits", cg.check, resources)
             elif _has_limits(resources):
                 out.append(Problem("host", "$.linux.resources", "cgroup limits writable",
                                    "linux.resources asks for limits, but this user cannot write the host's "

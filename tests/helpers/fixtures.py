@@ -5,7 +5,8 @@ for every test directory by tests/conftest.py).
 namespace's root can reach its bundles), its own ``--root``, and a token that
 marks every process it starts.  After the test it asserts that nothing
 leaked: no process of the test, no mount mentioning its directory, no
-container directory under its state roots (see ocitest.py).  ``test_user``
+container directory under its state roots, no cgroup directory of its
+containers (see ocitest.py).  ``test_user``
 and ``users`` are in users.py.
 """
 

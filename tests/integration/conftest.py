@@ -4,7 +4,8 @@
 namespace's root can reach its bundles), its own ``--root``, and a token that
 marks every process it starts.  After the test it asserts that nothing
 leaked: no process of the test, no mount mentioning its directory, no
-container directory under its state roots (see tests/helpers/ocitest.py).
+container directory under its state roots, no cgroup directory of its
+containers (see tests/helpers/ocitest.py).
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def _own_cgroup_dirs() -> list[str]:
     """Directories below pyoci's own cgroup in each hierarchy (relative
     cgroupsPath: the container's cgroup is made there)."""
     lay = cgroups.layout()
-    own = cgroups.own_cgroups()
+    own = cgroups.for_layout(lay).own()
     out = []
     for ctrl, mount in lay.v1.items():
         base = mount + own.get(ctrl, "/")

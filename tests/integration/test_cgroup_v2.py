@@ -106,7 +106,7 @@ def test_v2_freezer_freezes_and_thaws(tmp_path: Path) -> None:
     p = subprocess.Popen(["sleep", "60"])
     try:
         (d / "cgroup.procs").write_text(str(p.pid))
-        cgroups.freeze(str(d / "cgroup.freeze"), True)      # the dispatch used by pause
+        cgroups.for_layout(LAYOUT).freeze(str(d / "cgroup.freeze"), True)      # the dispatch used by pause
         assert "frozen 1" in (d / "cgroup.events").read_text().splitlines()
         assert (d / "cgroup.freeze").read_text().strip() == "1"
         cgroup_v2.freeze(str(d / "cgroup.freeze"), False)
@@ -197,7 +197,7 @@ def test_v2_writer_on_a_real_controller() -> None:
 
 
 def own_v2() -> str:
-    return cgroups.own_cgroups().get("", "/")
+    return cgroups.for_layout(LAYOUT).own().get("", "/")
 
 
 def test_v2_placement_cgroupns_and_cleanup(oci: Env) -> None:

@@ -114,9 +114,8 @@ def test_rootless_time_offsets(rl: Rootless) -> None:
 def _v1_only_or_undelegated(rl: Rootless) -> bool:
     from pyoci.cgroups import manager as cgroups
 
-    lay = cgroups.layout()
-    return not cgroups.delegated_paths(lay, "/pyoci-probe/x", "x", cgroups.container_paths("/pyoci-probe/x",
-                                                                                           "x", lay))
+    cg = cgroups.for_host()
+    return not cg.delegated_paths("/pyoci-probe/x", "x", cg.container_paths("/pyoci-probe/x", "x"))
 
 
 def test_rootless_cgroup_that_cannot_be_made_is_warned_about(rl: Rootless) -> None:

@@ -312,7 +312,7 @@ def _v2_view(leaf: Path | None) -> str:
 
 def test_cgroups_check_follows_delegation(oci: Env, users: dict[str, SubidUser]) -> None:
     """On a v2 host the check reports what create would do for this caller
-    (cgroups.delegated_paths): a cgroup beside its own in a delegated
+    (Manager.delegated_paths): a cgroup beside its own in a delegated
     subtree (ok, with the controllers offered there), one below its own
     cgroup when only that is writable (warn: no limits there), or none."""
     from pyoci.cgroups import manager as cgroups

@@ -82,3 +82,26 @@ def test_the_manager_follows_the_layout() -> None:
     with pytest.raises(PyociError) as e:
         manager.for_layout(cgroups.Layout({}, "/sys/fs/cgroup")).check(res)
     assert "disableOOMKiller" in str(e.value)
+
+
+def test_a_recorded_container_gets_the_manager_of_its_paths() -> None:
+    """kill, delete, pause, ps, exec and events build their manager from the
+    paths create recorded (for_paths): the same kind for_layout gives the
+    layout those paths came from, and no mountinfo is read for it."""
+    from pyoci.cgroups import manager
+
+    def kinds(ctrls: dict[str, str], unified: str | None) -> tuple[str, str]:
+        lay = cgroups.Layout(ctrls, unified)
+        paths = cgroups.container_paths("/x", "x", lay)
+        recorded = manager.for_paths(paths)
+        assert recorded._lay is None        # the layout is read only by a method that needs it
+        return manager.for_layout(lay).kind, recorded.kind
+
+    for ctrls, unified in [({}, "/sys/fs/cgroup"),
+                        ({"name=systemd": "/sys/fs/cgroup/systemd"}, "/sys/fs/cgroup/unified"),
+                        ({"pids": "/sys/fs/cgroup/pids", "cpu": "/sys/fs/cgroup/cpu,cpuacct",
+                          "cpuacct": "/sys/fs/cgroup/cpu,cpuacct"}, "/sys/fs/cgroup/unified"),
+                        ({"pids": "/sys/fs/cgroup/pids"}, None)]:
+        want, got = kinds(ctrls, unified)
+        assert want == got, (ctrls, unified)
+    assert manager.for_paths({}).kind == "v1"       # nothing recorded: nothing layout-specific is asked

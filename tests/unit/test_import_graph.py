@@ -98,3 +98,13 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_no_module_imports_a_module_that_imports_it_back() -> None:
     cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_only_the_cgroup_manager_is_imported_from_outside_its_package() -> None:
+    """The rest of pyoci reaches the cgroups through one Manager
+    (pyoci.cgroups.manager); the modules behind it are the package's own."""
+    g = graph()
+    inside = "pyoci.cgroups."
+    bad = sorted(f"{name} imports {dep}" for name, deps in g.items() if not name.startswith(inside)
+                 for dep in deps if dep.startswith(inside) and dep != "pyoci.cgroups.manager")
+    assert not bad, bad
