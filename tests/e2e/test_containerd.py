@@ -7,7 +7,7 @@ config does (test_cri.py uses those), and ``--runc-root`` its ``Root``: the
 runtime gets ``--root <root>/e2e`` (the containerd namespace), so a state
 directory there proves the named runtime made the container.  containerd and
 the images come from conftest.py (one containerd for the session, native
-snapshotter); the leak checks are engine_env.LeakCheck's.
+snapshotter); the leak checks are helpers.e2e_engines.LeakCheck's.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CTR_NAMESPACE, PYOCI, engine_cgroup, explain
-from engine_env import LeakCheck, cgroup_file, cgroup_of, readme_block, runtime_state
-from flows import name, wait_for
+from helpers.e2e import CTR_NAMESPACE, PYOCI, engine_cgroup, explain
+from helpers.e2e_engines import LeakCheck, cgroup_file, cgroup_of, readme_block, runtime_state
+from helpers.e2e_flows import name
+from helpers.ocitest import wait_for
 
 from tools import engines
 from tools.engines import BUSYBOX_REF, Containerd

@@ -7,7 +7,7 @@ Every test runs once per runtime; the pod names the handler
 (``runtime_handler``, what a Kubernetes RuntimeClass's ``handler`` sets).
 Pods use the host network (no CNI) and a cgroup parent of their own; the
 sandbox is the pause image built from busybox (``sleep inf``).  After each
-test nothing may be left (engine_env.LeakCheck): no pod or container in
+test nothing may be left (helpers.e2e_engines.LeakCheck): no pod or container in
 ListPodSandbox/ListContainers, no state under the handler's ``Root``, no
 cgroup, mount or process.
 """
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import engine_cgroup
-from engine_env import LeakCheck, cgroup_file, cgroup_of, runtime_state
-from flows import wait_for
+from helpers.e2e import engine_cgroup
+from helpers.e2e_engines import LeakCheck, cgroup_file, cgroup_of, runtime_state
+from helpers.ocitest import wait_for
 
 from tools.engines import BUSYBOX_REF, Containerd
 

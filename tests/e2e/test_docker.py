@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PYOCI, TEST_USER, engine_cgroup, engine_runtimes, ensure_user, explain, processes_of
-from engine_env import LeakCheck, cgroup_file, mount_points, readme_block, runtime_state
-from flows import SIGNAL_SCRIPT, name, wait_for
+from helpers.e2e import PYOCI, TEST_USER, engine_cgroup, engine_runtimes, ensure_user, explain, processes_of
+from helpers.e2e_engines import LeakCheck, cgroup_file, mount_points, readme_block, runtime_state
+from helpers.e2e_flows import SIGNAL_SCRIPT, name
+from helpers.ocitest import wait_for
 
 from tools import engines
 from tools.engines import BUSYBOX_REF, Containerd, Dockerd, RootlessDockerd

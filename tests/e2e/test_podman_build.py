@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from conftest import Podman, explain
+from helpers.e2e import Podman, explain
 
 from tools.podman import DISTRO_CAPS, PodmanEnv
 

@@ -7,8 +7,8 @@ import re
 import shutil
 
 import pytest
-from conftest import Podman, explain
-from flows import CommonFlows, host_dir, start_signal_container
+from helpers.e2e import Podman, explain
+from helpers.e2e_flows import CommonFlows, host_dir, start_signal_container
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import re
 import shutil
 
 import pytest
-from conftest import Podman, explain
-from flows import CommonFlows, host_dir, lines
+from helpers.e2e import Podman, explain
+from helpers.e2e_flows import CommonFlows, host_dir, lines
 
 
 @pytest.fixture

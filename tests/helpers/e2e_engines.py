@@ -1,6 +1,6 @@
 """Leak checks and helpers shared by the containerd, CRI and Docker e2e
-tests (test_containerd.py, test_cri.py, test_docker.py).  The engines are
-started by conftest's fixtures and tools.engines.
+tests (tests/e2e/test_containerd.py, test_cri.py, test_docker.py).  The
+engines are started by tests/e2e/conftest.py's fixtures and tools.engines.
 
 After every test, LeakCheck.wait_clean() waits up to CLEANUP_WAIT for the
 engine to forget the test's containers (shims exit asynchronously after the
@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLEANUP_WAIT, _mounts_under, processes_of
+from helpers.e2e import CLEANUP_WAIT, mounts_under, processes_of
 
 from tools.engines import cgroup_dirs
 
 
 def mount_points(base: str) -> set[str]:
-    return {line.split()[4] for line in _mounts_under(base)}
+    return {line.split()[4] for line in mounts_under(base)}
 
 
 @dataclass

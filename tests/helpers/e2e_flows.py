@@ -1,9 +1,10 @@
 """Podman flows shared by the root and the rootless e2e tests.
 
-``CommonFlows`` holds test methods that use a ``pod`` fixture (a conftest
-``Podman``: one Podman setup bound to one runtime); test_podman_root.py and
-test_podman_rootless.py subclass it and define ``pod``.  This module's name
-does not start with ``test_``, so pytest collects the flows only through the
+``CommonFlows`` holds test methods that use a ``pod`` fixture (a
+helpers.e2e ``Podman``: one Podman setup bound to one runtime);
+tests/e2e/test_podman_root.py and test_podman_rootless.py subclass it and
+define ``pod``.  This module's name does not start with ``test_`` (and its
+class's not with ``Test``), so pytest collects the flows only through the
 subclasses.
 """
 
@@ -17,8 +18,8 @@ import time
 import uuid
 from typing import Any
 
-from conftest import Podman, explain
-from helpers.ocitest import wait_for  # noqa: F401 (the one poll loop; the e2e tests take it from here)
+from helpers.e2e import Podman, explain
+from helpers.ocitest import wait_for
 
 # A container that reports the signals it gets.  sh is pid 1 of its pid
 # namespace, so only signals with a handler reach it (SIGTERM's default is
@@ -462,7 +463,8 @@ class CommonFlows:
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for i in range(6)]
             procs += [subprocess.Popen(pod.env.argv("--runtime", pod.runtime, "run", "--network=none", "--rm",
-                                                    pod.image, "sh", "-c", f"echo run{i}; sleep 0.2; exit {i}"),
+                                                    pod.image, "sh", "-c",
+                                                    f"echo run{i}; sleep 0.2; exit {i}"),
                                        env=pod.env.env(), cwd="/", stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                       for i in range(4)]
