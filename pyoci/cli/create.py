@@ -31,7 +31,7 @@ FLAGS = [
 
 
 def create_options(opts: dict[str, Any]) -> Any:
-    from pyoci.lifecycle.container import CreateOptions
+    from pyoci.lifecycle.create import CreateOptions
 
     return CreateOptions(bundle=str(opts["bundle"] or "."), pid_file=opts["pid-file"],
                          console_socket=opts["console-socket"], no_pivot=bool(opts["no-pivot"]),
@@ -40,7 +40,7 @@ def create_options(opts: dict[str, Any]) -> Any:
 
 
 def run(g: Any, opts: dict[str, Any], pos: list[str]) -> int:
-    from pyoci.lifecycle.container import create
+    from pyoci.lifecycle.create import create
 
     create(g.root, one_id(pos, USAGE), create_options(opts))
     return 0

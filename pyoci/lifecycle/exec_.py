@@ -112,7 +112,7 @@ class _Exec:
                  "mine", "paths", "placement", "adj", "child", "undo")
 
     def __init__(self, root: str, cid: str, opts: ExecOptions) -> None:
-        from pyoci.lifecycle.container import Undo
+        from pyoci.lifecycle.undo import Undo
 
         self.root = root
         self.cid = cid
@@ -128,8 +128,8 @@ class _Exec:
 
     def check_process(self) -> None:
         from pyoci.errors import ConfigError
-        from pyoci.lifecycle.container import check_lsm
         from pyoci.spec import limits
+        from pyoci.spec.checks import check_lsm
 
         try:
             # (The strings need no check_strings: a --process file had it, the

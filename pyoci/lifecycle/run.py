@@ -6,8 +6,9 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # the C module: `signal` imports enum (~7 ms)
 import os
 
-from pyoci.lifecycle import container
-from pyoci.lifecycle.container import CreateOptions
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyoci.lifecycle.create import CreateOptions
 
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
              _signal.SIGUSR2, _signal.SIGWINCH)
@@ -21,18 +22,22 @@ def _subreaper() -> None:
 
 
 def run_container(root: str, cid: str, opts: CreateOptions, *, detach: bool, keep: bool) -> int:
+    # (here, not above: `exec` takes wait_for from this module)
+    from pyoci.lifecycle import container
+    from pyoci.lifecycle.create import create
+
     if not detach:
         _subreaper()
     master = -1
     if opts.console_socket or detach:
-        pid = container.create(root, cid, opts)
+        pid = create(root, cid, opts)
     else:
         # A terminal without --console-socket: we hold the pty ourselves.
         from pyoci.native import spawn
 
         mine, theirs = spawn.console_pair()
         try:
-            pid = container.create(root, cid, opts, console_fd=theirs)
+            pid = create(root, cid, opts, console_fd=theirs)
             os.set_blocking(mine, False)
             try:
                 master = spawn.recv_console(mine)

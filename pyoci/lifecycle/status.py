@@ -41,3 +41,18 @@ ALLOWED: dict[str, frozenset[Status]] = {
 
 def can(verb: str, status: Status) -> bool:
     return status in ALLOWED[verb]
+
+
+# The status each hook stage sees on stdin.  prestart hooks run during
+# `create`, right before createRuntime and like it, as runtime-spec 1.0.2+
+# says and runc 1.1.5 does (status "creating"); engines rely on them having
+# run when `create` returns.  (The OCI validation suite's 1.0.0-era assertion
+# that they run at `start` is not followed.)
+HOOK_STATUS: dict[str, Status] = {
+    "prestart": CREATING,
+    "createRuntime": CREATING,
+    "createContainer": CREATING,
+    "startContainer": CREATED,
+    "poststart": RUNNING,
+    "poststop": STOPPED,
+}

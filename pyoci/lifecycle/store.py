@@ -706,3 +706,19 @@ def oci_state(c: Container, status: st.Status) -> dict[str, Any]:
     if rec is not None and rec.annotations:
         out["annotations"] = rec.annotations
     return out
+
+
+# The cgroup directories create is about to make, written before the first
+# mkdir: delete reads it when create died before writing state.json.
+CGROUPS_RECORD = "cgroups.json"
+
+
+def hook_state(cid: str, cfg: dict[str, Any], bundle: str, pid: int, status: st.Status) -> dict[str, Any]:
+    """The state a hook reads on its stdin."""
+    from pyoci import SPEC_VERSION
+
+    out: dict[str, Any] = {"ociVersion": cfg.get("ociVersion", SPEC_VERSION), "id": cid,
+                           "status": status, "pid": pid, "bundle": bundle}
+    if cfg.get("annotations"):
+        out["annotations"] = cfg["annotations"]
+    return out

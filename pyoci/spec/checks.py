@@ -757,3 +757,38 @@ def check_config(cfg: Config) -> None:
     """Run every check in CHECKS; the first failure raises ConfigError."""
     for check in CHECKS:
         check(cfg)
+
+
+def check_lsm(cfg: dict[str, Any]) -> None:
+    """A requested LSM label the host cannot apply is an error, never ignored
+    (config.json at create; the process of `exec`, flags included)."""
+    process = cfg.get("process") or {}
+    if process.get("apparmorProfile"):
+        try:
+            with open("/sys/module/apparmor/parameters/enabled") as f:
+                enabled = f.read().strip() == "Y"
+        except OSError:
+            enabled = False
+        if not enabled:
+            raise ConfigError("$.process.apparmorProfile",
+                              f"profile {process['apparmorProfile']!r} requested, but AppArmor is not "
+                              "enabled on this host", hint="remove the field or enable AppArmor")
+        raise ConfigError("$.process.apparmorProfile", "AppArmor profiles are not supported by pyoci yet")
+    for field, value in (("$.process.selinuxLabel", process.get("selinuxLabel")),
+                         ("$.linux.mountLabel", (cfg.get("linux") or {}).get("mountLabel"))):
+        if value:
+            enabled = os.path.exists("/sys/fs/selinux/enforce")
+            raise ConfigError(field, f"label {value!r} requested, but "
+                              + ("SELinux labels are not supported by pyoci yet" if enabled
+                                 else "SELinux is not enabled on this host"),
+                              hint="remove the field")
+
+
+def has_limits(resources: dict[str, Any]) -> bool:
+    """Anything beyond an empty object or Podman's default deny-all device rule."""
+    for key, value in resources.items():
+        if key == "devices" and all(not r.get("allow") and r.get("type", "a") == "a" for r in value):
+            continue
+        if value:
+            return True
+    return False

@@ -291,13 +291,13 @@ def _has_seccomp() -> bool:
 
 def _preflight(doc: dict[str, Any], bundle: str, rootfs: str, add: Any) -> list[Problem]:
     """The checks `create` makes before it makes anything (see
-    lifecycle.container.create): the cgroup layout and limits, the LSM
+    lifecycle.create.create): the cgroup layout and limits, the LSM
     labels, the plan (rootless rules, sysctls, devices, mounts), the id maps
     against /etc/subuid and /etc/subgid."""
     from pyoci.cgroups import manager as cgroups
-    from pyoci.lifecycle.container import _has_limits, check_lsm
     from pyoci.linux import proc
     from pyoci.plan.build import Host, build_plan
+    from pyoci.spec.checks import check_lsm, has_limits
 
     out: list[Problem] = []
     linux = doc.get("linux") or {}
@@ -328,7 +328,7 @@ def _preflight(doc: dict[str, Any], bundle: str, rootfs: str, add: Any) -> list[
             resources = linux.get("resources") or {}
             if cg_limits:
                 attempt("cgroup files for the limits", cg.check, resources)
-            elif _has_limits(resources):
+            elif has_limits(resources):
                 out.append(Problem("host", "$.linux.resources", "cgroup limits writable",
                                    "linux.resources asks for limits, but this user cannot write the host's "
                                    "cgroups (hint: run as root, use a delegated cgroup v2 tree, or drop the "

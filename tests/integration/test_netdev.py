@@ -230,7 +230,7 @@ def test_configs_without_net_devices_never_import_pyroute2() -> None:
     """The hot path stays as fast as it was: only a config listing devices
     pays for pyroute2 (tests/unit/test_import_cost.py guards the rest)."""
     repo = Path(__file__).resolve().parents[2]
-    code = ("import sys; import pyoci.lifecycle.container, pyoci.spec.load; "
+    code = ("import sys; import pyoci.lifecycle.create, pyoci.spec.load; "
             "print('pyroute2' in sys.modules)")
     out = subprocess.run([str(repo / ".venv" / "bin" / "python"), "-c", code], capture_output=True,
                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(repo)}).stdout

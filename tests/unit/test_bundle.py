@@ -142,7 +142,7 @@ def test_the_installed_launcher_serves_pyoci_from_its_bundle() -> None:
     text = LAUNCHER.read_text()
     prelude = text.split("from pyoci.cli import entry")[0].split("\n", 1)[1]
     probe = prelude + (
-        "import pyoci.cli.run, pyoci.lifecycle.container, pyoci.native.spawn, pyoci.plan.build\n"
+        "import pyoci.cli.run, pyoci.lifecycle.container, pyoci.lifecycle.create, pyoci.native.spawn, pyoci.plan.build\n"
         "import pyoci.spec.load, pyoci.cgroups.manager\n"
         "for n, m in sorted(sys.modules.items()):\n"
         "    if m.__spec__ is None:\n"

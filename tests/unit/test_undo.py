@@ -1,10 +1,10 @@
-"""The undo stack create and exec register cleanups on (pyoci.lifecycle.container.Undo)."""
+"""The undo stack create and exec register cleanups on (pyoci.lifecycle.undo.Undo)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pyoci.lifecycle.container import Undo
+from pyoci.lifecycle.undo import Undo
 
 
 def test_unwinds_newest_first_once() -> None:
@@ -50,7 +50,7 @@ def test_create_and_exec_paths_do_not_import_contextlib() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import pyoci.lifecycle.container, pyoci.lifecycle.exec_; "
+    code = ("import sys; import pyoci.lifecycle.create, pyoci.lifecycle.exec_; "
             "print(sorted(m for m in ('contextlib', 'functools', 'collections') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)})
