@@ -50,6 +50,7 @@ from pyoci.linux import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 STATE_FILE = "state.json"
@@ -403,7 +404,8 @@ class StateRecord:
                 want = " or ".join(_JSON_TYPE[t] for t in types)
                 problems.append(f"{key} is {_JSON_TYPE.get(type(v), 'something else')}, expected {want}")
                 continue
-            bad = _field_problem(key, v)
+            check = _FIELD_CHECKS.get(key)
+            bad = None if check is None else check(key, v)
             if bad:
                 problems.append(bad)
                 continue
@@ -418,24 +420,27 @@ def _abs_path(v: object) -> bool:
     return type(v) is str and v.startswith("/") and "\0" not in v and "/../" not in v + "/"
 
 
-def _field_problem(key: str, v: Any) -> str | None:
-    """What is wrong with one field's value beyond its type, or None."""
-    if key == "pid" and not 0 < v <= PID_MAX:
-        return f"pid {v} is out of range"
-    if key == "pid_start" and v <= 0:
-        return f"pid_start {v} is out of range"
-    if key in ("rootfs", "freezer") and v is not None and not _abs_path(v):
-        return f"{key} is not an absolute path"
-    if key == "cgroup_paths" and not all(type(k) is str and _abs_path(p) for k, p in v.items()):
-        return "cgroup_paths has a value that is not an absolute path"
-    if key == "cgroups_created" and not all(_abs_path(p) for p in v):
-        return "cgroups_created has an entry that is not an absolute path"
-    if key == "annotations" and not all(type(x) is str for x in v.values()):
-        return "annotations has a value that is not a string"
-    if key == "hooks" and not all(type(hs) is list and all(type(h) is dict and type(h.get("path")) is str
-                                                            for h in hs) for hs in v.values()):
-        return "hooks is not a list of hooks with a path for each stage"
-    return None
+def _all_abs_paths(paths: Iterable[object]) -> bool:
+    return all(map(_abs_path, paths))
+
+
+# What is wrong with one field's value beyond its type (None: nothing), for
+# the fields that have more to check than their type.
+_FIELD_CHECKS: dict[str, Callable[[str, Any], str | None]] = {
+    "pid": lambda k, v: None if 0 < v <= PID_MAX else f"pid {v} is out of range",
+    "pid_start": lambda k, v: None if v > 0 else f"pid_start {v} is out of range",
+    "rootfs": lambda k, v: None if v is None or _abs_path(v) else f"{k} is not an absolute path",
+    "freezer": lambda k, v: None if v is None or _abs_path(v) else f"{k} is not an absolute path",
+    "cgroup_paths": lambda k, v: (None if all(type(c) is str for c in v) and _all_abs_paths(v.values())
+                                  else "cgroup_paths has a value that is not an absolute path"),
+    "cgroups_created": lambda k, v: (None if _all_abs_paths(v)
+                                     else "cgroups_created has an entry that is not an absolute path"),
+    "annotations": lambda k, v: (None if all(type(x) is str for x in v.values())
+                                 else "annotations has a value that is not a string"),
+    "hooks": lambda k, v: (None if all(type(hs) is list and all(type(h) is dict and type(h.get("path")) is str
+                                                                for h in hs) for hs in v.values())
+                           else "hooks is not a list of hooks with a path for each stage"),
+}
 
 
 class Container:

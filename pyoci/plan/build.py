@@ -510,16 +510,20 @@ def _defer_readonly(ops: list[Op]) -> list[Op]:
     points can be made.  Changes ``ops`` in place; returns the
     remounts to run at the end."""
     later: list[Op] = []
-    for k, op in enumerate(ops):
+    # Every target, each after a newline: "is any later target below T" is
+    # then one substring search ("\n" + T + "/") from the op's own place on.
+    targets = "".join("\n" + o.target for o in ops)
+    at = 0
+    for op in ops:
+        at += 1 + len(op.target)     # (the end of this op's target in ``targets``)
         if op.kind != "mount" or op.idmap is not None or \
-                {"recursive_ro", "sysfs_fallback"} & set(op.flags):
+                "recursive_ro" in op.flags or "sysfs_fallback" in op.flags:
             continue
         bind = bool(op.mflags & MS_BIND)
         flags = op.remount if bind else op.mflags & _PER_MOUNT
         if not flags & MS_RDONLY:
             continue
-        below = op.target.rstrip("/") + "/"
-        if not any(o.target.startswith(below) for o in ops[k + 1:]):
+        if targets.find("\n" + op.target.rstrip("/") + "/", at) < 0:
             continue
         if bind:
             op.remount &= ~MS_RDONLY
