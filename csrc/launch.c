@@ -5,8 +5,9 @@
  * carried inside this extension (pyoci_init_elf, see build_helper.py).  Each
  * spawn copies it into a memfd, makes the memfd exec-only (mode 0111) and
  * seals it (F_SEAL_SEAL, _SHRINK, _GROW, _WRITE, and _EXEC where the kernel
- * has it), forks, and the child -- still a copy of the interpreter, but in
- * none of the container's namespaces yet -- execveat()s the memfd at once.
+ * has it), and starts a child sharing the interpreter's memory (vfork
+ * style: pyoci_spawn below) that -- in none of the container's namespaces
+ * yet -- execveat()s the memfd at once.
  * From then on no process of the container has the host's interpreter, the
  * extension or any other host file as its executable: /proc/<pid>/exe of the
  * container's init, of an `exec`'d process before its execve, and of
@@ -18,6 +19,7 @@
 #include <sched.h>
 #include <time.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +225,20 @@ static noreturn void start_init(const struct pyoci_spawn_config *cfg, int exe, i
     pyoci_fail(PYOCI_STAGE_NS, PYOCI_STEP_INIT, errno, "execveat pyoci-init (a sealed memfd)");
 }
 
+struct launch {
+    const struct pyoci_spawn_config *cfg;
+    int exe, blob;
+};
+
+static int launch_child(void *arg)
+{
+    const struct launch *l = arg;
+    start_init(l->cfg, l->exe, l->blob);
+}
+
+/* The child's stack while it shares our memory (below). */
+#define LAUNCH_STACK (64 * 1024)
+
 int pyoci_spawn(const struct pyoci_spawn_config *cfg)
 {
     if (cfg->abi_version != PYOCI_ABI_VERSION)
@@ -236,13 +252,34 @@ int pyoci_spawn(const struct pyoci_spawn_config *cfg)
         close(exe);
         return blob;
     }
-    /* clone() without a new stack behaves like fork() but runs no atfork
-     * handlers: nothing of the interpreter runs in the child, which only
-     * closes fds and execs. */
-    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (pid == 0)
-        start_init(cfg, exe, blob);
+    char *stack =
+        mmap(NULL, LAUNCH_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        int e = errno;
+        close(exe);
+        close(blob);
+        return -e;
+    }
+    /* As posix_spawn does: the child shares our memory (CLONE_VM) and we
+     * sleep until it has exec'd pyoci-init or died (CLONE_VFORK).  A fork
+     * would copy the interpreter's page tables for a child that only closes
+     * fds and execs, and every page the interpreter then writes would take
+     * a copy-on-write fault.  The child runs on its own stack and writes no
+     * memory of ours but pyoci_report_fd (restored below) and errno (which
+     * matters here only when clone fails, and then no child ran);
+     * nothing of the interpreter runs in it (no atfork handlers), and every
+     * signal is blocked until pyoci-init resets them all (pyoci_stage1):
+     * a handler of the interpreter's must never run on our memory there. */
+    struct launch l = {cfg, exe, blob};
+    int saved_report_fd = pyoci_report_fd;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(launch_child, stack + LAUNCH_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &l);
     int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pyoci_report_fd = saved_report_fd;
+    munmap(stack, LAUNCH_STACK);
     close(exe);
     close(blob);
     return pid < 0 ? -e : pid;

@@ -508,3 +508,33 @@ def test_start_container_hook_timeout_keeps_output(oci: Env) -> None:
     r = oci.run(b)
     assert r.rc != 0 and len(r.err_lines) == 1, str(r)
     assert "timed out after 1s, stdout: started, stderr: \\x00" in r.err_lines[0], str(r)
+
+
+# -- the signals a container's process starts with -------------------------------
+
+
+def test_container_process_starts_with_no_signal_blocked_ignored_or_caught(oci: Env) -> None:
+    """pyoci-init is started with every signal blocked (pyoci_spawn shares the
+    interpreter's memory until its execveat, and no handler of the
+    interpreter's may run there) and resets them all: the container's
+    program, run and exec'd, has an empty mask and default dispositions
+    (the interpreter itself ignores SIGPIPE and SIGXFSZ).  runc's, the same."""
+    b = oci.bundle(["grep", "^Sig", "/proc/self/status"])     # (no shell: sh ignores SIGQUIT)
+    fields = status_fields(oci.run(b).ok().stdout)
+    assert {k: int(fields[k], 16) for k in ("SigBlk", "SigIgn", "SigCgt")} == \
+        {"SigBlk": 0, "SigIgn": 0, "SigCgt": 0}, fields
+    b.set_args("sleep", "1000")
+    b.save()
+    cid = oci.cid()
+    oci.pyoci("run", "-d", "--bundle", str(b.path), cid).ok()
+    try:
+        exec_fields = status_fields(oci.pyoci("exec", cid, "grep", "^Sig", "/proc/self/status").ok().stdout)
+    finally:
+        oci.pyoci("delete", "--force", cid)
+    assert {k: int(exec_fields[k], 16) for k in ("SigBlk", "SigIgn", "SigCgt")} == \
+        {"SigBlk": 0, "SigIgn": 0, "SigCgt": 0}, exec_fields
+    if RUNC is not None:
+        b.set_args("grep", "^Sig", "/proc/self/status")
+        theirs = status_fields(_runc_run(oci, b).stdout)
+        assert {k: theirs[k] for k in ("SigBlk", "SigIgn", "SigCgt")} == \
+            {k: fields[k] for k in ("SigBlk", "SigIgn", "SigCgt")}
