@@ -54,7 +54,12 @@ def stream(root: str, cid: str, interval: float, emit: Callable[[dict[str, Any]]
 
     from pyoci.cgroups import manager as cgroups
 
-    gc.enable()           # a long wait (the launcher disables it for short commands)
+    # A long wait: the collector again (the launcher disables it for short
+    # commands), but not over what exists now: frozen, the tens of thousands
+    # of objects the imports made are never scanned (one full collection of
+    # them costs milliseconds).
+    gc.freeze()
+    gc.enable()
     paths = _cgroup_paths(root, cid)
     watch = cgroups.for_paths(paths).watch_oom(paths)
     poller = select.poll()

@@ -75,7 +75,12 @@ def wait_for(pid: int) -> int:
     (128+N when killed by signal N)."""
     import gc
 
-    gc.enable()           # (the launcher disables it for short commands)
+    # A long wait: the collector again (the launcher disables it for short
+    # commands), but not over what exists now: frozen, the tens of thousands
+    # of objects the imports made are never scanned (one full collection of
+    # them costs milliseconds).
+    gc.freeze()
+    gc.enable()
 
     def forward(signum: int, _frame: object) -> None:
         try:

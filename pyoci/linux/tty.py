@@ -12,7 +12,12 @@ def proxy(master: int, pid: int) -> None:
     import termios
     import tty
 
-    gc.enable()           # a long wait (the launcher disables it for short commands)
+    # A long wait: the collector again (the launcher disables it for short
+    # commands), but not over what exists now: frozen, the tens of thousands
+    # of objects the imports made are never scanned (one full collection of
+    # them costs milliseconds).
+    gc.freeze()
+    gc.enable()
     stdin_tty = os.isatty(0)
     saved = None
     if stdin_tty:
