@@ -120,14 +120,32 @@ static void join_cgroups(const struct pyoci_spawn_config *cfg)
     n_tasks = 0;
 }
 
+/* The kernel's struct sigaction (x86_64 and the generic layout agree on the
+ * fields used here: a handler, flags, a restorer and the mask). */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
 static void reset_signals(void)
 {
     sigset_t all;
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &dfl, NULL); /* EINVAL for KILL/STOP and glibc-reserved ones: fine */
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (sigaction(sig, &dfl, NULL) < 0 && errno == EINVAL) {
+            /* glibc keeps 32 and 33 (its thread signals) to itself; a
+             * caller that ignores them (ignored signals cross execve) must
+             * not hand that on to the container: the kernel's call. */
+            struct kernel_sigaction k = {SIG_DFL, 0, NULL, 0};
+            syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof k.mask);
+        }
+    }
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
