@@ -27,6 +27,7 @@ from pyoci.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 # The most bytes pyoci reads from a config.json, an `exec --process` file or
@@ -72,40 +73,34 @@ def _find(value: object) -> tuple[list[object], str] | None:
 
     Only a string with a NUL or a non-ASCII character is looked at closely
     (the common case costs two C-level scans per string)."""
+    pairs: Iterable[tuple[Any, Any]]
     if type(value) is dict:
-        for k, x in value.items():
-            if "\x00" in k or not k.isascii():
+        keys = "".join(value)       # (JSON keys are strings) one scan for all of them
+        if "\x00" in keys or not keys.isascii():
+            for k in value:
                 why = _bad_string(k)
                 if why is not None:
                     return [k], "the key " + why
-            t = type(x)
-            if t is str:
-                if "\x00" in x or not x.isascii():
-                    why = _bad_string(x)
-                    if why is not None:
-                        return [k], why
-            elif t is dict or t is list:
-                found = _find(x)
-                if found is not None:
-                    found[0].append(k)
-                    return found
+        pairs = value.items()
     elif type(value) is list:
-        for i, x in enumerate(value):
-            t = type(x)
-            if t is str:
-                if "\x00" in x or not x.isascii():
-                    why = _bad_string(x)
-                    if why is not None:
-                        return [i], why
-            elif t is dict or t is list:
-                found = _find(x)
-                if found is not None:
-                    found[0].append(i)
-                    return found
+        pairs = enumerate(value)
     elif type(value) is str:
         why = _bad_string(value)
-        if why is not None:
-            return [], why
+        return None if why is None else ([], why)
+    else:
+        return None
+    for k, x in pairs:
+        t = type(x)
+        if t is str:
+            if "\x00" in x or not x.isascii():
+                why = _bad_string(x)
+                if why is not None:
+                    return [k], why
+        elif t is dict or t is list:
+            found = _find(x)
+            if found is not None:
+                found[0].append(k)
+                return found
     return None
 
 
