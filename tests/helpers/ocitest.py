@@ -22,11 +22,14 @@ process belongs to the current test when any of these holds:
 
 from __future__ import annotations
 
+import array
 import copy
 import json
 import os
+import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -537,6 +540,71 @@ def remove_tree(path: Path) -> None:
 
 
 # -- small utilities --------------------------------------------------------------
+
+
+def read_all(fd: int, timeout: float = 5.0) -> bytes:
+    """What ``fd`` (a pty master) gives until it ends, stays quiet after
+    some output, or ``timeout`` passes."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            if out:
+                break
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+@dataclass
+class ConsoleRun:
+    """What `create --console-socket` sent (the message, the (level, type)
+    of each control message, the fds passed) and what the container wrote
+    on its terminal."""
+    msg: bytes
+    cmsgs: list[tuple[int, int]]
+    fds: list[int]
+    out: str
+
+
+def run_with_console_socket(env: Env, bundle: Bundle) -> ConsoleRun:
+    """`create` with a --console-socket this listens on, take the pty master
+    it sends, `start`, read the container's output from the master; then
+    wait for it to stop and delete it."""
+    path = str(env.path("console.sock"))
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    bundle.save()
+    cid = env.cid()
+    fds = array.array("i")
+    conn = None
+    try:
+        env.pyoci("create", "--bundle", str(bundle.path), "--console-socket", path, cid).ok()
+        conn, _ = srv.accept()
+        msg, anc, _flags, _addr = conn.recvmsg(256, socket.CMSG_LEN(4 * 4))
+        for level, kind, data in anc:
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                fds.frombytes(data[: len(data) - len(data) % 4])
+        assert fds, "no fd came with the console socket's message"
+        env.pyoci("start", cid).ok()
+        out = read_all(fds[0]).decode()
+        return ConsoleRun(msg, [(level, kind) for level, kind, _ in anc], list(fds), out)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if conn is not None:
+            conn.close()
+        srv.close()
+        env.wait_status(cid, "stopped")
+        env.pyoci("delete", cid).ok()
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 10, what: str = "condition",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.ocitest import Bundle, Env, HostUser, caps_mask, status_fields
+from helpers.ocitest import Bundle, Env, HostUser, caps_mask, run_with_console_socket, status_fields
 from helpers.users import Rootless
 
 RUNC = shutil.which("runc")
@@ -369,34 +369,12 @@ def test_terminal_belongs_to_the_process_user(oci: Env) -> None:
     """With process.terminal and a non-root user, the pty slave's uid is the
     user's (runc's fixStdioPermissions: the uid only, the gid stays the
     devpts one: 5, the tty group, with the usual gid=5 option)."""
-    import socket
-
-    from test_terminal import _read_all
-
-    path = str(oci.path("console.sock"))
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
     b = oci.bundle()
     b.process["terminal"] = True
     b.process["user"] = {"uid": 1000, "gid": 1000}
     b.sh("stat -c '%u %g' $(tty); stat -Lc '%u %g' /proc/self/fd/0")
-    b.save()
     devpts_gid = "5" if any("gid=5" in (m.get("options") or []) for m in b.config["mounts"]) else None
-    cid = oci.cid()
-    oci.pyoci("create", "--bundle", str(b.path), "--console-socket", path, cid).ok()
-    conn, _ = srv.accept()
-    _msg, anc, _f, _a = conn.recvmsg(256, socket.CMSG_LEN(4))
-    master = int.from_bytes(anc[0][2][:4], "little")
-    try:
-        oci.pyoci("start", cid).ok()
-        out = _read_all(master).decode()
-    finally:
-        os.close(master)
-        conn.close()
-        srv.close()
-        oci.wait_status(cid, "stopped")
-        oci.pyoci("delete", cid).ok()
+    out = run_with_console_socket(oci, b).out
     lines = out.split()
     assert lines[0] == "1000", out
     if devpts_gid is not None:
