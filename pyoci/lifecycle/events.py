@@ -54,10 +54,8 @@ def stream(root: str, cid: str, interval: float, emit: Callable[[dict[str, Any]]
 
     from pyoci.cgroups import manager as cgroups
 
-    # A long wait: the collector again (the launcher disables it for short
-    # commands), but not over what exists now: frozen, the tens of thousands
-    # of objects the imports made are never scanned (one full collection of
-    # them costs milliseconds).
+    # A long wait: the collector again, over nothing the start-up made
+    # (as pyoci.lifecycle.run.wait_for; docs/startup-cost.md).
     gc.freeze()
     gc.enable()
     paths = _cgroup_paths(root, cid)

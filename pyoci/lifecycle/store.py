@@ -50,7 +50,7 @@ from pyoci.linux import proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
     from typing import Any
 
 STATE_FILE = "state.json"
@@ -420,8 +420,8 @@ def _abs_path(v: object) -> bool:
     return type(v) is str and v.startswith("/") and "\0" not in v and "/../" not in v + "/"
 
 
-def _all_abs_paths(paths: Iterable[object]) -> bool:
-    return all(map(_abs_path, paths))
+def _absolute_or_none(key: str, v: Any) -> str | None:
+    return None if v is None or _abs_path(v) else f"{key} is not an absolute path"
 
 
 # What is wrong with one field's value beyond its type (None: nothing), for
@@ -429,11 +429,11 @@ def _all_abs_paths(paths: Iterable[object]) -> bool:
 _FIELD_CHECKS: dict[str, Callable[[str, Any], str | None]] = {
     "pid": lambda k, v: None if 0 < v <= PID_MAX else f"pid {v} is out of range",
     "pid_start": lambda k, v: None if v > 0 else f"pid_start {v} is out of range",
-    "rootfs": lambda k, v: None if v is None or _abs_path(v) else f"{k} is not an absolute path",
-    "freezer": lambda k, v: None if v is None or _abs_path(v) else f"{k} is not an absolute path",
-    "cgroup_paths": lambda k, v: (None if all(type(c) is str for c in v) and _all_abs_paths(v.values())
+    "rootfs": _absolute_or_none,
+    "freezer": _absolute_or_none,
+    "cgroup_paths": lambda k, v: (None if all(type(c) is str for c in v) and all(map(_abs_path, v.values()))
                                   else "cgroup_paths has a value that is not an absolute path"),
-    "cgroups_created": lambda k, v: (None if _all_abs_paths(v)
+    "cgroups_created": lambda k, v: (None if all(map(_abs_path, v))
                                      else "cgroups_created has an entry that is not an absolute path"),
     "annotations": lambda k, v: (None if all(type(x) is str for x in v.values())
                                  else "annotations has a value that is not a string"),

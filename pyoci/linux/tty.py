@@ -12,10 +12,8 @@ def proxy(master: int, pid: int) -> None:
     import termios
     import tty
 
-    # A long wait: the collector again (the launcher disables it for short
-    # commands), but not over what exists now: frozen, the tens of thousands
-    # of objects the imports made are never scanned (one full collection of
-    # them costs milliseconds).
+    # A long wait: the collector again, over nothing the start-up made
+    # (as pyoci.lifecycle.run.wait_for; docs/startup-cost.md).
     gc.freeze()
     gc.enable()
     stdin_tty = os.isatty(0)
