@@ -129,23 +129,17 @@ struct kernel_sigaction {
     unsigned long mask;
 };
 
+/* Every disposition to its default, through the kernel's call: glibc's
+ * sigaction refuses 32 and 33 (its thread signals), and a caller that
+ * ignores them (ignored signals cross execve) must not hand that on to the
+ * container. */
 static void reset_signals(void)
 {
     sigset_t all;
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP)
-            continue;
-        if (sigaction(sig, &dfl, NULL) < 0 && errno == EINVAL) {
-            /* glibc keeps 32 and 33 (its thread signals) to itself; a
-             * caller that ignores them (ignored signals cross execve) must
-             * not hand that on to the container: the kernel's call. */
-            struct kernel_sigaction k = {SIG_DFL, 0, NULL, 0};
-            syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof k.mask);
-        }
-    }
+    struct kernel_sigaction dfl = {SIG_DFL, 0, NULL, 0};
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 }

@@ -8,6 +8,10 @@ them all.  To add a rule, write a function and append it to ``CHECKS``.
 The checks assume the document already passed ``_validator.validate`` (types
 are right), and follow the runtime-spec's MUST rules plus the few places where
 runc refuses a config the spec leaves open (hostname without a UTS namespace).
+
+Outside ``CHECKS``, for create, exec and validate: :func:`check_lsm` (LSM
+labels this host cannot apply, read from /sys) and :func:`has_limits` (does
+linux.resources ask for any limit).
 """
 
 from __future__ import annotations
