@@ -676,16 +676,17 @@ def file_mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-def cgroup_dirs_named(cid: str, *, exact: bool = True) -> list[str]:
+def cgroup_dirs_named(cid: str, *, exact: bool = True, depth: int | None = 3) -> list[str]:
     """Cgroup directories named after ``cid`` (or, with exact=False, whose
-    name holds it) in any hierarchy, down to 3 levels below its root."""
+    name holds it) in any hierarchy, down to ``depth`` levels below its root
+    (None: all the way)."""
     left = []
-    for hier in os.listdir("/sys/fs/cgroup"):
+    for hier in sorted(os.listdir("/sys/fs/cgroup")):
         top = Path("/sys/fs/cgroup") / hier
         if not top.is_dir() or top.is_symlink():
             continue
         for dirpath, dirnames, _ in os.walk(top):
-            if dirpath.count("/") - str(top).count("/") >= 3:
+            if depth is not None and dirpath.count("/") - str(top).count("/") >= depth:
                 dirnames.clear()
             left += [os.path.join(dirpath, d) for d in dirnames if (d == cid if exact else cid in d)]
     return left

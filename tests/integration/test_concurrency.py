@@ -15,7 +15,6 @@ scenarios bigger, timed against runc.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,28 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.ocitest import Bundle, Env, HostUser, Result, pid_alive, wait_for
+from helpers.ocitest import Bundle, Env, HostUser, Result, cgroup_dirs_named, pid_alive, wait_for
 from helpers.users import Rootless
 
 ROUNDS = 4
-CGROUP_TOP = "/sys/fs/cgroup"
 
 
 def cgroup_leaks(oci: Env) -> list[str]:
     """cgroup directories named after one of the test's containers (ids
-    hold the token), in every hierarchy."""
-    mark = f"-{oci.token[:8]}-"
-    found = []
-    for top in sorted(os.listdir(CGROUP_TOP)):
-        path = os.path.join(CGROUP_TOP, top)
-        if os.path.islink(path) or not os.path.isdir(path):
-            continue
-        for dirpath, dirs, _files in os.walk(path):
-            for d in dirs:
-                if mark in d:
-                    found.append(os.path.join(dirpath, d))
-            dirs[:] = [d for d in dirs if mark not in d]
-    return found
+    hold the token), in every hierarchy, at any depth."""
+    return cgroup_dirs_named(f"-{oci.token[:8]}-", exact=False, depth=None)
 
 
 def no_cgroup_leaks(oci: Env) -> None:
