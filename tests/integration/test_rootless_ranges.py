@@ -3,17 +3,9 @@ ranges given with usermod, containers run through runuser with a two-line
 map (0 -> the user's own id, 1.. -> its subordinate range) written by
 newuidmap/newgidmap.
 
-The module fixture ``users`` creates three users with fresh names (removed
-with userdel -r afterwards, which also drops their /etc/subuid and
-/etc/subgid lines):
-
-  good   65536 subordinate uids and gids
-  none   no entry at all
-  small  1000 uids and 1000 gids
-
-Their ranges are random 65536-aligned blocks above 10,000,000 that no line
-of /etc/subuid or /etc/subgid uses (other users on the machine, and other
-test sessions, keep theirs).  usermod takes shadow's lock on the files.
+The ``users`` fixture (tests/helpers/users.py) gives three throwaway users:
+``good`` with 65536 subordinate uids and gids, ``none`` with no entry, and
+``small`` with 1000 of each.
 """
 
 from __future__ import annotations
