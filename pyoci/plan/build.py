@@ -510,9 +510,10 @@ def _defer_readonly(ops: list[Op]) -> list[Op]:
     points can be made.  Changes ``ops`` in place; returns the
     remounts to run at the end."""
     later: list[Op] = []
-    # Every target, each after a newline: "is any later target below T" is
-    # then one substring search ("\n" + T + "/") from the op's own place on.
-    targets = "".join("\n" + o.target for o in ops)
+    # Every target, each after a NUL (which no target holds: refused before
+    # the plan): "is any later target below T" is then one substring search
+    # ("\0" + T + "/") from the op's own place on.
+    targets = "".join("\0" + o.target for o in ops)
     at = 0
     for op in ops:
         at += 1 + len(op.target)     # (the end of this op's target in ``targets``)
@@ -523,7 +524,7 @@ def _defer_readonly(ops: list[Op]) -> list[Op]:
         flags = op.remount if bind else op.mflags & _PER_MOUNT
         if not flags & MS_RDONLY:
             continue
-        if targets.find("\n" + op.target.rstrip("/") + "/", at) < 0:
+        if targets.find("\0" + op.target.rstrip("/") + "/", at) < 0:
             continue
         if bind:
             op.remount &= ~MS_RDONLY

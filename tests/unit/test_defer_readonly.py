@@ -23,6 +23,7 @@ def test_only_read_only_mounts_with_later_mounts_below_them_are_deferred() -> No
         _mount("/ro", MS_RDONLY, extra=["recursive_ro"]),  # left to its own rro
         _mount("/ro/sub"),
         _mount("/late", MS_RDONLY),
+        _mount("/x\n/late/y"),                         # a newline in a name is no path boundary
         _mount("/dev/shm"),                             # below /dev, after other ops: still seen
     ]
     later = _defer_readonly(ops)
