@@ -82,6 +82,15 @@ def veth(oci: Env) -> Iterator[Veth]:
 ADDRS = ("10.213.7.1/24", "fd00:213:7::1/64")
 
 
+def _wait_freed(name: str) -> None:
+    """Give the kernel up to 5 s to free a deleted container's network
+    namespace (it does so asynchronously), and with it the device ``name``."""
+    for _ in range(100):
+        if not _exists(name):
+            return
+        time.sleep(0.05)
+
+
 def test_device_moves_in_renamed_with_its_addresses_and_up(oci: Env, veth: Veth) -> None:
     veth.configure(*ADDRS, up=False)       # (the spec: the runtime sets it up inside)
     b = oci.bundle()
@@ -94,6 +103,7 @@ def test_device_moves_in_renamed_with_its_addresses_and_up(oci: Env, veth: Veth)
     assert veth.a not in r.stdout.split()                      # renamed, not copied
     # delete (run removes the container): the namespace is gone, and with it
     # the veth and its peer; nothing was moved back
+    _wait_freed(veth.b)
     assert not _exists(veth.a) and not _exists(veth.b)
 
 
@@ -112,10 +122,7 @@ def test_created_container_has_the_device_and_delete_leaves_it_to_the_kernel(oci
     assert inside.returncode == 0 and "10.213.7.1/24" in inside.stdout, inside
     assert not _exists(veth.a) and _exists(veth.b)
     oci.pyoci("delete", "--force", cid).ok()
-    for _ in range(100):                # (the namespace is freed asynchronously)
-        if not _exists(veth.b):
-            break
-        time.sleep(0.05)
+    _wait_freed(veth.b)
     assert not _exists(veth.a) and not _exists(veth.b)
 
 
